@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh clone:
+#   make demo   create .venv (Python >= 3.12), install, run the default case
+#   make test   create .venv, install, run the serial and the `mpirun -n 2` tests
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+DEMO_OUT ?= demo-out
+
+.PHONY: demo test install lint format bench clean
+
+$(PY):
+	@PYBIN=$$(scripts/find-python.sh) || exit 1; \
+	echo "creating $(VENV) with $$PYBIN"; \
+	"$$PYBIN" -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml setup.py $(wildcard ext/*.pyx)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel "cython>=3.0" "numpy>=1.26"
+	$(PY) -m pip install -q --no-build-isolation -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/electrofem demo -o $(DEMO_OUT)
+
+test: install
+	$(PY) -m pytest -q
+	$(VENV)/bin/mpirun -n 2 $(PY) -m pytest -q -m mpi -x
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) benchmarks/bench_packing.py
+	$(PY) benchmarks/bench_mesh.py
+
+clean:
+	rm -rf build *.egg-info electrofem/*.so ext/*.c $(DEMO_OUT)

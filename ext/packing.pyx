@@ -1,0 +1,591 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Hot loops of the particle packer: overlap relaxation with cell lists, and phase counting.
+
+Geometry conventions (shared with ``electrofem.microstructure``): ``x`` is ``(N, dim)`` with
+``dim`` in {2, 3}; the last axis is the through-plane axis bounded by walls at 0 and H; the
+lateral axes are periodic (minimum image) or bounded by walls.
+
+Every routine is O(N) per sweep: particles are binned into a grid of cells at least one
+interaction range wide (a linked-cell list), so each particle only visits the 3^dim
+neighbouring cells.
+"""
+
+import numpy as np
+
+cimport numpy as cnp
+from libc.math cimport fabs, floor, sqrt
+
+cnp.import_array()
+
+
+cdef struct Grid:
+    int nc[3]
+    double cs[3]
+    int dim
+    int periodic
+
+
+cdef inline int _cell_of(double[:, ::1] x, Py_ssize_t i, Grid* g, double[::1] L) noexcept nogil:
+    cdef int a, c, idx = 0, stride = 1
+    for a in range(g.dim):
+        c = <int>floor(x[i, a] / g.cs[a])
+        if c < 0:
+            c = g.nc[a] - 1 if (g.periodic and a < g.dim - 1) else 0
+        if c >= g.nc[a]:
+            c = 0 if (g.periodic and a < g.dim - 1) else g.nc[a] - 1
+        idx += c * stride
+        stride *= g.nc[a]
+    return idx
+
+
+cdef void _build_cells(double[:, ::1] x, double[::1] L, Grid* g,
+                       int[::1] head, int[::1] nxt) noexcept nogil:
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef int c
+    head[:] = -1
+    for i in range(n):
+        c = _cell_of(x, i, g, L)
+        nxt[i] = head[c]
+        head[c] = <int>i
+
+
+cdef Grid _make_grid(double[::1] L, int dim, bint periodic, double reach):
+    cdef Grid g
+    cdef int a
+    g.dim = dim
+    g.periodic = periodic
+    for a in range(3):
+        g.nc[a] = 1
+        g.cs[a] = 1.0
+    for a in range(dim):
+        g.nc[a] = max(1, <int>floor(L[a] / reach))
+        g.cs[a] = L[a] / g.nc[a]
+    return g
+
+
+cdef inline int _offsets(int nc, int periodic_axis, int* out) noexcept nogil:
+    """Distinct neighbour-cell offsets along one axis."""
+    if nc >= 3 or not periodic_axis:
+        out[0] = -1
+        out[1] = 0
+        out[2] = 1
+        return 3
+    if nc == 2:
+        out[0] = 0
+        out[1] = 1
+        return 2
+    out[0] = 0
+    return 1
+
+
+cdef inline double _min_image(double dx, double L, bint periodic) noexcept nogil:
+    if periodic:
+        if dx > 0.5 * L:
+            dx -= L
+        elif dx < -0.5 * L:
+            dx += L
+    return dx
+
+
+cdef inline double _pair_force(double d, double s, double rmin, double hard_frac,
+                               double band, double* viol) noexcept nogil:
+    """Signed force magnitude along the outward normal (positive = repulsive).
+
+    Hard core: ``d >= s - hard_frac*rmin``. Near-tangent band: ``|d - s| >= band*rmin``, a
+    pair inside the band is moved to the nearer edge (a finite overlap or a finite gap).
+    """
+    cdef double lim = s - hard_frac * rmin, v, w
+    if d < lim:
+        v = (lim - d) / rmin
+        if v > viol[0]:
+            viol[0] = v
+        return lim - d
+    w = band * rmin
+    if w > 0.0 and d > s - w and d < s + w:
+        if d < s:
+            v = (d - (s - w)) / rmin
+            if v > viol[0]:
+                viol[0] = v
+            return (s - w) - d
+        v = (s + w - d) / rmin
+        if v > viol[0]:
+            viol[0] = v
+        return s + w - d
+    return 0.0
+
+
+cdef Py_ssize_t _collect_pairs(double[:, ::1] x, double[::1] r, double[::1] L, Grid* g,
+                               int[::1] head, int[::1] nxt, double frac, double skin,
+                               int[::1] pi, int[::1] pj) noexcept nogil:
+    """Fill (pi, pj) with pairs i<j closer than s + frac*rmin + skin; return the count, or
+    -(needed) when the buffers are too small. Cells must be built."""
+    cdef Py_ssize_t i, j, n = x.shape[0], cnt = 0, cap = pi.shape[0]
+    cdef int dim = g.dim, a, ox, oy, oz, nox, noy, noz, c, idx, stride, last = g.dim - 1
+    cdef int cc[3]
+    cdef int cn[3]
+    cdef int offx[3]
+    cdef int offy[3]
+    cdef int offz[3]
+    cdef double d2, reach, rmin, dxa
+    cdef bint per = g.periodic
+    nox = _offsets(g.nc[0], per, offx)
+    if dim == 2:
+        noy = _offsets(g.nc[1], 0, offy)
+        noz = 1
+        offz[0] = 0
+    else:
+        noy = _offsets(g.nc[1], per, offy)
+        noz = _offsets(g.nc[2], 0, offz)
+    for i in range(n):
+        idx = _cell_of(x, i, g, L)
+        stride = idx
+        for a in range(dim):
+            cc[a] = stride % g.nc[a]
+            stride = stride // g.nc[a]
+        for ox in range(nox):
+            for oy in range(noy):
+                for oz in range(noz):
+                    cn[0] = cc[0] + offx[ox]
+                    cn[1] = cc[1] + offy[oy]
+                    if dim == 3:
+                        cn[2] = cc[2] + offz[oz]
+                    c = 0
+                    stride = 1
+                    for a in range(dim):
+                        if cn[a] < 0 or cn[a] >= g.nc[a]:
+                            if per and a < last:
+                                cn[a] = (cn[a] + g.nc[a]) % g.nc[a]
+                            else:
+                                c = -1
+                                break
+                        c += cn[a] * stride
+                        stride *= g.nc[a]
+                    if c < 0:
+                        continue
+                    j = head[c]
+                    while j >= 0:
+                        if j > i:
+                            rmin = r[i] if r[i] < r[j] else r[j]
+                            reach = r[i] + r[j] + frac * rmin + skin
+                            d2 = 0.0
+                            for a in range(dim):
+                                dxa = _min_image(x[i, a] - x[j, a], L[a], per and a < last)
+                                d2 += dxa * dxa
+                            if d2 < reach * reach:
+                                if cnt < cap:
+                                    pi[cnt] = <int>i
+                                    pj[cnt] = <int>j
+                                cnt += 1
+                        j = nxt[j]
+    return cnt if cnt <= cap else -cnt
+
+
+cdef double _forces(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
+                    double[::1] L, int dim, bint per, int[::1] pi, int[::1] pj,
+                    Py_ssize_t npair, double[:, ::1] f, double hard_frac,
+                    double band) noexcept nogil:
+    """Accumulate forces into f; return the largest constraint violation (relative to r)."""
+    cdef Py_ssize_t i, j, k, n = x.shape[0]
+    cdef int a, last = dim - 1
+    cdef double dx[3]
+    cdef double d2, d, s, rmin, fm, viol = 0.0, H = L[dim - 1], z, dist, lo, hi, v
+    for i in range(n):
+        for a in range(dim):
+            f[i, a] = 0.0
+    for k in range(npair):
+        i = pi[k]
+        j = pj[k]
+        s = r[i] + r[j]
+        rmin = r[i] if r[i] < r[j] else r[j]
+        d2 = 0.0
+        for a in range(dim):
+            dx[a] = _min_image(x[i, a] - x[j, a], L[a], per and a < last)
+            d2 += dx[a] * dx[a]
+        if d2 > 0.0:
+            d = sqrt(d2)
+            fm = _pair_force(d, s, rmin, hard_frac, band, &viol)
+            if fm != 0.0:
+                for a in range(dim):
+                    f[i, a] += fm * dx[a] / d
+                    f[j, a] -= fm * dx[a] / d
+        else:
+            # coincident centres: separate along the last axis
+            f[i, last] += r[i]
+            f[j, last] -= r[j]
+            viol = viol if viol > 1.0 else 1.0
+    for i in range(n):
+        # walls at 0 and H on the through-plane axis (particle surface vs wall)
+        z = x[i, last]
+        fm = _pair_force(z, r[i], r[i], hard_frac, band, &viol)
+        f[i, last] += fm
+        fm = _pair_force(H - z, r[i], r[i], hard_frac, band, &viol)
+        f[i, last] -= fm
+        # layer bounds on the centre
+        if z < zlo[i]:
+            f[i, last] += zlo[i] - z
+            v = (zlo[i] - z) / r[i]
+            if v > viol:
+                viol = v
+        elif z > zhi[i]:
+            f[i, last] -= z - zhi[i]
+            v = (z - zhi[i]) / r[i]
+            if v > viol:
+                viol = v
+        # lateral faces
+        for a in range(last):
+            if per:
+                # no sliver where a particle barely crosses a periodic face
+                if band > 0.0:
+                    dist = x[i, a] if x[i, a] < L[a] - x[i, a] else L[a] - x[i, a]
+                    lo = r[i] * (1.0 - band)
+                    hi = r[i] * (1.0 + band)
+                    if dist > lo and dist < hi:
+                        v = (dist - lo) if dist - lo < hi - dist else (hi - dist)
+                        if v / r[i] > viol:
+                            viol = v / r[i]
+                        # fm > 0 pushes away from the nearest face
+                        fm = -(dist - lo) if dist - lo < hi - dist else (hi - dist)
+                        if x[i, a] < L[a] - x[i, a]:
+                            f[i, a] += fm
+                        else:
+                            f[i, a] -= fm
+            else:
+                fm = _pair_force(x[i, a], r[i], r[i], hard_frac, band, &viol)
+                f[i, a] += fm
+                fm = _pair_force(L[a] - x[i, a], r[i], r[i], hard_frac, band, &viol)
+                f[i, a] -= fm
+    return viol
+
+
+def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
+          double[::1] L, bint periodic, double hard_frac=0.0, double band=0.0,
+          int max_iter=20000, double tol=1e-4, double dt_max=0.3, int stall=0):
+    """Move particles (in place) until no constraint is violated by more than ``tol``.
+
+    FIRE minimisation (Bitzek et al., PRL 97, 170201, 2006) of harmonic penalties, unit mass:
+
+    * pairs: centre distance ``d >= r_i + r_j - hard_frac * min(r_i, r_j)`` (a negative
+      ``hard_frac`` demands a gap);
+    * no near-tangent pair: ``|d - s| >= band * rmin``; a pair in the band moves to the nearer
+      edge, a finite overlap or a finite gap (slivers and point contacts cannot mesh);
+    * walls at 0 and H on the last axis: the same rules with the wall as partner;
+    * centre bounds ``zlo <= z <= zhi`` (layers);
+    * periodic lateral faces: no particle surface within ``band * r`` of a face;
+      otherwise (non-periodic) lateral walls as for the top/bottom.
+
+    Pairs come from a Verlet list (cell-list build, skin 0.3 r_min) rebuilt whenever a particle
+    has moved more than half the skin: O(N) per iteration. With ``stall > 0`` the run stops
+    early when the violation has not halved over ``stall`` iterations (a jammed state).
+
+    Returns ``(iterations, max_violation)``; converged when ``max_violation < tol``
+    (a length relative to the particle radius).
+    """
+    cdef Py_ssize_t n = x.shape[0], i, npair = 0
+    cdef int dim = x.shape[1], a, it = 0, npos = 0, last_best_it = 0
+    cdef double rmax = 0.0, rmin_all = 1e300, reach, viol = 0.0, P, vnorm, fnorm
+    cdef double alpha = 0.1, dt = 0.05 * dt_max, ext, skin, disp, d2, best = 1e300
+    if n == 0:
+        return 0, 0.0
+    for i in range(n):
+        if r[i] > rmax:
+            rmax = r[i]
+        if r[i] < rmin_all:
+            rmin_all = r[i]
+    ext = -hard_frac if hard_frac < 0 else 0.0
+    if band > ext:
+        ext = band
+    skin = 0.3 * rmin_all
+    reach = (2.0 * rmax * (1.0 + ext) + skin) * 1.0001
+    cdef Grid g = _make_grid(L, dim, periodic, reach)
+    cdef int ncell = g.nc[0] * g.nc[1] * g.nc[2]
+    head_a = np.empty(ncell, dtype=np.int32)
+    nxt_a = np.empty(n, dtype=np.int32)
+    pi_a = np.empty(16 * n, dtype=np.int32)
+    pj_a = np.empty(16 * n, dtype=np.int32)
+    f_a = np.zeros((n, dim))
+    v_a = np.zeros((n, dim))
+    x0_a = np.zeros((n, dim))
+    cdef int[::1] head = head_a
+    cdef int[::1] nxt = nxt_a
+    cdef int[::1] pi = pi_a
+    cdef int[::1] pj = pj_a
+    cdef double[:, ::1] f = f_a
+    cdef double[:, ::1] v = v_a
+    cdef double[:, ::1] x0 = x0_a
+    cdef bint rebuild = True
+    for it in range(max_iter):
+        if rebuild:
+            if periodic:
+                for i in range(n):
+                    for a in range(dim - 1):
+                        if x[i, a] < 0.0 or x[i, a] >= L[a]:
+                            x[i, a] = x[i, a] - L[a] * floor(x[i, a] / L[a])
+            _build_cells(x, L, &g, head, nxt)
+            npair = _collect_pairs(x, r, L, &g, head, nxt, ext, skin, pi, pj)
+            if npair < 0:
+                pi_a = np.empty(-2 * npair, dtype=np.int32)
+                pj_a = np.empty(-2 * npair, dtype=np.int32)
+                pi = pi_a
+                pj = pj_a
+                npair = _collect_pairs(x, r, L, &g, head, nxt, ext, skin, pi, pj)
+            for i in range(n):
+                for a in range(dim):
+                    x0[i, a] = x[i, a]
+            rebuild = False
+        viol = _forces(x, r, zlo, zhi, L, dim, periodic, pi, pj, npair, f, hard_frac, band)
+        if viol < tol:
+            break
+        if stall > 0:
+            if viol < 0.5 * best:
+                best = viol
+                last_best_it = it
+            elif it - last_best_it > stall:
+                break
+        P = 0.0
+        vnorm = 0.0
+        fnorm = 0.0
+        for i in range(n):
+            for a in range(dim):
+                P += f[i, a] * v[i, a]
+                vnorm += v[i, a] * v[i, a]
+                fnorm += f[i, a] * f[i, a]
+        vnorm = sqrt(vnorm)
+        fnorm = sqrt(fnorm)
+        if P > 0.0:
+            if fnorm > 0.0:
+                for i in range(n):
+                    for a in range(dim):
+                        v[i, a] = (1.0 - alpha) * v[i, a] + alpha * vnorm * f[i, a] / fnorm
+            npos += 1
+            if npos > 5:
+                dt = dt * 1.1 if dt * 1.1 < dt_max else dt_max
+                alpha *= 0.99
+        else:
+            for i in range(n):
+                for a in range(dim):
+                    v[i, a] = 0.0
+            dt *= 0.5
+            alpha = 0.1
+            npos = 0
+        disp = 0.0
+        for i in range(n):
+            d2 = 0.0
+            for a in range(dim):
+                v[i, a] += dt * f[i, a]
+                x[i, a] += dt * v[i, a]
+                d2 += (x[i, a] - x0[i, a]) * (x[i, a] - x0[i, a])
+            if d2 > disp:
+                disp = d2
+        if disp > 0.25 * skin * skin:
+            rebuild = True
+    if periodic:
+        for i in range(n):
+            for a in range(dim - 1):
+                x[i, a] = x[i, a] - L[a] * floor(x[i, a] / L[a])
+    return it + 1, viol
+
+
+def pairs_within(double[:, ::1] x, double[::1] r, double[::1] L, bint periodic,
+                 double gap_frac=0.1):
+    """All pairs with centre distance ``d < r_i + r_j + gap_frac * min(r_i, r_j)``.
+
+    Returns ``(i, j, d)`` arrays with ``i < j`` (minimum image across periodic sides). O(N).
+    """
+    cdef Py_ssize_t n = x.shape[0], i, j
+    cdef int dim = x.shape[1], a, last = dim - 1
+    cdef double rmax = 0.0, s, rmin, d2, reach
+    cdef double dx[3]
+    ii, jj, dd = [], [], []
+    if n < 2:
+        return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    for i in range(n):
+        if r[i] > rmax:
+            rmax = r[i]
+    cdef Grid g = _make_grid(L, dim, periodic, 2.0 * rmax * (1.0 + max(gap_frac, 0.0)) * 1.0001)
+    head_a = np.empty(g.nc[0] * g.nc[1] * g.nc[2], dtype=np.int32)
+    nxt_a = np.empty(n, dtype=np.int32)
+    cdef int[::1] head = head_a
+    cdef int[::1] nxt = nxt_a
+    _build_cells(x, L, &g, head, nxt)
+    cdef int offx[3]
+    cdef int offy[3]
+    cdef int offz[3]
+    cdef int nox, noy, noz, ox, oy, oz, c, stride, idx
+    cdef int cc[3]
+    cdef int cn[3]
+    nox = _offsets(g.nc[0], periodic, offx)
+    if dim == 2:
+        noy = _offsets(g.nc[1], 0, offy)
+        noz = 1
+        offz[0] = 0
+    else:
+        noy = _offsets(g.nc[1], periodic, offy)
+        noz = _offsets(g.nc[2], 0, offz)
+    for i in range(n):
+        idx = _cell_of(x, i, &g, L)
+        stride = idx
+        for a in range(dim):
+            cc[a] = stride % g.nc[a]
+            stride = stride // g.nc[a]
+        for ox in range(nox):
+            for oy in range(noy):
+                for oz in range(noz):
+                    cn[0] = cc[0] + offx[ox]
+                    cn[1] = cc[1] + offy[oy]
+                    if dim == 3:
+                        cn[2] = cc[2] + offz[oz]
+                    c = 0
+                    stride = 1
+                    for a in range(dim):
+                        if cn[a] < 0 or cn[a] >= g.nc[a]:
+                            if periodic and a < last:
+                                cn[a] = (cn[a] + g.nc[a]) % g.nc[a]
+                            else:
+                                c = -1
+                                break
+                        c += cn[a] * stride
+                        stride *= g.nc[a]
+                    if c < 0:
+                        continue
+                    j = head[c]
+                    while j >= 0:
+                        if j > i:
+                            s = r[i] + r[j]
+                            rmin = r[i] if r[i] < r[j] else r[j]
+                            reach = s + gap_frac * rmin
+                            d2 = 0.0
+                            for a in range(dim):
+                                dx[a] = _min_image(x[i, a] - x[j, a], L[a], periodic and a < last)
+                                d2 += dx[a] * dx[a]
+                            if d2 < reach * reach:
+                                ii.append(i)
+                                jj.append(j)
+                                dd.append(sqrt(d2))
+                        j = nxt[j]
+    return (np.asarray(ii, dtype=np.int64), np.asarray(jj, dtype=np.int64),
+            np.asarray(dd, dtype=float))
+
+
+def phase_counts(double[:, ::1] x, double[::1] r, double[::1] rcore, int[::1] core_phase,
+                 int[::1] shell_phase, double[::1] L, bint periodic, double h, int nphase):
+    """Sample the box on a regular grid of spacing ~h; count points per phase per plane.
+
+    A point belongs to the particle of smallest power distance ``|p - c|^2 - r^2`` among those
+    containing it (the radical-plane split used by the mesher), and to its core phase when
+    inside the core radius, else to its shell phase; otherwise to phase 1 (electrolyte).
+
+    Returns ``(counts, z)``: ``counts[k, p]`` is the number of points of phase ``p`` in plane
+    ``k`` (at through-plane coordinate ``z[k]``). Cost: O(points * particles per cell).
+    """
+    cdef Py_ssize_t n = x.shape[0], i
+    cdef int dim = x.shape[1], a, last = dim - 1
+    cdef int npts[3]
+    cdef double hh[3]
+    for a in range(3):
+        npts[a] = 1
+        hh[a] = 1.0
+    for a in range(dim):
+        npts[a] = max(1, <int>(L[a] / h + 0.5))
+        hh[a] = L[a] / npts[a]
+    counts_a = np.zeros((npts[last], nphase + 1), dtype=np.int64)
+    zs = (np.arange(npts[last]) + 0.5) * hh[last]
+    cdef long long[:, ::1] counts = counts_a
+    if n == 0:
+        counts_a[:, 1] = int(np.prod([npts[a] for a in range(last)]))
+        return counts_a, zs
+    cdef double rmax = 0.0
+    for i in range(n):
+        if r[i] > rmax:
+            rmax = r[i]
+    cdef Grid g = _make_grid(L, dim, periodic, 2.0 * rmax * 1.0001)
+    head_a = np.empty(g.nc[0] * g.nc[1] * g.nc[2], dtype=np.int32)
+    nxt_a = np.empty(n, dtype=np.int32)
+    cdef int[::1] head = head_a
+    cdef int[::1] nxt = nxt_a
+    _build_cells(x, L, &g, head, nxt)
+    cdef int ip, jp, kp, ox, oy, nox, noy, c, best, k, cz = 0, cx, cy, cxx, cyy
+    cdef int offx[3]
+    cdef int offy[3]
+    cdef double p[3]
+    cdef double dx[3]
+    cdef double d2, pw, bestpw
+    cdef Py_ssize_t j
+    cdef int nk = npts[2] if dim == 3 else 1
+    nox = _offsets(g.nc[0], periodic, offx)
+    with nogil:
+        for ip in range(npts[0]):
+            p[0] = (ip + 0.5) * hh[0]
+            cx = <int>floor(p[0] / g.cs[0])
+            if cx >= g.nc[0]:
+                cx = g.nc[0] - 1
+            for jp in range(npts[1]):
+                p[1] = (jp + 0.5) * hh[1]
+                cy = <int>floor(p[1] / g.cs[1])
+                if cy >= g.nc[1]:
+                    cy = g.nc[1] - 1
+                for kp in range(nk):
+                    if dim == 3:
+                        p[2] = (kp + 0.5) * hh[2]
+                        cz = <int>floor(p[2] / g.cs[2])
+                        if cz >= g.nc[2]:
+                            cz = g.nc[2] - 1
+                    best = -1
+                    bestpw = 0.0
+                    for ox in range(-1, 2):
+                        cxx = cx + ox
+                        if cxx < 0 or cxx >= g.nc[0]:
+                            if periodic:
+                                cxx = (cxx + g.nc[0]) % g.nc[0]
+                            else:
+                                continue
+                        if periodic and g.nc[0] < 3 and ox != 0 and (g.nc[0] == 1 or ox == -1):
+                            continue
+                        for oy in range(-1, 2):
+                            cyy = cy + oy
+                            if cyy < 0 or cyy >= g.nc[1]:
+                                if periodic and dim == 3:
+                                    cyy = (cyy + g.nc[1]) % g.nc[1]
+                                else:
+                                    continue
+                            if dim == 3 and periodic and g.nc[1] < 3 and oy != 0 and (
+                                    g.nc[1] == 1 or oy == -1):
+                                continue
+                            if dim == 2:
+                                c = cxx + g.nc[0] * cyy
+                                j = head[c]
+                                while j >= 0:
+                                    d2 = 0.0
+                                    for a in range(dim):
+                                        dx[a] = _min_image(p[a] - x[j, a], L[a],
+                                                           periodic and a < last)
+                                        d2 += dx[a] * dx[a]
+                                    pw = d2 - r[j] * r[j]
+                                    if pw < 0.0 and (best < 0 or pw < bestpw):
+                                        best = <int>j
+                                        bestpw = pw
+                                    j = nxt[j]
+                            else:
+                                for k in range(-1, 2):
+                                    if cz + k < 0 or cz + k >= g.nc[2]:
+                                        continue
+                                    c = cxx + g.nc[0] * (cyy + g.nc[1] * (cz + k))
+                                    j = head[c]
+                                    while j >= 0:
+                                        d2 = 0.0
+                                        for a in range(dim):
+                                            dx[a] = _min_image(p[a] - x[j, a], L[a],
+                                                               periodic and a < last)
+                                            d2 += dx[a] * dx[a]
+                                        pw = d2 - r[j] * r[j]
+                                        if pw < 0.0 and (best < 0 or pw < bestpw):
+                                            best = <int>j
+                                            bestpw = pw
+                                        j = nxt[j]
+                    if best < 0:
+                        counts[kp if dim == 3 else jp, 1] += 1
+                    else:
+                        if bestpw + r[best] * r[best] < rcore[best] * rcore[best]:
+                            counts[kp if dim == 3 else jp, core_phase[best]] += 1
+                        else:
+                            counts[kp if dim == 3 else jp, shell_phase[best]] += 1
+    return counts_a, zs
