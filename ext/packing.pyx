@@ -237,8 +237,8 @@ cdef double _forces(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1
                 # no sliver where a particle barely crosses a periodic face
                 if band > 0.0:
                     dist = x[i, a] if x[i, a] < L[a] - x[i, a] else L[a] - x[i, a]
-                    lo = r[i] * (1.0 - band)
-                    hi = r[i] * (1.0 + band)
+                    lo = r[i] * (1.0 - 3.0 * band)
+                    hi = r[i] * (1.0 + 3.0 * band)
                     if dist > lo and dist < hi:
                         v = (dist - lo) if dist - lo < hi - dist else (hi - dist)
                         if v / r[i] > viol:
@@ -270,7 +270,8 @@ def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
       edge, a finite overlap or a finite gap (slivers and point contacts cannot mesh);
     * walls at 0 and H on the last axis: the same rules with the wall as partner;
     * centre bounds ``zlo <= z <= zhi`` (layers);
-    * periodic lateral faces: no particle surface within ``band * r`` of a face;
+    * periodic lateral faces: no particle surface within ``3 * band * r`` of a face (a piece
+      cut off by a face must be thick enough to mesh; moving one particle is cheap);
       otherwise (non-periodic) lateral walls as for the top/bottom.
 
     Pairs come from a Verlet list (cell-list build, skin 0.3 r_min) rebuilt whenever a particle

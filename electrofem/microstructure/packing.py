@@ -67,18 +67,18 @@ class ContactModel:
             inflated by ``overlap/2`` after jamming), giving a connected solid network and a
             finite current-collector contact; ``"gap"``: every pair and wall keeps ``gap``
             (an open pore network, e.g. for 2D infiltration).
-        overlap: contact overlap created in "overlap" mode (default 0.05).
-        gap: clearance of every pair in "gap" mode (default 0.05).
+        overlap: contact overlap created in "overlap" mode (default 0.08).
+        gap: clearance of every pair in "gap" mode (default 0.08).
         clearance: no pair, wall or periodic side is near-tangent: ``|d - (r_i + r_j)|`` stays
             above ``clearance`` (up to a quarter of it, the relaxation tolerance), so there are
-            neither slivers nor point contacts (default 0.02).
+            neither slivers nor point contacts (default 0.04).
         max_overlap: largest overlap ever allowed, also when calendering (default 0.15).
     """
 
     mode: str = "overlap"
-    overlap: float = 0.05
-    gap: float = 0.05
-    clearance: float = 0.02
+    overlap: float = 0.08
+    gap: float = 0.08
+    clearance: float = 0.04
     max_overlap: float = 0.15
 
     def __post_init__(self):

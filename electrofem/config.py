@@ -1,0 +1,338 @@
+"""TOML configuration -> typed recipe. Every error names the offending field.
+
+Lengths are micrometres (µm), densities g/cm³. A complete example, every key optional unless
+marked::
+
+    seed = 1
+    preset = "L-S"          # L-S, S-L, Mix, L-Dry-S, S-Dry-L, Mix-Dry-Mix; or [[layers]]
+    ratio = "5:5"           # preset: L:S thickness ratio (Mix: volume ratio)
+    porosity = 0.40         # preset: porosity of every layer
+    intermix = 0.0          # µm, intermixed band at internal layer boundaries
+    std_fraction = 0.0      # preset: lognormal spread (std / mean radius)
+
+    [box]                   # required
+    width = 50.0
+    depth = 50.0            # 3D only: its presence makes the case 3D
+    height = 146.0
+    periodic = true         # lateral sides periodic (default) or walls
+
+    [[layers]]              # bottom (current collector) to top (separator)
+    name = "L"
+    thickness_fraction = 0.5
+    porosity = 0.40
+    [[layers.particles]]
+    phase = "active"        # active | second | binder
+    volume_fraction = 1.0   # share of the layer's solid volume
+    diameter = 11.3         # fixed size; or distribution = "lognormal" with mean_diameter,
+                            # std_diameter[, min_diameter, max_diameter]; or distribution =
+                            # "mixture" with diameters = [...] and volume_fractions = [...]
+    shell_thickness = 0.0   # µm coating
+    shell_phase = "second"
+
+    [contacts]              # see electrofem.microstructure.ContactModel
+    mode = "overlap"        # or "gap"
+    overlap = 0.05
+    gap = 0.05
+    clearance = 0.02
+    max_overlap = 0.15
+
+    [calender]
+    porosity = 0.25         # compress the height to this porosity
+
+    [particles]
+    csv = "particles.csv"   # bring your own particles (x, y[, z], r, phase): no packing
+
+    [density]               # g/cm³ by phase
+    active = 4.75
+
+    [mesh]                  # see electrofem.mesh.MeshOptions
+    size = 1.0
+    radius_factor = 0.25
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from . import tags
+from .microstructure import (
+    Box,
+    ContactModel,
+    Electrode,
+    Fixed,
+    Layer,
+    LogNormal,
+    MicrostructureError,
+    Mixture,
+    Population,
+    preset,
+)
+from .mesh.geometry import MeshOptions
+
+
+class ConfigError(ValueError):
+    """A bad configuration; the message starts with the offending field."""
+
+
+@dataclass
+class Config:
+    """A parsed configuration: what to build and how to mesh it."""
+
+    box: Box
+    electrode: Electrode | None
+    particles_csv: Path | None
+    mesh: MeshOptions
+    density: dict[int, float] = field(default_factory=dict)
+    seed: int = 0
+    source: dict = field(default_factory=dict)
+
+
+TOP_KEYS = {
+    "seed",
+    "preset",
+    "ratio",
+    "porosity",
+    "intermix",
+    "std_fraction",
+    "box",
+    "layers",
+    "contacts",
+    "calender",
+    "particles",
+    "density",
+    "mesh",
+    "dim",
+}
+BOX_KEYS = {"width", "depth", "height", "periodic"}
+LAYER_KEYS = {"name", "thickness_fraction", "porosity", "particles"}
+PARTICLE_KEYS = {
+    "phase",
+    "volume_fraction",
+    "diameter",
+    "distribution",
+    "mean_diameter",
+    "std_diameter",
+    "min_diameter",
+    "max_diameter",
+    "diameters",
+    "volume_fractions",
+    "shell_thickness",
+    "shell_phase",
+}
+
+
+def _check_keys(table: dict, allowed: set, where: str) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where + '.' if where else ''}{key}: unknown key{hint}")
+
+
+def _num(table: dict, key: str, where: str, default=None, positive=False, kind=float):
+    if key not in table:
+        if default is None:
+            raise ConfigError(f"{where}.{key}: required")
+        return default
+    v = table[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ConfigError(f"{where}.{key}: must be a number, got {v!r}")
+    if positive and not v > 0:
+        raise ConfigError(f"{where}.{key}: must be positive, got {v}")
+    return kind(v)
+
+
+def _phase(value, where: str) -> int:
+    try:
+        p = tags.phase_id(value)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{where}: {err}") from None
+    if p not in tags.SOLID_PHASES:
+        raise ConfigError(f"{where}: particles must be a solid phase, got {value!r}")
+    return p
+
+
+def _population(t: dict, where: str) -> Population:
+    _check_keys(t, PARTICLE_KEYS, where)
+    kind = t.get("distribution", "fixed")
+    if kind == "fixed":
+        size = Fixed(_num(t, "diameter", where, positive=True) / 2)
+    elif kind == "lognormal":
+        mean = _num(t, "mean_diameter", where, positive=True) / 2
+        std = _num(t, "std_diameter", where, default=0.0) / 2
+        lo = t.get("min_diameter")
+        hi = t.get("max_diameter")
+        size = LogNormal(
+            mean,
+            std,
+            None if lo is None else _num(t, "min_diameter", where, positive=True) / 2,
+            None if hi is None else _num(t, "max_diameter", where, positive=True) / 2,
+        )
+    elif kind == "mixture":
+        ds = t.get("diameters")
+        fs = t.get("volume_fractions")
+        if not isinstance(ds, list) or not isinstance(fs, list) or len(ds) != len(fs) or not ds:
+            raise ConfigError(
+                f"{where}.diameters: a mixture needs equal-length lists diameters and "
+                "volume_fractions"
+            )
+        for k, d in enumerate(ds):
+            if isinstance(d, bool) or not isinstance(d, (int, float)) or d <= 0:
+                raise ConfigError(f"{where}.diameters[{k}]: must be positive, got {d!r}")
+        size = Mixture(tuple((Fixed(d / 2), float(f)) for d, f in zip(ds, fs, strict=True)))
+    else:
+        raise ConfigError(
+            f"{where}.distribution: must be fixed, lognormal or mixture, got {kind!r}"
+        )
+    return Population(
+        size,
+        _phase(t.get("phase", "active"), f"{where}.phase"),
+        _num(t, "volume_fraction", where, default=1.0),
+        _num(t, "shell_thickness", where, default=0.0),
+        _phase(t.get("shell_phase", "second"), f"{where}.shell_phase"),
+    )
+
+
+def _ratio(value) -> tuple[float, float]:
+    if isinstance(value, str) and ":" in value:
+        a, b = value.split(":", 1)
+        try:
+            return float(a), float(b)
+        except ValueError:
+            pass
+    elif isinstance(value, list) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    raise ConfigError(f"ratio: must look like '3:7' or [3, 7], got {value!r}")
+
+
+def parse(data: dict, base_dir: Path | None = None) -> Config:
+    """Build a :class:`Config` from a TOML-like dict; raise ConfigError naming the field."""
+    try:
+        return _parse(data, base_dir or Path.cwd())
+    except MicrostructureError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _parse(data: dict, base_dir: Path) -> Config:
+    _check_keys(data, TOP_KEYS, "")
+    if "box" not in data:
+        raise ConfigError("box: required (width, height[, depth])")
+    bt = data["box"]
+    _check_keys(bt, BOX_KEYS, "box")
+    width = _num(bt, "width", "box", positive=True)
+    height = _num(bt, "height", "box", positive=True)
+    dim = 3 if "depth" in bt else 2
+    if "dim" in data and data["dim"] != dim:
+        raise ConfigError(f"dim: {data['dim']} contradicts box (depth given: {dim == 3})")
+    size = (width, height) if dim == 2 else (width, _num(bt, "depth", "box", positive=True), height)
+    periodic = bt.get("periodic", True)
+    if not isinstance(periodic, bool):
+        raise ConfigError(f"box.periodic: must be true or false, got {periodic!r}")
+    box = Box(size, periodic)
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
+
+    ct = data.get("contacts", {})
+    _check_keys(ct, {f.name for f in fields(ContactModel)}, "contacts")
+    contacts = ContactModel(**ct)
+
+    cal = data.get("calender", {})
+    _check_keys(cal, {"porosity"}, "calender")
+    cal_por = _num(cal, "porosity", "calender") if "porosity" in cal else None
+
+    dens = data.get("density", {})
+    _check_keys(dens, set(tags.PHASES) - {"electrolyte"}, "density")
+    density = {tags.phase_id(k): _num(dens, k, "density", positive=True) for k in dens}
+
+    mt = data.get("mesh", {})
+    _check_keys(mt, {f.name for f in fields(MeshOptions)}, "mesh")
+    try:
+        mesh = MeshOptions(**mt)
+        mesh.validate()
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err) if str(err).startswith("mesh.") else f"mesh: {err}") from None
+
+    intermix = _num(data, "intermix", "", default=0.0) if "intermix" in data else None
+    csv = data.get("particles", {})
+    _check_keys(csv, {"csv"}, "particles")
+    particles_csv = None
+    if "csv" in csv:
+        particles_csv = Path(csv["csv"])
+        if not particles_csv.is_absolute():
+            particles_csv = base_dir / particles_csv
+        if "layers" in data or "preset" in data:
+            raise ConfigError("particles.csv: give either particles.csv or layers/preset, not both")
+        return Config(box, None, particles_csv, mesh, density, seed, data)
+
+    if "preset" in data and "layers" in data:
+        raise ConfigError("preset: give either preset or [[layers]], not both")
+    if "preset" in data:
+        kw = dict(
+            dim=dim,
+            width=size[0],
+            depth=size[1] if dim == 3 else 50.0,
+            height=height,
+            ratio=_ratio(data.get("ratio", "5:5")),
+            porosity=_num(data, "porosity", "", default=0.40),
+            intermix=intermix,
+            std_fraction=_num(data, "std_fraction", "", default=0.0),
+            contacts=contacts,
+            calender_porosity=cal_por,
+            seed=seed,
+            periodic=periodic,
+        )
+        electrode = preset(str(data["preset"]), **kw)
+    elif "layers" in data:
+        for key in ("ratio", "porosity", "std_fraction"):
+            if key in data:
+                raise ConfigError(f"{key}: only used with preset; set it per layer instead")
+        lts = data["layers"]
+        if not isinstance(lts, list) or not lts:
+            raise ConfigError("layers: must be a non-empty array of tables [[layers]]")
+        layers = []
+        for k, lt in enumerate(lts):
+            where = f"layers[{k}]"
+            _check_keys(lt, LAYER_KEYS, where)
+            pts = lt.get("particles")
+            if not isinstance(pts, list) or not pts:
+                raise ConfigError(f"{where}.particles: required ([[layers.particles]])")
+            pops = tuple(_population(pt, f"{where}.particles[{j}]") for j, pt in enumerate(pts))
+            layers.append(
+                Layer(
+                    _num(lt, "thickness_fraction", where, default=1.0 if len(lts) == 1 else None),
+                    _num(lt, "porosity", where),
+                    pops,
+                    str(lt.get("name", f"layer{k}")),
+                )
+            )
+        electrode = Electrode(
+            box,
+            tuple(layers),
+            intermix=intermix or 0.0,
+            contacts=contacts,
+            calender_porosity=cal_por,
+            seed=seed,
+            density=density,
+        )
+    else:
+        raise ConfigError("layers: give a preset, [[layers]] or particles.csv")
+    electrode.validate()
+    return Config(box, electrode, None, mesh, density, seed, data)
+
+
+def load(path: str | Path) -> Config:
+    """Read and parse a TOML configuration file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config: no such file {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config: {path} is not valid TOML: {err}") from None
+    return parse(data, path.parent)

@@ -1,0 +1,94 @@
+"""PNG pictures of microstructures (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import tags
+from .microstructure.particles import Particles
+
+PHASE_COLORS = {tags.ACTIVE: "#4C72B0", tags.SECOND: "#DD8452", tags.BINDER: "#55A868"}
+
+
+def _images(p: Particles, cut_axes: tuple[int, ...]):
+    """Particle indices and centres including periodic images across the lateral faces."""
+    idx = [np.arange(len(p))]
+    ctr = [p.centers]
+    if p.box.periodic:
+        for a in cut_axes:
+            for s in (-1, 1):
+                shift = np.zeros(p.dim)
+                shift[a] = s * p.box.size[a]
+                idx.append(np.arange(len(p)))
+                ctr.append(p.centers + shift)
+    return np.concatenate(idx), np.concatenate(ctr)
+
+
+def _draw_section(ax, p: Particles, ii, cc, rr_out, rr_core, axes, extent, title):
+    from matplotlib.patches import Circle, Rectangle
+
+    ax.add_patch(Rectangle((0, 0), *extent, facecolor="#f4f1e8", edgecolor="k", lw=0.8))
+    for i, c, ro, rc in zip(ii, cc, rr_out, rr_core, strict=True):
+        xy = (c[axes[0]], c[axes[1]])
+        if p.shell_thickness[i] > 0:
+            ax.add_patch(Circle(xy, ro, color=PHASE_COLORS[int(p.shell_phase[i])], lw=0))
+            if rc > 0:
+                ax.add_patch(Circle(xy, rc, color=PHASE_COLORS[int(p.phase[i])], lw=0))
+        else:
+            ax.add_patch(Circle(xy, ro, color=PHASE_COLORS[int(p.phase[i])], lw=0))
+    ax.set_xlim(0, extent[0])
+    ax.set_ylim(0, extent[1])
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+
+
+def plot_microstructure(p: Particles, path: str | Path, title: str = "") -> Path:
+    """2D: the structure with layer boundaries. 3D: three xy sections and one xz section."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bounds = p.meta.get("layer_bounds_um") or []
+    H = p.box.height
+    if p.dim == 2:
+        W = p.box.size[0]
+        fig, ax = plt.subplots(figsize=(3 + 3 * W / H, 6))
+        ii, cc = _images(p, (0,))
+        core = p.radii - p.shell_thickness
+        _draw_section(ax, p, ii, cc, p.radii[ii], core[ii], (0, 1), (W, H), title)
+        for _, z1 in bounds[:-1]:
+            ax.axhline(z1, color="k", ls="--", lw=0.8)
+        ax.set_xlabel("x (µm)")
+        ax.set_ylabel("y (µm) — collector at 0")
+    else:
+        Lx, Ly, _ = p.box.size
+        fig, axs = plt.subplots(1, 4, figsize=(16, 4.5))
+        ii, cc = _images(p, (0, 1))
+        core = p.radii - p.shell_thickness
+        for ax, frac in zip(axs[:3], (0.25, 0.5, 0.75), strict=True):
+            z = frac * H
+            dz = np.abs(cc[:, 2] - z)
+            sel = dz < p.radii[ii]
+            ro = np.sqrt(p.radii[ii][sel] ** 2 - dz[sel] ** 2)
+            rc = np.sqrt(np.clip(core[ii][sel] ** 2 - dz[sel] ** 2, 0, None))
+            _draw_section(ax, p, ii[sel], cc[sel], ro, rc, (0, 1), (Lx, Ly), f"z = {z:.1f} µm")
+            ax.set_xlabel("x (µm)")
+        y = Ly / 2
+        dy = np.abs(cc[:, 1] - y)
+        sel = dy < p.radii[ii]
+        ro = np.sqrt(p.radii[ii][sel] ** 2 - dy[sel] ** 2)
+        rc = np.sqrt(np.clip(core[ii][sel] ** 2 - dy[sel] ** 2, 0, None))
+        _draw_section(axs[3], p, ii[sel], cc[sel], ro, rc, (0, 2), (Lx, H), f"y = {y:.1f} µm")
+        for _, z1 in bounds[:-1]:
+            axs[3].axhline(z1, color="k", ls="--", lw=0.8)
+        axs[3].set_xlabel("x (µm)")
+        axs[3].set_ylabel("z (µm)")
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
