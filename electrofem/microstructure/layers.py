@@ -257,6 +257,10 @@ def summarize(parts: Particles, density: dict | None = None) -> dict:
     }
     if contact:
         out["contacts"] = contact
+    if "radius_scale_per_layer" in parts.meta:
+        # radii are scaled (per layer) so the porosity target is met exactly; in small boxes
+        # with few large particles this corrects the particle-count discreteness
+        out["radius_scale_per_layer"] = parts.meta["radius_scale_per_layer"]
     if "calendering" in parts.meta:
         out["calendering"] = parts.meta["calendering"]
     if box.dim == 2:

@@ -1,0 +1,231 @@
+"""Packing: porosity targets, overlap bounds, determinism, layers, reach, calendering."""
+
+import math
+
+import numpy as np
+import pytest
+
+from electrofem import tags
+from electrofem.microstructure import (
+    Box,
+    ContactModel,
+    Electrode,
+    Fixed,
+    Layer,
+    LogNormal,
+    MicrostructureError,
+    Mixture,
+    Particles,
+    Population,
+    UnreachablePorosity,
+    calender,
+    fill_volume,
+    generate,
+    jam,
+    phase_profile,
+    preset,
+    summarize,
+    union_volume,
+)
+from electrofem.microstructure.measure import cap_volume, lens_volume
+
+
+def brute_force_overlaps(p: Particles) -> np.ndarray:
+    """Independent O(N²) check: relative overlap of every pair (minimum image)."""
+    d = p.centers[:, None, :] - p.centers[None, :, :]
+    if p.box.periodic:
+        for a in range(p.dim - 1):
+            L = p.box.size[a]
+            d[..., a] -= L * np.round(d[..., a] / L)
+    dist = np.sqrt((d**2).sum(-1))
+    s = p.radii[:, None] + p.radii[None, :]
+    rmin = np.minimum(p.radii[:, None], p.radii[None, :])
+    ov = (s - dist) / rmin
+    iu = np.triu_indices(len(p), 1)
+    return ov[iu]
+
+
+@pytest.mark.parametrize("name", ["L-S", "S-L", "Mix"])
+def test_presets_meet_porosity_per_layer(name):
+    spec = preset(name, width=50, height=100, porosity=0.42, seed=3)
+    p = generate(spec)
+    s = summarize(p)
+    assert abs(s["porosity"] - 0.42) <= 0.01
+    for por in s["porosity_per_layer"]:
+        assert abs(por - 0.42) <= 0.01
+    # closed form and grid sampling agree
+    assert abs(s["porosity"] - s["porosity_sampled"]) < 2e-3
+
+
+def test_layered_particles_stay_in_their_layer_and_sizes():
+    spec = preset("L-Dry-S", width=50, height=100, ratio=(3, 7), porosity=0.45, seed=2)
+    p = generate(spec)
+    (z0, z1), (z2, z3) = spec.layer_bounds()
+    assert math.isclose(z1, 30.0) and math.isclose(z3, 100.0)
+    lower, upper = p.layer == 0, p.layer == 1
+    tol = 0.01 * p.radii.min()
+    assert np.all(p.centers[lower, 1] <= z1 + tol)
+    assert np.all(p.centers[upper, 1] >= z2 - tol)
+    # L at the bottom, S on top; radii within the porosity correction, which is large here
+    # because only 8 large disks fit the 30 µm layer (count discreteness)
+    assert np.allclose(p.radii[lower], 11.3 / 2, rtol=0.08)
+    assert np.allclose(p.radii[upper], 4.5 / 2, rtol=0.08)
+    assert np.allclose(summarize(p)["radius_scale_per_layer"], p.meta["radius_scale_per_layer"])
+
+
+def test_intermixed_band_allows_mixing():
+    sharp = generate(preset("L-Dry-S", width=50, height=100, porosity=0.45, seed=4))
+    wet = generate(preset("L-S", width=50, height=100, porosity=0.45, seed=4, intermix=20))
+    zb = 50.0
+    assert np.all(sharp.centers[sharp.layer == 1, 1] >= zb - 1e-2)
+    small_below = np.sum((wet.layer == 1) & (wet.centers[:, 1] < zb - 1.0))
+    large_above = np.sum((wet.layer == 0) & (wet.centers[:, 1] > zb + 1.0))
+    assert small_below + large_above > 0
+    assert np.all(np.abs(wet.centers[wet.layer == 1, 1] - zb) >= -10.01)
+
+
+def test_no_overlap_beyond_bound_brute_force():
+    contacts = ContactModel()
+    p = generate(preset("Mix", width=40, height=60, porosity=0.4, seed=5, contacts=contacts))
+    ov = brute_force_overlaps(p)
+    assert ov.max() <= contacts.max_overlap + 1e-9
+    near = np.abs(ov[ov > -0.5])
+    # no near-tangent contacts: every pair is clearly overlapping or clearly apart
+    assert near.min() >= 0.75 * contacts.clearance - 1e-9
+    # contacts exist and overlap (connected solids)
+    assert np.sum(ov > 0) > len(p) / 2
+
+
+def test_gap_mode_keeps_every_gap():
+    c = ContactModel(mode="gap")
+    p = generate(preset("L-S", width=50, height=80, porosity=0.5, seed=6, contacts=c))
+    ov = brute_force_overlaps(p)
+    assert ov.max() <= -c.gap + c.tolerance + 1e-9
+    z = p.centers[:, -1]
+    assert np.all(z - p.radii >= c.gap * p.radii - c.tolerance * p.radii - 1e-9)
+
+
+def test_same_seed_same_particles_other_seed_differs():
+    a = generate(preset("L-S", width=50, height=80, seed=11))
+    b = generate(preset("L-S", width=50, height=80, seed=11))
+    c = generate(preset("L-S", width=50, height=80, seed=12))
+    assert np.array_equal(a.centers, b.centers) and np.array_equal(a.radii, b.radii)
+    assert not np.array_equal(a.centers, c.centers)
+
+
+def test_reach_2d_disks_above_080():
+    rng = np.random.default_rng(0)
+    n = 1500
+    r = np.where(rng.random(n) < 0.5, 1.0, 1.4)
+    box = Box((60.0, 60.0))
+    x, rr, phi = jam(box, r, rng)
+    p = Particles(box, x, rr)
+    assert phi >= 0.80
+    assert brute_force_overlaps(p).max() < 1e-3
+    assert abs(union_volume(p) / box.volume - phi) < 1e-3
+
+
+@pytest.mark.parametrize("bidisperse", [False, True])
+def test_reach_3d_spheres_above_060(bidisperse):
+    rng = np.random.default_rng(1)
+    n = 800
+    r = np.where(rng.random(n) < 0.5, 1.0, 1.4) if bidisperse else np.ones(n)
+    L = (n * 4.19 * np.mean(r**3) / 0.62) ** (1 / 3)
+    box = Box((L, L, L))
+    x, rr, phi = jam(box, r, rng)
+    assert phi >= 0.60
+    assert brute_force_overlaps(Particles(box, x, rr)).max() < 1e-3
+
+
+def test_unreachable_porosity_names_best_value():
+    with pytest.raises(UnreachablePorosity) as err:
+        generate(preset("L-S", width=50, height=80, porosity=0.08, seed=1))
+    msg = str(err.value)
+    assert "porosity" in msg and "best reachable" in msg
+    assert 0.08 < err.value.best < 0.3
+
+
+def test_calendering_reaches_25_percent_with_bounded_overlap():
+    spec = preset("L-S", width=50, height=120, porosity=0.45, seed=7, calender_porosity=0.25)
+    p = generate(spec)
+    s = summarize(p)
+    assert abs(s["porosity"] - 0.25) <= 0.01
+    assert p.box.height < 120  # the height was compressed
+    assert brute_force_overlaps(p).max() <= spec.contacts.max_overlap + 1e-9
+    # mass is conserved: loading before/after calendering equal (radii unchanged)
+    before = generate(preset("L-S", width=50, height=120, porosity=0.45, seed=7))
+    assert np.allclose(np.sort(before.radii), np.sort(p.radii))
+
+
+def test_calendering_3d_small_box():
+    spec = preset("Mix", dim=3, width=25, depth=25, height=30, porosity=0.45, seed=3,
+                  calender_porosity=0.3)
+    p = generate(spec)
+    assert abs(1 - union_volume(p) / p.box.volume - 0.30) <= 0.01
+    assert brute_force_overlaps(p).max() <= spec.contacts.max_overlap + 1e-9
+
+
+def test_calendering_unreachable():
+    p = generate(preset("L-S", width=50, height=80, porosity=0.45, seed=7))
+    with pytest.raises(UnreachablePorosity, match="calender.porosity"):
+        calender(p, 0.02)
+
+
+def test_distributions_and_fill():
+    rng = np.random.default_rng(0)
+    ln = LogNormal(2.0, 0.5)
+    r = ln.sample(rng, 20000)
+    assert abs(r.mean() - 2.0) < 0.03 and abs(r.std() - 0.5) < 0.03
+    assert r.min() >= ln.r_min and r.max() <= ln.r_max
+    mix = Mixture(((Fixed(1.0), 0.3), (Fixed(3.0), 0.7)))
+    r = fill_volume(mix, rng, 5000.0, 3)
+    v = 4 / 3 * np.pi * r**3
+    assert abs(v[r == 3.0].sum() / v.sum() - 0.7) < 0.05
+    with pytest.raises(MicrostructureError, match="sum to 1"):
+        Mixture(((Fixed(1.0), 0.3), (Fixed(3.0), 0.3)))
+
+
+def test_core_shell_and_two_phases():
+    pops = (
+        Population(Fixed(3.0), tags.ACTIVE, 0.7, shell_thickness=0.5, shell_phase=tags.SECOND),
+        Population(Fixed(1.5), tags.BINDER, 0.3),
+    )
+    spec = Electrode(Box((40.0, 40.0)), (Layer(1.0, 0.45, pops),), seed=1)
+    p = generate(spec)
+    z, frac = phase_profile(p)
+    core = frac[:, tags.ACTIVE].mean()
+    shell = frac[:, tags.SECOND].mean()
+    assert core > 0 and shell > 0 and frac[:, tags.BINDER].mean() > 0
+    # shell/core area ratio of a disk: (r² - rc²)/rc² for r = 3, rc = 2.5
+    assert abs(shell / core - (9 - 6.25) / 6.25) < 0.08
+
+
+def test_closed_forms_lens_and_cap():
+    # two unit spheres at distance 1: lens volume 5π/12
+    assert math.isclose(lens_volume(1.0, 1.0, 1.0, 3)[0], 5 * math.pi / 12, rel_tol=1e-12)
+    # 2D: two unit disks at distance 1: 2π/3 - √3/2
+    assert math.isclose(lens_volume(1.0, 1.0, 1.0, 2)[0], 2 * math.pi / 3 - math.sqrt(3) / 2)
+    assert math.isclose(float(cap_volume(1.0, 1.0, 3)), 2 * math.pi / 3)
+    assert math.isclose(float(cap_volume(1.0, 1.0, 2)), math.pi / 2)
+
+
+def test_bad_inputs_clear_errors():
+    with pytest.raises(MicrostructureError, match="box.height"):
+        Box((10.0, -1.0))
+    with pytest.raises(MicrostructureError, match="larger than the box"):
+        generate(preset("L-S", width=50, height=10))
+    with pytest.raises(MicrostructureError, match="box.width"):
+        generate(preset("L-S", width=20, height=100))
+    with pytest.raises(MicrostructureError, match="NaN"):
+        Particles(Box((10.0, 10.0)), [[np.nan, 1.0]], [1.0])
+
+
+def test_csv_roundtrip(tmp_path):
+    p = generate(preset("L-S", width=50, height=60, porosity=0.45, seed=1))
+    p.to_csv(tmp_path / "p.csv")
+    q = Particles.from_csv(tmp_path / "p.csv", p.box)
+    assert np.allclose(p.centers, q.centers) and np.allclose(p.radii, q.radii)
+    assert np.array_equal(p.phase, q.phase) and np.array_equal(p.layer, q.layer)
+    (tmp_path / "bad.csv").write_text("x,y,r\n1,2,oops\n")
+    with pytest.raises(MicrostructureError, match="row 2 column 'r'"):
+        Particles.from_csv(tmp_path / "bad.csv", p.box)
