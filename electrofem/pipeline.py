@@ -129,6 +129,8 @@ def run_generate(
                 "periodic": parts.box.periodic,
                 "length_unit_m": 1e-6,
                 "seed": parts.meta.get("seed"),
+                "porosity": summary["porosity"],
+                "porosity_per_layer": summary["porosity_per_layer"],
                 "layer_bounds_um": parts.meta.get("layer_bounds_um"),
                 "mesh_options": dataclasses.asdict(cfg.mesh),
                 "mesh_stats": dataclasses.asdict(stats),
