@@ -15,8 +15,19 @@ HERE = Path(__file__).parent
 
 CASES = {
     # paper 002 architectures, 2D, a 50 x 60 µm window, L:S = 5:5
-    "ls_2d": {"preset": "L-Dry-S", "box": {"width": 50.0, "height": 60.0}, "mesh": {"size": 1.0}},
-    "sl_2d": {"preset": "S-Dry-L", "box": {"width": 50.0, "height": 60.0}, "mesh": {"size": 1.0}},
+    # ("gap" contacts: a 2D section with overlapping contacts has closed pore pockets)
+    "ls_2d": {
+        "preset": "L-Dry-S",
+        "box": {"width": 50.0, "height": 60.0},
+        "contacts": {"mode": "gap"},
+        "mesh": {"size": 1.0},
+    },
+    "sl_2d": {
+        "preset": "S-Dry-L",
+        "box": {"width": 50.0, "height": 60.0},
+        "contacts": {"mode": "gap"},
+        "mesh": {"size": 1.0},
+    },
     # small 3D bidisperse box: 4.5 and 8 µm spheres, 1:1 by volume
     "bi_3d": {
         "box": {"width": 20.0, "depth": 20.0, "height": 20.0},

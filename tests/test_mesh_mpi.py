@@ -150,3 +150,25 @@ def test_mesh_volume_converges_under_refinement(shared_tmp):
     rates = [math.log2(errs[i] / errs[i + 1]) for i in range(2)]
     assert errs[-1] < 2e-3
     assert min(rates) > 1.6, (errs, rates)
+
+
+def test_meshio_convert_and_info_cli(generated, capsys):
+    from electrofem.cli import main
+
+    _, _, out = generated
+    comm = MPI.COMM_WORLD
+    if comm.rank == 0:
+        import meshio
+
+        from electrofem.mesh import convert
+
+        convert(out / "mesh.msh", out / "mesh.vtu")
+        m = meshio.read(out / "mesh.vtu")
+        assert "tags" in m.cell_data
+        values = np.unique(np.concatenate(m.cell_data["tags"]))
+        assert {tags.ELECTROLYTE, tags.ACTIVE, tags.BOTTOM} <= set(values.tolist())
+    comm.barrier()
+    assert main(["info", str(out / "mesh.xdmf")]) == 0
+    if comm.rank == 0:
+        info = json.loads(capsys.readouterr().out)
+        assert info["n_cells"] > 1000 and "electrolyte|active" in info["facet_measures"]

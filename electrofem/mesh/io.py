@@ -307,5 +307,6 @@ def convert(src: str | Path, dst: str | Path) -> Path:
     if "gmsh:physical" in m.cell_data:
         m.cell_data["tags"] = m.cell_data.pop("gmsh:physical")
         m.cell_data.pop("gmsh:geometrical", None)
+    m.cell_sets = {}  # named groups are already in the "tags" cell data
     meshio.write(dst, m)
     return dst

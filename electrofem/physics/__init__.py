@@ -1,0 +1,1 @@
+"""Solvers, one module each (dolfinx + PETSc)."""
