@@ -25,7 +25,7 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
-	$(VENV)/bin/mpirun -n 2 $(PY) -m pytest -q -m mpi -x
+	timeout 1200 $(VENV)/bin/mpirun -n 2 $(PY) -m pytest -q -m mpi
 
 lint: install
 	$(VENV)/bin/ruff check .

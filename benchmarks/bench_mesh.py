@@ -51,14 +51,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    print("| case | particles | h (µm) | cells | pack (s) | geometry (s) | mesh (s) | "
-          "import (s) | min quality | porosity |")
+    print(
+        "| case | particles | h (µm) | cells | pack (s) | geometry (s) | mesh (s) | "
+        "import (s) | min quality | porosity |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    run("2D L-S 146x50", preset("L-Dry-S", width=50, height=146, porosity=0.40, seed=1),
-        MeshOptions(size=0.5))
+    run(
+        "2D L-S 146x50",
+        preset("L-Dry-S", width=50, height=146, porosity=0.40, seed=1),
+        MeshOptions(size=0.5),
+    )
     if args.quick:
         return
-    pops = (Population(Fixed(2.0), volume_fraction=0.4), Population(Fixed(3.0), volume_fraction=0.6))
+    pops = (
+        Population(Fixed(2.0), volume_fraction=0.4),
+        Population(Fixed(3.0), volume_fraction=0.6),
+    )
     spec3 = Electrode(Box((50.0, 50.0, 60.0)), (Layer(1.0, 0.45, pops),), seed=1)
     run("3D bidisperse 50x50x60", spec3, MeshOptions(size=1.0))
 

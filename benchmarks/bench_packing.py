@@ -34,8 +34,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    cases = [(3, 1000, False), (3, 1000, True), (3, 10000, False), (3, 10000, True),
-             (3, 20000, False), (3, 20000, True), (2, 10000, True)]
+    cases = [
+        (3, 1000, False),
+        (3, 1000, True),
+        (3, 10000, False),
+        (3, 10000, True),
+        (3, 20000, False),
+        (3, 20000, True),
+        (2, 10000, True),
+    ]
     if args.quick:
         cases = cases[:2]
     print(f"machine: {platform.processor() or platform.machine()}, 1 core")

@@ -64,10 +64,10 @@ def _print_summary(summary: dict, outdir) -> None:
 
 
 def _cmd_demo(args) -> int:
+    import tomllib
+
     from .config import parse
     from .pipeline import run_generate
-
-    import tomllib
 
     text = resources.files("electrofem.data").joinpath("demo.toml").read_text()
     cfg = parse(tomllib.loads(text))

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from . import tags
+from .mesh.geometry import MeshOptions
 from .microstructure import (
     Box,
     ContactModel,
@@ -70,7 +71,6 @@ from .microstructure import (
     Population,
     preset,
 )
-from .mesh.geometry import MeshOptions
 
 
 class ConfigError(ValueError):

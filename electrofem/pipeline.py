@@ -135,7 +135,9 @@ def run_generate(
                 "mesh_options": dataclasses.asdict(cfg.mesh),
                 "mesh_stats": dataclasses.asdict(stats),
                 "geometry": {
-                    "phase_volumes": {tags.phase_name(k): v for k, v in report.phase_volumes.items()},
+                    "phase_volumes": {
+                        tags.phase_name(k): v for k, v in report.phase_volumes.items()
+                    },
                     "interface_areas": {
                         tags.interface_name(k): v for k, v in report.interface_areas.items()
                     },
@@ -148,14 +150,15 @@ def run_generate(
                 stats.min_quality,
                 stats.seconds_geometry + stats.seconds_mesh,
             )
-        emesh = ElectrodeMesh.from_gmsh(comm, parts.dim, meta)
+        dim = comm.bcast(parts.dim if comm.rank == 0 else None, root=0)
+        emesh = ElectrodeMesh.from_gmsh(comm, dim, meta)
     finally:
         if comm.rank == 0:
             gmsh.finalize()
     xdmf = emesh.write(outdir / "mesh.xdmf")
     mstats = emesh.statistics()
+    vols = emesh.phase_volumes()  # collective: every rank calls it
     if comm.rank == 0:
-        vols = emesh.phase_volumes()
         total = sum(vols.values())
         summary.update(
             {

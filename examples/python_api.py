@@ -1,6 +1,6 @@
 """Python API walk-through: generate the paper's three architectures and compare them.
 
-    python examples/python_api.py           (or: mpirun -n 2 python examples/python_api.py)
+python examples/python_api.py           (or: mpirun -n 2 python examples/python_api.py)
 """
 
 from mpi4py import MPI

@@ -28,19 +28,22 @@ CASES = {
         "contacts": {"mode": "gap"},
         "mesh": {"size": 1.0},
     },
-    # small 3D bidisperse box: 4.5 and 8 µm spheres, 1:1 by volume
+    # small 3D bidisperse box: 4.5 and 7 µm spheres, 1:1 by volume
     "bi_3d": {
-        "box": {"width": 20.0, "depth": 20.0, "height": 20.0},
+        "box": {"width": 16.0, "depth": 16.0, "height": 16.0},
         "layers": [
             {
                 "porosity": 0.45,
                 "particles": [
-                    {"distribution": "mixture", "diameters": [8.0, 4.5],
-                     "volume_fractions": [0.5, 0.5]}
+                    {
+                        "distribution": "mixture",
+                        "diameters": [7.0, 4.5],
+                        "volume_fractions": [0.5, 0.5],
+                    }
                 ],
             }
         ],
-        "mesh": {"size": 2.0, "radius_factor": 0.5},
+        "mesh": {"size": 1.5, "radius_factor": 0.5, "optimize": False},
     },
 }
 

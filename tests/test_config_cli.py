@@ -26,8 +26,8 @@ def run_cli(tmp_path, text, capsys):
         ('preset = "L-S"\n[box]\nwidth = 50.0\nheight = 8.0\n', "box height"),
         ('preset = "L-S"\nporosity = 0.05\n[box]\nwidth = 50.0\nheight = 80.0\n', "porosity"),
         (
-            '[box]\nwidth = 50.0\nheight = 80.0\n[[layers]]\nporosity = 0.4\n'
-            '[[layers.particles]]\ndiameter = -3.0\n',
+            "[box]\nwidth = 50.0\nheight = 80.0\n[[layers]]\nporosity = 0.4\n"
+            "[[layers.particles]]\ndiameter = -3.0\n",
             "layers[0].particles[0].diameter",
         ),
         ('preset = "L-S"\n[box]\nwidth = 50.0\nheight = 80.0\n[mesh]\nsize = 0\n', "mesh.size"),
@@ -57,16 +57,25 @@ def test_layers_config_builds_recipe():
                     "thickness_fraction": 0.4,
                     "porosity": 0.45,
                     "particles": [
-                        {"distribution": "mixture", "diameters": [8.0, 4.0],
-                         "volume_fractions": [0.6, 0.4]}
+                        {
+                            "distribution": "mixture",
+                            "diameters": [8.0, 4.0],
+                            "volume_fractions": [0.6, 0.4],
+                        }
                     ],
                 },
                 {
                     "thickness_fraction": 0.6,
                     "porosity": 0.5,
                     "particles": [
-                        {"distribution": "lognormal", "mean_diameter": 5.0, "std_diameter": 1.0,
-                         "shell_thickness": 0.3, "phase": "active", "shell_phase": "second"}
+                        {
+                            "distribution": "lognormal",
+                            "mean_diameter": 5.0,
+                            "std_diameter": 1.0,
+                            "shell_thickness": 0.3,
+                            "phase": "active",
+                            "shell_phase": "second",
+                        }
                     ],
                 },
             ],

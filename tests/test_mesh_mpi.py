@@ -63,7 +63,9 @@ def test_interface_tags_complete_and_exclusive(generated):
     phase = np.zeros(ncell, dtype=np.int32)
     phase[emesh.cell_tags.indices] = emesh.cell_tags.values
     assert np.all(phase > 0), "every cell has a phase"
-    ftag = dict(zip(emesh.facet_tags.indices.tolist(), emesh.facet_tags.values.tolist(), strict=True))
+    ftag = dict(
+        zip(emesh.facet_tags.indices.tolist(), emesh.facet_tags.values.tolist(), strict=True)
+    )
     nfacet = mesh.topology.index_map(tdim - 1).size_local
     for f in range(nfacet):
         cells = f2c.links(f)

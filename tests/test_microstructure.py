@@ -158,8 +158,9 @@ def test_calendering_reaches_25_percent_with_bounded_overlap():
 
 
 def test_calendering_3d_small_box():
-    spec = preset("Mix", dim=3, width=25, depth=25, height=30, porosity=0.45, seed=3,
-                  calender_porosity=0.3)
+    spec = preset(
+        "Mix", dim=3, width=25, depth=25, height=30, porosity=0.45, seed=3, calender_porosity=0.3
+    )
     p = generate(spec)
     assert abs(1 - union_volume(p) / p.box.volume - 0.30) <= 0.01
     assert brute_force_overlaps(p).max() <= spec.contacts.max_overlap + 1e-9

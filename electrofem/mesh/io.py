@@ -68,12 +68,14 @@ class ElectrodeMesh:
     @classmethod
     def from_gmsh(cls, comm: MPI.Comm, gdim: int, metadata: dict | None = None, rank: int = 0):
         """Distribute the current Gmsh model (on ``rank``) to all ranks of ``comm``."""
+        import gmsh
         from dolfinx.io.gmsh import model_to_mesh
 
-        import gmsh
-
         data = model_to_mesh(
-            gmsh.model if comm.rank == rank else None, comm, rank, gdim=gdim,
+            gmsh.model if comm.rank == rank else None,
+            comm,
+            rank,
+            gdim=gdim,
             partitioner=_partitioner(),
         )
         return cls._from_meshdata(data, comm.bcast(metadata, root=rank))
@@ -140,9 +142,8 @@ class ElectrodeMesh:
 
     @classmethod
     def _read_msh(cls, path: Path, comm: MPI.Comm):
-        from dolfinx.io.gmsh import read_from_msh
-
         import gmsh
+        from dolfinx.io.gmsh import read_from_msh
 
         msg = None
         gdim = 3

@@ -26,8 +26,8 @@ from .packing import (
     grow,
     initial_state,
     match_porosity,
-    settle_contacts,
     random_radii_to_fraction,
+    settle_contacts,
 )
 from .particles import Box, MicrostructureError, Particles
 
@@ -178,7 +178,7 @@ def generate(spec: Electrode, progress: bool = False) -> Particles:
     rng = np.random.default_rng(spec.seed)
     cols = _sample_layers(spec, rng)
     _check_fit(spec.box, cols["r"], "layers")
-    for k, (ly, (z0, z1)) in enumerate(zip(spec.layers, spec.layer_bounds(), strict=True)):
+    for k, ly in enumerate(spec.layers):
         rmax = max(p.size.r_max for p in ly.populations)
         if 2 * rmax > spec.box.height:
             raise MicrostructureError(
@@ -196,7 +196,10 @@ def generate(spec: Electrode, progress: bool = False) -> Particles:
     field_name = "layers[0].porosity" if len(spec.layers) == 1 else "layers.porosity"
     inflate = spec.contacts.inflation
     state.r /= inflate  # pack hard cores; inflating them afterwards makes the contact overlaps
-    targets = [(z0, z1, 1 - ly.porosity) for ly, (z0, z1) in zip(spec.layers, spec.layer_bounds(), strict=True)]
+    targets = [
+        (z0, z1, 1 - ly.porosity)
+        for ly, (z0, z1) in zip(spec.layers, spec.layer_bounds(), strict=True)
+    ]
     try:
         grow(state, hard_frac=hard, progress=progress, field=field_name)
     except UnreachablePorosity as err:

@@ -22,7 +22,9 @@ from .particles import Particles
 
 def lens_volume(r1, r2, d, dim: int):
     """Volume (area in 2D) of the intersection of two balls at centre distance ``d``."""
-    r1, r2, d = np.broadcast_arrays(*(np.atleast_1d(np.asarray(a, dtype=float)) for a in (r1, r2, d)))
+    r1, r2, d = np.broadcast_arrays(
+        *(np.atleast_1d(np.asarray(a, dtype=float)) for a in (r1, r2, d))
+    )
     out = np.zeros(d.shape)
     small, big = np.minimum(r1, r2), np.maximum(r1, r2)
     inside = d <= big - small
@@ -43,7 +45,10 @@ def lens_volume(r1, r2, d, dim: int):
             v = (
                 a**2 * np.arccos(c1)
                 + b**2 * np.arccos(c2)
-                - 0.5 * np.sqrt(np.clip((-dd + a + b) * (dd + a - b) * (dd - a + b) * (dd + a + b), 0, None))
+                - 0.5
+                * np.sqrt(
+                    np.clip((-dd + a + b) * (dd + a - b) * (dd - a + b) * (dd + a + b), 0, None)
+                )
             )
         out[part] = v
     return out

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from .._packing import pairs_within, relax
+from .._packing import relax
 from .measure import phase_profile, union_volume
 from .particles import Box, MicrostructureError, Particles, ball_volume
 
@@ -83,7 +83,9 @@ class ContactModel:
 
     def __post_init__(self):
         if self.mode not in ("overlap", "gap"):
-            raise MicrostructureError(f"contacts.mode: must be 'overlap' or 'gap', got {self.mode!r}")
+            raise MicrostructureError(
+                f"contacts.mode: must be 'overlap' or 'gap', got {self.mode!r}"
+            )
         for name in ("overlap", "gap", "clearance", "max_overlap"):
             v = getattr(self, name)
             if not (0 <= v < 0.5):
@@ -174,7 +176,8 @@ def _check_fit(box: Box, radii: np.ndarray, field: str = "layers") -> None:
         if length < need:
             raise MicrostructureError(
                 f"box.{name}: {length:.4g} µm is too small for particles of diameter "
-                f"{2 * rmax:.4g} µm (need >= {need:.4g} µm{' with periodic sides' if box.periodic else ''})"
+                f"{2 * rmax:.4g} µm (need >= {need:.4g} µm"
+                f"{' with periodic sides' if box.periodic else ''})"
             )
 
 
@@ -329,7 +332,11 @@ def match_porosity(
             state.r[layer == k] *= f
             scales[k] *= f
     else:
-        log.warning("per-layer porosity within %.3g of target after %d rounds", max(map(abs, err)), max_rounds)
+        log.warning(
+            "per-layer porosity within %.3g of target after %d rounds",
+            max(map(abs, err)),
+            max_rounds,
+        )
     return scales
 
 

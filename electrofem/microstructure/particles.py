@@ -210,8 +210,7 @@ class Particles:
                     out.append(conv(row[cols[name]].strip()))
                 except (ValueError, AttributeError, TypeError):
                     raise MicrostructureError(
-                        f"particles.csv: row {k + 2} column {name!r}: bad value "
-                        f"{row[cols[name]]!r}"
+                        f"particles.csv: row {k + 2} column {name!r}: bad value {row[cols[name]]!r}"
                     ) from None
             return out
 

@@ -137,7 +137,9 @@ def solve_transport(
     kappa = fem.Function(Q)
     nsub = sub.topology.index_map(tdim).size_local + sub.topology.index_map(tdim).num_ghosts
     parent = emap.sub_topology_to_topology(np.arange(nsub, dtype=np.int32), False)
-    ptag = np.zeros(msh.topology.index_map(tdim).size_local + msh.topology.index_map(tdim).num_ghosts, np.int32)
+    ptag = np.zeros(
+        msh.topology.index_map(tdim).size_local + msh.topology.index_map(tdim).num_ghosts, np.int32
+    )
     ptag[emesh.cell_tags.indices] = emesh.cell_tags.values
     kappa.x.array[:nsub] = np.array([phases[int(t)] for t in ptag[parent]])
     kappa.x.scatter_forward()
@@ -165,9 +167,11 @@ def solve_transport(
         length = box[axis]
         area = float(np.prod(box)) / length
         tol = 1e-8 * length
-        f_in = mesh.locate_entities_boundary(sub, tdim - 1, lambda x: np.abs(x[axis]) < tol)
+        f_in = mesh.locate_entities_boundary(
+            sub, tdim - 1, lambda x, a=axis, t=tol: np.abs(x[a]) < t
+        )
         f_out = mesh.locate_entities_boundary(
-            sub, tdim - 1, lambda x: np.abs(x[axis] - length) < tol
+            sub, tdim - 1, lambda x, a=axis, t=tol, h=length: np.abs(x[a] - h) < t
         )
         d_in = fem.locate_dofs_topological(V, tdim - 1, f_in)
         d_out = fem.locate_dofs_topological(V, tdim - 1, f_out)
