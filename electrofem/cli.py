@@ -2,6 +2,9 @@
 
     electrofem generate CONFIG.toml -o OUTDIR [--particles CSV] [--seed N]
     electrofem demo [-o OUTDIR]
+    electrofem transport MESH_OR_CONFIG -o OUTDIR [--phase electrolyte|solid]
+                         [--direction x|y|z|all] [--density NAME=G_CM3]
+    electrofem pybamm TRANSPORT.json -o PARAMS.json [--electrode positive|negative]
     electrofem info MESH.xdmf|MESH.msh
     electrofem convert IN OUT            (meshio, serial)
 
@@ -68,11 +71,94 @@ def _cmd_demo(args) -> int:
 
     from .config import parse
     from .pipeline import run_generate
+    from .transport_job import run_transport
 
     text = resources.files("electrofem.data").joinpath("demo.toml").read_text()
     cfg = parse(tomllib.loads(text))
-    _, summary = run_generate(cfg, args.output, progress=not args.quiet)
+    emesh, summary = run_generate(cfg, args.output, progress=not args.quiet)
     _print_summary(summary, args.output)
+    report = run_transport(emesh, args.output, cfg.transport, cfg.density or None)
+    _print_transport(report.metrics, args.output)
+    return 0
+
+
+def _parse_densities(items) -> dict[int, float] | None:
+    from . import tags
+
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            pid = tags.phase_id(name.strip())
+            out[pid] = float(value)
+        except ValueError:
+            raise ValueError(
+                f"--density: expected NAME=g/cm³ (e.g. active=4.75), got {item!r}"
+            ) from None
+        if not out[pid] > 0:
+            raise ValueError(f"--density: {name} must be positive, got {value}")
+    return out
+
+
+def _cmd_transport(args) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from .config import load, parse_transport
+    from .transport_job import MESH_SUFFIXES, run_transport
+
+    src = Path(args.source)
+    if src.suffix in MESH_SUFFIXES:
+        source, options = src, parse_transport({})
+    else:
+        source = load(src)
+        options = source.transport
+    changes = {}
+    if args.phase:
+        changes["phase"] = args.phase
+    if args.direction:
+        changes["directions"] = tuple(args.direction)
+    if args.slabs:
+        changes["n_slabs"] = args.slabs
+    if args.electrode:
+        changes["electrode"] = args.electrode
+    options = dataclasses.replace(options, **changes)
+    options.validate()
+    report = run_transport(
+        source, args.output, options, _parse_densities(args.density), progress=not args.quiet
+    )
+    _print_transport(report.metrics, args.output)
+    return 0
+
+
+def _print_transport(m: dict, outdir) -> None:
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank:
+        return
+    for name, d in m["directions"].items():
+        tau = d["tortuosity"]
+        tau = f"{tau:.4f}" if isinstance(tau, float) else tau
+        print(
+            f"{m['phase']} {name}: eps {d['epsilon']:.4f} | D_eff/D0 "
+            f"{d['relative_diffusivity']:.5f} | tau {tau} | flux balance "
+            f"{d['flux_imbalance']:.1e}"
+        )
+    sia = ", ".join(f"{k} {v:.4g} m²/g" for k, v in m["sia_m2_per_g"].items()) or "none"
+    a_s = ", ".join(f"{k} {v:.4g}" for k, v in m["specific_surface_area_by_phase_m-1"].items())
+    print(
+        f"a_s (electrolyte|solid, 1/m): {a_s or 'none'} | reactive "
+        f"{m['reactive_surface_area_m-1']:.4g} 1/m | SIA: {sia} -> {outdir}"
+    )
+
+
+def _cmd_pybamm(args) -> int:
+    from .export import write_pybamm_parameters
+
+    out = write_pybamm_parameters(args.transport, args.output, args.electrode)
+    print(json.dumps(out["parameters"], indent=2))
     return 0
 
 
@@ -111,6 +197,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", default="demo-out", help="output directory")
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=_cmd_demo)
+    t = sub.add_parser("transport", help="tortuosity, effective conductivity, a_s, SIA, profiles")
+    t.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
+    t.add_argument("-o", "--output", required=True, help="output directory")
+    t.add_argument("--phase", help="electrolyte (default), solid, or names: active,second")
+    t.add_argument(
+        "--direction", action="append", choices=["x", "y", "z", "all"], help="repeatable"
+    )
+    t.add_argument("--slabs", type=int, help="slabs of the through-thickness profiles")
+    t.add_argument("--density", action="append", help="NAME=g/cm³ for SIA, repeatable")
+    t.add_argument("--electrode", choices=["positive", "negative"], help="PyBaMM export")
+    t.add_argument("-q", "--quiet", action="store_true")
+    t.set_defaults(func=_cmd_transport)
+    pb = sub.add_parser("pybamm", help="PyBaMM DFN parameters from a transport.json")
+    pb.add_argument("transport", help="transport.json of an electrolyte transport run")
+    pb.add_argument("-o", "--output", required=True, help="parameter JSON to write")
+    pb.add_argument("--electrode", choices=["positive", "negative"], default="positive")
+    pb.set_defaults(func=_cmd_pybamm)
     i = sub.add_parser("info", help="statistics of a mesh file (.xdmf or .msh)")
     i.add_argument("mesh")
     i.set_defaults(func=_cmd_info)
@@ -131,7 +234,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, MicrostructureError, MeshFileError, PipelineError, ValueError) as err:
+    except (
+        ConfigError,
+        MicrostructureError,
+        MeshFileError,
+        PipelineError,
+        ValueError,
+        RuntimeError,
+        OSError,
+    ) as err:
         print(f"electrofem: error: {err}", file=sys.stderr)
         return 2
 

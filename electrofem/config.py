@@ -48,6 +48,14 @@ marked::
     [mesh]                  # see electrofem.mesh.MeshOptions
     size = 1.0
     radius_factor = 0.25
+
+    [transport]             # see electrofem.physics.transport.TransportOptions
+    phase = "electrolyte"   # or "solid", or "active,second"
+    directions = ["all"]    # or e.g. ["z"]
+    n_slabs = 20            # through-thickness profiles
+    electrode = "positive"  # PyBaMM export
+    [transport.coefficients]
+    electrolyte = 1.0       # per-phase diffusivity/conductivity (ratios matter)
 """
 
 from __future__ import annotations
@@ -71,6 +79,7 @@ from .microstructure import (
     Population,
     preset,
 )
+from .physics.transport import TransportOptions
 
 
 class ConfigError(ValueError):
@@ -88,6 +97,7 @@ class Config:
     density: dict[int, float] = field(default_factory=dict)
     seed: int = 0
     source: dict = field(default_factory=dict)
+    transport: TransportOptions = field(default_factory=TransportOptions)
 
 
 TOP_KEYS = {
@@ -105,6 +115,7 @@ TOP_KEYS = {
     "density",
     "mesh",
     "dim",
+    "transport",
 }
 BOX_KEYS = {"width", "depth", "height", "periodic"}
 LAYER_KEYS = {"name", "thickness_fraction", "porosity", "particles"}
@@ -218,7 +229,29 @@ def parse(data: dict, base_dir: Path | None = None) -> Config:
         raise ConfigError(str(err)) from None
 
 
+def parse_transport(tt: dict) -> TransportOptions:
+    """The ``[transport]`` table -> :class:`TransportOptions` (ConfigError names the field)."""
+    _check_keys(tt, {f.name for f in fields(TransportOptions)}, "transport")
+    kw = dict(tt)
+    if "directions" in kw:
+        d = kw["directions"]
+        kw["directions"] = (d,) if isinstance(d, str) else tuple(d)
+    try:
+        opts = TransportOptions(**kw)
+        opts.validate()
+    except (TypeError, ValueError) as err:
+        msg = str(err)
+        raise ConfigError(msg if msg.startswith("transport") else f"transport: {msg}") from None
+    return opts
+
+
 def _parse(data: dict, base_dir: Path) -> Config:
+    cfg = _parse_structure(data, base_dir)
+    cfg.transport = parse_transport(data.get("transport", {}))
+    return cfg
+
+
+def _parse_structure(data: dict, base_dir: Path) -> Config:
     _check_keys(data, TOP_KEYS, "")
     if "box" not in data:
         raise ConfigError("box: required (width, height[, depth])")

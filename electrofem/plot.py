@@ -92,3 +92,41 @@ def plot_microstructure(p: Particles, path: str | Path, title: str = "") -> Path
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
+
+
+def plot_profiles(profiles, path: str | Path, title: str = "") -> Path:
+    """Through-thickness profiles (porosity, a_s, SIA, local τ) against depth, one PNG.
+
+    ``profiles`` is an :class:`electrofem.analysis.Profiles`; depth runs upward from the
+    current collector, as in the electrode.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    z = profiles.centres
+    panels = [("porosity", profiles.porosity, "porosity (-)")]
+    panels.append(("a_s", profiles.a_s * 1e-6, "a_s (1/µm)"))
+    if profiles.sia:
+        panels.append(("sia", None, "SIA (m²/g)"))
+    if np.isfinite(profiles.tortuosity).any():
+        panels.append(("tau", profiles.tortuosity, f"local τ ({profiles.direction})"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 4.2), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, (key, values, label) in zip(axes, panels, strict=True):
+        if key == "sia":
+            for name, v in profiles.sia.items():
+                ax.plot(v, z, marker=".", label=name)
+            ax.legend(fontsize=7)
+        else:
+            ax.plot(values, z, marker=".")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{profiles.axis} (µm), 0 = current collector")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

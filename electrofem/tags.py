@@ -84,3 +84,11 @@ def interface_name(tag: int) -> str:
     """``'electrolyte|active'`` for 112."""
     a, b = interface_phases(tag)
     return f"{phase_name(a)}|{phase_name(b)}"
+
+
+def facet_name(tag: int) -> str:
+    """``'bottom'`` for 11, ``'electrolyte|active'`` for 112."""
+    for name, value in BOUNDARIES.items():
+        if value == tag:
+            return name
+    return interface_name(tag)

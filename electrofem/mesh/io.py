@@ -205,15 +205,8 @@ class ElectrodeMesh:
             "n_cells": int(imap.size_global),
             "n_vertices": int(vmap.size_global),
             "phase_volumes": {tags.phase_name(k): v for k, v in self.phase_volumes().items()},
-            "facet_measures": {_facet_name(k): v for k, v in self.facet_measures().items()},
+            "facet_measures": {tags.facet_name(k): v for k, v in self.facet_measures().items()},
         }
-
-
-def _facet_name(tag: int) -> str:
-    for name, value in tags.BOUNDARIES.items():
-        if value == tag:
-            return name
-    return tags.interface_name(tag)
 
 
 def _jsonable(obj):

@@ -205,7 +205,7 @@ def grow(
         scale = (phi / target) ** (1 / dim)
         it, viol = state.relax(scale, max_iter=max_iter, **kw)
         state.log.append({"solid_fraction": float(phi), "iterations": int(it), "violation": viol})
-        bar.set_postfix(phi=f"{phi:.3f}", it=it)
+        bar.set_postfix(phi=f"{phi:.3f}", it=it, refresh=False)
         if viol >= OVERLAP_TOL:
             best = _bisect_jam(state, good_x, good_phi or phi, phi, target, kw, max_iter)
             raise UnreachablePorosity(field, 1 - target, 1 - best, "the packing jams")
@@ -401,7 +401,7 @@ def calender(
         if viol >= contacts.tolerance:
             raise unreachable(phi)
         state, f, phi = st, h / box0.height, ph
-        bar.set_postfix(porosity=f"{1 - phi:.3f}")
+        bar.set_postfix(porosity=f"{1 - phi:.3f}", refresh=False)
     # secant iterations on the height absorb the overlap losses
     for _ in range(8):
         if abs(phi - target) < POROSITY_TOL:

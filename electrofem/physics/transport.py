@@ -57,6 +57,76 @@ DEFAULT_PETSC_OPTIONS = {
 
 
 @dataclass
+class TransportOptions:
+    """What the ``transport`` job solves (the ``[transport]`` table of a config).
+
+    Attributes:
+        phase: ``"electrolyte"`` (ionic/diffusive transport in the pores), ``"solid"`` (every
+            solid phase present: electronic conduction), or a comma-separated list of phase
+            names (``"active,second"``).
+        directions: axis names (``"x"``, ``"y"``, ``"z"``) or ``("all",)``.
+        coefficients: diffusivity or conductivity per phase name, any one unit (only ratios
+            matter; e.g. S/m). Phases not listed get 1.
+        reference: ``D0`` (same unit); default: the coefficient of the first selected phase.
+        n_slabs: slabs of the through-thickness profiles.
+        electrode: ``"positive"`` or ``"negative"``: which electrode the PyBaMM export fills.
+    """
+
+    phase: str = "electrolyte"
+    directions: tuple[str, ...] = ("all",)
+    coefficients: dict[str, float] = field(default_factory=dict)
+    reference: float | None = None
+    n_slabs: int = 20
+    electrode: str = "positive"
+
+    def validate(self) -> None:
+        names = self.phase.split(",") if self.phase not in ("electrolyte", "solid") else []
+        for n in names:
+            if n.strip() not in tags.PHASES:
+                raise ValueError(
+                    f"transport.phase: unknown phase {n.strip()!r} "
+                    f"(electrolyte, solid, or names from {sorted(tags.PHASES)})"
+                )
+        for d in self.directions:
+            if d not in ("all", *AXES):
+                raise ValueError(f"transport.directions: {d!r} is not x, y, z or all")
+        for k, v in self.coefficients.items():
+            if k not in tags.PHASES:
+                raise ValueError(f"transport.coefficients.{k}: unknown phase")
+            if not (isinstance(v, int | float) and v > 0 and math.isfinite(v)):
+                raise ValueError(f"transport.coefficients.{k}: must be positive, got {v!r}")
+        if self.reference is not None and not self.reference > 0:
+            raise ValueError(f"transport.reference: must be positive, got {self.reference!r}")
+        if not (isinstance(self.n_slabs, int) and self.n_slabs >= 1):
+            raise ValueError(f"transport.n_slabs: must be a positive integer, got {self.n_slabs!r}")
+        if self.electrode not in ("positive", "negative"):
+            raise ValueError(f"transport.electrode: positive or negative, got {self.electrode!r}")
+
+    def phase_coefficients(self, present: list[int]) -> dict[int, float]:
+        """``{phase id: coefficient}`` of the selected phases that are present in the mesh."""
+        if self.phase == "electrolyte":
+            ids = [tags.ELECTROLYTE]
+        elif self.phase == "solid":
+            ids = [p for p in tags.SOLID_PHASES if p in present]
+        else:
+            ids = [tags.PHASES[n.strip()] for n in self.phase.split(",")]
+        ids = [p for p in ids if p in present]
+        if not ids:
+            raise ValueError(f"transport.phase: no {self.phase!r} cells in this mesh")
+        return {p: float(self.coefficients.get(tags.phase_name(p), 1.0)) for p in ids}
+
+    def axes(self, dim: int) -> tuple[str, ...]:
+        """The directions to solve on a ``dim``-dimensional mesh."""
+        names = "xyz"[:dim]
+        if "all" in self.directions:
+            return tuple(names)
+        bad = [d for d in self.directions if d not in names]
+        if bad:
+            raise ValueError(f"transport.directions: {bad[0]!r} is not an axis of a {dim}D mesh")
+        return tuple(dict.fromkeys(self.directions))
+
+
+@dataclass
 class DirectionResult:
     """Effective transport along one axis (see module docstring for definitions)."""
 
@@ -102,6 +172,7 @@ def solve_transport(
     directions=("z",),
     reference: float | None = None,
     petsc_options: dict | None = None,
+    callback=None,
 ) -> TransportResult:
     """Solve the cell problem on ``emesh`` for each direction; MPI-collective.
 
@@ -112,6 +183,8 @@ def solve_transport(
         directions: axis names; the through-plane axis is the last one ("y" in 2D, "z" in 3D).
         reference: ``D0``; default the coefficient of the first phase.
         petsc_options: override :data:`DEFAULT_PETSC_OPTIONS`.
+        callback: called as ``callback(result, name)`` after each direction (e.g. to write
+            results as they come).
     """
     import ufl
     from dolfinx import fem, mesh
@@ -201,6 +274,8 @@ def solve_transport(
                 )
             q_in = _reaction(energy, uh, V, d_in)
             q_out = _reaction(energy, uh, V, d_out)
+            if not (math.isfinite(q_in) and math.isfinite(q_out)):
+                raise RuntimeError(f"transport solve ({name}): the flux is not finite (NaN)")
         deff = q_in * length / (area * ref * 1.0)
         perc = deff > PERCOLATION_THRESHOLD
         deff = deff if perc else 0.0
@@ -220,6 +295,8 @@ def solve_transport(
         )
         result.directions[name] = res
         result.fields[name] = uh
+        if callback is not None:
+            callback(result, name)
     return result
 
 

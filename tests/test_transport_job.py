@@ -1,0 +1,149 @@
+"""The transport job, its files, the CLI and the PyBaMM export. Marked ``mpi``: the same
+assertions run under mpirun -n 2."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from mpi4py import MPI
+
+from electrofem.cli import main
+from electrofem.export import pybamm_parameters
+from electrofem.physics.transport import TransportOptions
+from electrofem.transport_job import run_transport
+
+pytestmark = pytest.mark.mpi
+COMM = MPI.COMM_WORLD
+MESHES = Path(__file__).parent.parent / "meshes"
+
+
+def test_job_writes_consistent_metrics(shared_tmp):
+    opts = TransportOptions(directions=("all",), coefficients={"electrolyte": 2.5}, n_slabs=10)
+    rep = run_transport(MESHES / "ls_2d.xdmf", shared_tmp, opts, progress=False)
+    for name in ("transport.json", "profiles.csv", "profiles.png", "fields.xdmf", "pybamm.json"):
+        if COMM.rank == 0 or name != "profiles.png":
+            assert (shared_tmp / name).is_file(), name
+    m = json.loads((shared_tmp / "transport.json").read_text())
+    assert m["status"] == "done" and m["version"] and m["parameters"]["n_slabs"] == 10
+    assert set(m["directions"]) == {"x", "y"} and m["through_plane"] == "y"
+    eps = m["volume_fractions"]["electrolyte"]
+    for d in m["directions"].values():
+        assert math.isclose(d["epsilon"], eps, rel_tol=1e-10)
+        # the definitions hold: tau = eps/(D_eff/D0), N_M = tau/eps; a coefficient of 2.5 on
+        # the only phase does not change the relative numbers
+        assert math.isclose(d["tortuosity"], eps / d["relative_diffusivity"], rel_tol=1e-12)
+        assert math.isclose(d["macmullin"], d["tortuosity"] / eps, rel_tol=1e-12)
+        assert d["flux_imbalance"] < 1e-6
+    assert m["reference_coefficient"] == 2.5
+    # a_s = electrolyte|active area / box volume, in 1/m (lengths are µm)
+    area = m["interface_areas_um2"]["electrolyte|active"]
+    box = m["box_um"]
+    assert math.isclose(
+        m["specific_surface_area_m-1"], area / (box[0] * box[1]) * 1e6, rel_tol=1e-9
+    )
+    assert rep.direction("y").tortuosity == m["directions"]["y"]["tortuosity"]
+    pb = json.loads((shared_tmp / "pybamm.json").read_text())
+    p = pb["parameters"]
+    tau = m["directions"]["y"]["tortuosity"]
+    b = p["Positive electrode Bruggeman coefficient (electrolyte)"]
+    assert math.isclose(eps**b, eps / tau, rel_tol=1e-10)
+    assert p["Positive electrode tortuosity factor (electrolyte)"] == tau
+    assert math.isclose(p["Positive electrode thickness [m]"], box[1] * 1e-6)
+    assert "warning" in pb  # a 2D section
+
+
+def test_job_keeps_finished_directions_when_a_later_one_fails(shared_tmp, monkeypatch):
+    import electrofem.transport_job as job
+
+    real = job.solve_transport
+
+    def failing(*args, callback=None, **kw):
+        def cb(result, name):
+            callback(result, name)
+            raise RuntimeError("simulated failure after the first direction")
+
+        return real(*args, callback=cb, **kw)
+
+    monkeypatch.setattr(job, "solve_transport", failing)
+    with pytest.raises(RuntimeError, match="simulated"):
+        run_transport(MESHES / "ls_2d.xdmf", shared_tmp, TransportOptions(), progress=False)
+    m = json.loads((shared_tmp / "transport.json").read_text())
+    assert m["status"] == "running" and list(m["directions"]) == ["x"]
+    assert m["directions"]["x"]["percolating"]
+
+
+def test_cli_transport_3d_solid_and_sia(shared_tmp, capsys):
+    code = main(
+        [
+            "transport",
+            str(MESHES / "bi_3d.xdmf"),
+            "-o",
+            str(shared_tmp),
+            "--phase",
+            "solid",
+            "--direction",
+            "z",
+            "--density",
+            "active=4.0",
+            "-q",
+        ]
+    )
+    assert code == 0
+    m = json.loads((shared_tmp / "transport.json").read_text())
+    assert list(m["directions"]) == ["z"] and m["phase"] == "solid"
+    assert m["parameters"]["densities_g_cm3"]["active"] == 4.0
+    d = m["directions"]["z"]
+    eps_solid = sum(v for k, v in m["volume_fractions"].items() if k != "electrolyte")
+    assert math.isclose(d["epsilon"], eps_solid, rel_tol=1e-10)
+    # tau is a finite number > 1 or "inf" (no NaN), never an error
+    assert d["tortuosity"] == "inf" or d["tortuosity"] >= 1.0
+    assert not (shared_tmp / "pybamm.json").exists()  # only for electrolyte transport
+
+
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        (["--phase", "plasma"], "transport.phase"),
+        (["--direction", "z"], "transport.directions"),
+        (["--density", "active"], "--density"),
+    ],
+)
+def test_cli_transport_bad_input_one_line(shared_tmp, capsys, argv, field):
+    code = main(["transport", str(MESHES / "ls_2d.xdmf"), "-o", str(shared_tmp), "-q", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("electrofem: error:") and field in err[0], err
+
+
+def _fake_transport(eps=0.4, tau=2.0, dim=3):
+    return {
+        "version": "0",
+        "phase": "electrolyte",
+        "through_plane": "z",
+        "dim": dim,
+        "thickness_um": 80.0,
+        "directions": {"z": {"epsilon": eps, "tortuosity": tau}},
+        "volume_fractions": {"electrolyte": eps, "active": 1 - eps},
+        "phase_volumes_um3": {"active": 600.0},
+        "active_surface_area_um2": 300.0,
+        "specific_surface_area_m-1": 3.0e5,
+    }
+
+
+def test_pybamm_export_closed_form():
+    out = pybamm_parameters(_fake_transport(0.4, 2.0), "negative")
+    p = out["parameters"]
+    assert math.isclose(
+        p["Negative electrode Bruggeman coefficient (electrolyte)"],
+        1 - math.log(2.0) / math.log(0.4),
+    )
+    assert math.isclose(0.4 ** p["Negative electrode Bruggeman coefficient (electrolyte)"], 0.2)
+    assert math.isclose(p["Negative particle radius [m]"], 3 * 600.0 / 300.0 * 1e-6)
+    assert p["Negative electrode surface area to volume ratio [m-1]"] == 3.0e5
+    assert out["options"]["transport efficiency"] == "tortuosity factor"
+    assert "warning" not in out
+    with pytest.raises(ValueError, match="percolate"):
+        pybamm_parameters(_fake_transport(0.4, "inf"))
+    with pytest.raises(ValueError, match="electrode"):
+        pybamm_parameters(_fake_transport(), "middle")
