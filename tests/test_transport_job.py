@@ -139,8 +139,9 @@ def test_pybamm_export_closed_form():
         1 - math.log(2.0) / math.log(0.4),
     )
     assert math.isclose(0.4 ** p["Negative electrode Bruggeman coefficient (electrolyte)"], 0.2)
-    assert math.isclose(p["Negative particle radius [m]"], 3 * 600.0 / 300.0 * 1e-6)
-    assert p["Negative electrode surface area to volume ratio [m-1]"] == 3.0e5
+    # PyBaMM's a = 3 eps_s / R reproduces the measured a_s
+    assert math.isclose(3 * 0.6 / p["Negative particle radius [m]"], 3.0e5)
+    assert math.isclose(out["measured"]["volume_to_surface_radius_m"], 3 * 600.0 / 300.0 * 1e-6)
     assert out["options"]["transport efficiency"] == "tortuosity factor"
     assert "warning" not in out
     with pytest.raises(ValueError, match="percolate"):

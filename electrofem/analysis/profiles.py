@@ -89,6 +89,7 @@ class Profiles:
         transport_fraction: ``eps_k``, volume fraction of the transported phases (NaN
             without transport).
         tortuosity: the local τ defined in the module docstring (NaN without transport).
+        comm: the communicator of the mesh (used by :meth:`to_csv`).
     """
 
     axis: str
@@ -101,6 +102,7 @@ class Profiles:
     direction: str | None = None
     transport_fraction: np.ndarray | None = None
     tortuosity: np.ndarray | None = None
+    comm: MPI.Comm | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         nan = np.full(self.n_slabs, np.nan)
@@ -147,9 +149,10 @@ class Profiles:
         cols["macmullin"] = self.macmullin
         return cols
 
-    def to_csv(self, path: str | Path, comm: MPI.Comm = MPI.COMM_WORLD) -> Path:
-        """Write the profiles as CSV (header row with units); collective on ``comm``: rank 0
-        writes, all ranks wait for it (pass ``MPI.COMM_SELF`` to write from one rank alone)."""
+    def to_csv(self, path: str | Path, comm: MPI.Comm | None = None) -> Path:
+        """Write the profiles as CSV (header row with units). Collective on ``comm`` (default:
+        the mesh's): rank 0 writes, all ranks wait for it; ``MPI.COMM_SELF`` writes alone."""
+        comm = comm or self.comm or MPI.COMM_WORLD
         path = Path(path)
         if comm.rank == 0:
             cols = self.columns()
@@ -266,6 +269,7 @@ def through_thickness_profiles(
         a_s=a_s,
         sia=sia,
         volume_fractions=fractions,
+        comm=emesh.comm,
     )
     if transport is not None and direction is not None:
         if direction != AXES[ax]:

@@ -9,12 +9,13 @@ Two equivalent ways to hand it the measured τ are written:
 * PyBaMM's default Bruggeman option with the *equivalent exponent* ``b`` that gives the same
   ``B`` at the measured porosity: ``ε^b = ε/τ``, i.e. ``b = 1 - ln τ / ln ε``.
 
-The reactive surface area (electrolyte|active area, plus the active|second area under a
-coating, per electrode volume, 1/m) goes in ``"<Electrode> electrode surface area to volume
-ratio [m-1]"``, which PyBaMM reads with the option ``"particle shape": "user"``. The
-particle radius is the volume-to-surface radius of the active phase, ``R = 3 V / S``
-(2D: ``2 A / P``, the disk radius), with ``S`` the whole active surface (electrolyte,
-contacts and coatings).
+PyBaMM (lithium-ion models) derives the surface area per volume from spherical particles,
+``a = 3 ε_s / R``. To hand it the **measured** reactive surface area ``a_s`` (electrolyte|active
+area, plus the active|second area under a coating, per electrode volume, 1/m) the particle
+radius is set to the surface-equivalent radius ``R = 3 ε_s / a_s``; the DFN's solid-diffusion
+length is then that radius too. The measured ``a_s`` and the volume-to-surface radius of the
+active phase (``3 V / S``, 2D ``2 A / P``, over its whole surface, contacts included) are also written under
+``measured``.
 
 Only the through-plane direction matters to a 1D DFN model. 2D sections are not 3D
 electrodes: the JSON then carries a ``warning``.
@@ -65,7 +66,9 @@ def pybamm_parameters(transport: dict, electrode: str = "positive", solid: dict 
     dim = int(transport["dim"])
     vol = transport["phase_volumes_um3"].get("active", 0.0)
     surf = transport["active_surface_area_um2"]
-    radius_m = (dim * vol / surf) * 1e-6 if surf > 0 else None
+    a_s = float(transport.get("reactive_surface_area_m-1", transport["specific_surface_area_m-1"]))
+    if not (active > 0 and a_s > 0):
+        raise ValueError("no active surface in contact with the electrolyte: a_s = 0")
     params = {
         f"{name} electrode porosity": eps,
         f"{name} electrode active material volume fraction": active,
@@ -73,16 +76,17 @@ def pybamm_parameters(transport: dict, electrode: str = "positive", solid: dict 
         f"{name} electrode tortuosity factor (electrolyte)": tau,
         f"{name} electrode Bruggeman coefficient (electrolyte)": 1.0
         - math.log(tau) / math.log(eps),
-        f"{name} electrode surface area to volume ratio [m-1]": float(
-            transport.get("reactive_surface_area_m-1", transport["specific_surface_area_m-1"])
-        ),
+        f"{name} particle radius [m]": 3.0 * active / a_s,
     }
-    if radius_m is not None:
-        params[f"{name} particle radius [m]"] = radius_m
-    options = {"transport efficiency": "tortuosity factor", "particle shape": "user"}
+    measured = {
+        "surface_area_to_volume_ratio_m-1": a_s,
+        "volume_to_surface_radius_m": (dim * vol / surf) * 1e-6 if surf > 0 else None,
+    }
+    options = {"transport efficiency": "tortuosity factor"}
     out = {
         "parameters": params,
         "options": options,
+        "measured": measured,
         "source": {
             "electrofem_version": __version__,
             "transport_version": transport.get("version"),
