@@ -14,8 +14,8 @@ PyBaMM (lithium-ion models) derives the surface area per volume from spherical p
 area, plus the active|second area under a coating, per electrode volume, 1/m) the particle
 radius is set to the surface-equivalent radius ``R = 3 ε_s / a_s``; the DFN's solid-diffusion
 length is then that radius too. The measured ``a_s`` and the volume-to-surface radius of the
-active phase (``3 V / S``, 2D ``2 A / P``, over its whole surface, contacts included) are also written under
-``measured``.
+active phase (``3 V / S``, 2D ``2 A / P``, over its whole surface, contacts included) are
+also written under ``measured``.
 
 Only the through-plane direction matters to a 1D DFN model. 2D sections are not 3D
 electrodes: the JSON then carries a ``warning``.
