@@ -1,0 +1,249 @@
+"""Coupled electrochemistry on phase submeshes (electrofem.physics.electrochem).
+
+1. manufactured solution of the steady coupled interface problem (Nyman electrolyte, NMC811
+   Butler--Volmer interface law, non-unit coefficients): P1 converges at order ~2 in L2;
+2. conservation in a short galvanostatic run on a small 2D particle structure;
+3. regression values that the same assertions check under ``mpirun -n 2`` (serial == parallel).
+
+Marked ``mpi``: the same assertions run under mpirun -n 2.
+"""
+
+import math
+
+import gmsh
+import numpy as np
+import pytest
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+from dolfinx.fem.petsc import NonlinearProblem
+from mpi4py import MPI
+
+from electrofem import tags
+from electrofem.mesh import ElectrodeMesh, MeshOptions, build_and_mesh
+from electrofem.microstructure import Box, Particles
+from electrofem.physics.electrochem import (
+    CellParams,
+    CoupledDomain,
+    DischargeOptions,
+    ElectrochemError,
+    HalfCell,
+    coupled_residuals,
+    electrolyte_current,
+    electrolyte_li_flux,
+    equation_scales,
+    interface_current,
+)
+from electrofem.physics.materials import FARADAY, nmc811_ocp_chen2020
+
+pytestmark = pytest.mark.mpi
+COMM = MPI.COMM_WORLD
+SIDE = 10.0  # µm
+
+
+# --- 1. manufactured solution ------------------------------------------------------------------
+
+
+def split_box(n):
+    """[0, 10]² µm: electrolyte for x < 5, "particle" for x > 5, interface tagged 112."""
+    msh = dmesh.create_rectangle(
+        COMM,
+        ((0.0, 0.0), (SIDE, SIDE)),
+        (n, n),
+        dmesh.CellType.triangle,
+        ghost_mode=dmesh.GhostMode.shared_facet,
+    )
+    tdim = msh.topology.dim
+    msh.topology.create_connectivity(tdim - 1, tdim)
+    imap = msh.topology.index_map(tdim)
+    cells = np.arange(imap.size_local + imap.num_ghosts, dtype=np.int32)
+    mid = dmesh.compute_midpoints(msh, tdim, cells)
+    phase = np.where(mid[:, 0] < SIDE / 2, tags.ELECTROLYTE, tags.ACTIVE).astype(np.int32)
+    ct = dmesh.meshtags(msh, tdim, cells, phase)
+    facets = dmesh.locate_entities(msh, tdim - 1, lambda x: np.isclose(x[0], SIDE / 2))
+    ft = dmesh.meshtags(msh, tdim - 1, np.sort(facets).astype(np.int32), 112)
+    return ElectrodeMesh(msh, ct, ft, {"box_um": [SIDE, SIDE]})
+
+
+def exact(x):
+    """(ĉ, φ, x_s, φ_s) with η = φ_s − φ − U(x_s) of about ±0.15 V (strongly nonlinear BV)."""
+    s, c = ufl.sin, ufl.cos
+    pi = math.pi
+    ce = 1.0 + 0.3 * s(pi * x[0] / 10 + 0.3) * c(pi * x[1] / 10)
+    pe = 0.02 * c(pi * x[0] / 7) * s(pi * x[1] / 10) - 0.01
+    xs = 0.5 + 0.1 * c(pi * x[0] / 8) * s(pi * x[1] / 12 + 0.2)
+    ps = 3.97 + 0.05 * s(pi * x[1] / 10) * c(pi * x[0] / 10)
+    return ce, pe, xs, ps
+
+
+def solve_mms(n, params):
+    em = split_box(n)
+    dom = CoupledDomain(em, quadrature_degree=6, require_boundaries=False)
+    Ve = fem.functionspace(dom.sub_e, ("Lagrange", 1))
+    Vs = fem.functionspace(dom.sub_s, ("Lagrange", 1))
+    # distinct space objects per field, else a Dirichlet bc of one acts on both blocks
+    spaces = (Ve, Ve.clone(), Vs, Vs.clone())
+    W = ufl.MixedFunctionSpace(*spaces)
+    u = [fem.Function(V) for V in spaces]
+    tests = ufl.TestFunctions(W)
+    F, _ = coupled_residuals(dom, u, tests, params)  # steady
+
+    el, am = params.electrolyte, params.active
+    S = equation_scales(params, 2)
+    x = ufl.SpatialCoordinate(dom.mesh)
+    ce, pe, xs, ps = exact(x)
+    c, cs = el.c0_mol_m3 * ce, am.c_max_mol_m3 * xs
+    g, L = dom.grad, dom.L
+    j = interface_current(c, cs, pe, ps, params)
+    n_e = dom.n("+")
+    n_s = dom.n("-")
+    # residual = ∫ Q·∇w + ∫_Γ λ w  →  f = −div Q, interface source g = Q·n + λ
+    fluxes = [
+        (-electrolyte_li_flux(g, c, pe, params), -j / FARADAY, n_e, "+", dom.dx_e, S.c),
+        (electrolyte_current(g, c, pe, params), j, n_e, "+", dom.dx_e, S.phi),
+        (am.diffusivity_m2_s * g(cs), j / FARADAY, n_s, "-", dom.dx_s, S.x),
+        (am.conductivity_S_m * g(ps), j, n_s, "-", dom.dx_s, S.phi_s),
+    ]
+    for k, (Q, lam, nrm, side, dxk, scale) in enumerate(fluxes):
+        f = -ufl.div(Q) / L
+        gk = ufl.dot(Q(side), nrm) + lam(side)
+        F[k] -= scale * (f * tests[k] * dxk + gk * tests[k](side) * dom.dS_i)
+
+    bcs = []
+    for k, V in enumerate(spaces):
+        exact_sub = exact(ufl.SpatialCoordinate(V.mesh))[k]
+        ub = fem.Function(V)
+        ub.interpolate(fem.Expression(exact_sub, V.element.interpolation_points))
+        dofs = fem.locate_dofs_geometrical(
+            V,
+            lambda p: (
+                np.isclose(p[0], 0)
+                | np.isclose(p[0], SIDE)
+                | np.isclose(p[1], 0)
+                | np.isclose(p[1], SIDE)
+            ),
+        )
+        bcs.append(fem.dirichletbc(ub, dofs))
+    # start far from the solution: uniform states
+    for fn, v in zip(u, (1.0, 0.0, 0.5, 3.9), strict=True):
+        fn.x.array[:] = v
+    problem = NonlinearProblem(
+        ufl.extract_blocks(sum(F)),
+        u,
+        bcs=bcs,
+        kind="mpi",
+        petsc_options={
+            "snes_type": "newtonls",
+            "snes_linesearch_type": "basic",
+            "snes_rtol": 1e-12,
+            "snes_atol": 1e-12,
+            "snes_stol": 0.0,
+            "snes_max_it": 30,
+            "ksp_type": "preonly",
+            "pc_type": "lu",
+            "pc_factor_mat_solver_type": "mumps",
+        },
+        petsc_options_prefix=f"test_mms_{n}_",
+        entity_maps=dom.entity_maps,
+    )
+    problem.solve()
+    snes = problem.solver
+    assert snes.getConvergedReason() > 0, snes.getConvergedReason()
+    errs = []
+    for fn, k in zip(u, range(4), strict=True):
+        V = fn.function_space
+        ex = exact(ufl.SpatialCoordinate(V.mesh))[k]
+        md = {"quadrature_degree": 6}
+        e2 = fem.assemble_scalar(fem.form((fn - ex) ** 2 * ufl.dx(domain=V.mesh, metadata=md)))
+        n2 = fem.assemble_scalar(fem.form(ex**2 * ufl.dx(domain=V.mesh, metadata=md)))
+        errs.append(math.sqrt(COMM.allreduce(e2, op=MPI.SUM) / COMM.allreduce(n2, op=MPI.SUM)))
+    return np.array(errs), snes.getIterationNumber()
+
+
+def test_manufactured_interface_problem_second_order():
+    params = CellParams()
+    errs, its = [], []
+    for n in (8, 16, 32):
+        e, k = solve_mms(n, params)
+        errs.append(e)
+        its.append(k)
+    errs = np.array(errs)
+    rates = np.log2(errs[:-1] / errs[1:])
+    # ĉ, φ, x_s, φ_s: relative L2 errors and observed orders (P1: 2)
+    assert np.all(rates[-1] > 1.85), (errs, rates)
+    assert np.all(rates[0] > 1.7), (errs, rates)
+    assert np.all(errs[-1] < 5e-3), errs  # φ is relative to a small norm
+    assert max(its) <= 12, its
+
+
+# --- 2./3. half cell on a small 2D particle structure ------------------------------------------
+
+
+def particle_mesh():
+    """20 x 16 µm box: a particle cut by the collector, in contact with a second one; an
+    electrolyte-only band (separator side) above."""
+    parts = Particles(Box((20.0, 16.0), periodic=False), [[5.0, 3.5], [12.5, 7.0]], [4.5, 4.5])
+    if COMM.rank == 0:
+        gmsh.initialize()
+        build_and_mesh(parts, MeshOptions(size=1.0, radius_factor=0.25))
+    em = ElectrodeMesh.from_gmsh(COMM, 2, {"box_um": [20.0, 16.0]})
+    if COMM.rank == 0:
+        gmsh.finalize()
+    return em
+
+
+@pytest.fixture(scope="module")
+def emesh():
+    return particle_mesh()
+
+
+def test_galvanostatic_conservation_and_regression(emesh):
+    opts = DischargeOptions(current_density_A_m2=30.0, t_end_s=10.0, dt_initial_s=1.0)
+    cell = HalfCell(emesh, CellParams(), opts)
+    res = cell.run()
+    assert res.stop_reason == "t_end"
+    recs = res.records
+    assert len(recs) >= 4
+    assert math.isclose(recs[-1].time_s, 10.0, rel_tol=1e-12)
+    assert any(b.dt_s > a.dt_s for a, b in zip(recs, recs[1:], strict=False))  # dt grew
+    I = 30.0 * 20e-6  # A per metre of depth
+    for r in recs:
+        assert math.isclose(r.applied_current, I, rel_tol=1e-12)
+        for got in (r.interface_current, r.collector_current, r.li_metal_current):
+            assert abs(got - I) < 1e-6 * I, (r.step, got)
+        # Li inventory grows by the charge passed / F (Li metal stripping into the cell)
+        gained = r.li_total_mol - res.initial_li_mol
+        assert abs(gained - r.charge_passed_C / FARADAY) < 1e-9 * r.charge_passed_C / FARADAY
+        assert r.li_solid_mol > 0 and r.c_min_mol_m3 > 0
+    v = [r.voltage_V for r in recs]
+    assert all(b < a for a, b in zip(v, v[1:], strict=False))  # discharging: voltage falls
+    # open circuit at the start would be U(x0); under load the voltage is below it
+    assert v[0] < float(nmc811_ocp_chen2020(17038.0 / 63104.0))
+    # regression values (serial); the same numbers must come out on 2 ranks
+    assert [r.step for r in recs] == [1, 2, 3, 4, 5, 6]
+    assert math.isclose(v[0], 4.149386519552, rel_tol=1e-8), v[0]
+    assert math.isclose(v[-1], 4.077871633103, rel_tol=1e-8), v[-1]
+
+
+def test_cutoff_and_failure(emesh):
+    # a cut-off just below the loaded voltage stops the run early
+    opts = DischargeOptions(
+        current_density_A_m2=30.0, t_end_s=100.0, dt_initial_s=1.0, v_min_V=4.12
+    )
+    res = HalfCell(emesh, CellParams(), opts).run()
+    assert res.stop_reason == "v_min"
+    assert res.records[-1].voltage_V <= 4.12 < res.records[-2].voltage_V
+    # a full discharge ends on an event (surface saturation or cut-off), conserving all along
+    opts = DischargeOptions(current_density_A_m2=30.0, t_end_s=5000.0, dt_max_s=30.0)
+    res = HalfCell(emesh, CellParams(), opts).run()
+    assert res.stop_reason in ("x_max", "v_min"), res.stop_reason
+    last = res.records[-1]
+    assert 0.4 < last.x_mean < 0.9 and last.voltage_V < 3.5
+    assert abs(last.interface_current / last.applied_current - 1) < 1e-6
+    gained = last.li_total_mol - res.initial_li_mol
+    assert abs(gained * FARADAY / last.charge_passed_C - 1) < 1e-9
+    # an absurd current cannot be carried: a clear error once dt falls below dt_min
+    opts = DischargeOptions(current_density_A_m2=3e5, t_end_s=10.0, dt_initial_s=1.0, dt_min_s=0.3)
+    with pytest.raises(ElectrochemError, match="dt_min_s") as info:
+        HalfCell(emesh, CellParams(), opts).run()
+    assert info.value.records == []
