@@ -4,7 +4,7 @@
 
 * 2D paper-002 geometry: L-S, 146 x 50 µm, h = 0.5 µm;
 * 3D box with ~500 bidisperse particles (Mix of 4.5 / 11.3 µm is too large a box for 500, so
-  diameters 4 and 6 µm, 50 x 50 x 60 µm, as in stack-facts), h = 1 µm.
+  radii 3 and 4 µm, 50 x 50 x 60 µm, as in stack-facts), h = 1 µm.
 Timings: packing, Gmsh geometry (OCC + fragment), Gmsh meshing, dolfinx import (model_to_mesh).
 """
 
@@ -64,8 +64,8 @@ def main():
     if args.quick:
         return
     pops = (
-        Population(Fixed(2.0), volume_fraction=0.4),
-        Population(Fixed(3.0), volume_fraction=0.6),
+        Population(Fixed(3.0), volume_fraction=0.4),
+        Population(Fixed(4.0), volume_fraction=0.6),
     )
     spec3 = Electrode(Box((50.0, 50.0, 60.0)), (Layer(1.0, 0.45, pops),), seed=1)
     run("3D bidisperse 50x50x60", spec3, MeshOptions(size=1.0))

@@ -165,6 +165,7 @@ def run_transport(
             tmp = json_path.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(metrics, indent=2, default=_json_default))
             tmp.replace(json_path)
+        comm.barrier()  # every rank sees the file once the call returns
 
     write_json()
     t_solve = time.perf_counter()
@@ -214,6 +215,7 @@ def run_transport(
             files["pybamm"] = outdir / "pybamm.json"
             if comm.rank == 0:
                 files["pybamm"].write_text(json.dumps(pb, indent=2))
+            comm.barrier()
     metrics["files"] = {k: v.name for k, v in files.items()}
     metrics["seconds"] = {"solve": time.perf_counter() - t_solve, "total": time.perf_counter() - t0}
     metrics["status"] = "done"
