@@ -1,0 +1,285 @@
+"""Two-phase NS + VOF core (electrofem.physics.vof) against closed forms and invariants.
+Marked ``mpi``: the same assertions run under mpirun -n 2."""
+
+import math
+
+import gmsh
+import numpy as np
+import pytest
+import ufl
+from dolfinx import fem, mesh
+from mpi4py import MPI
+
+from electrofem import tags
+from electrofem.mesh import ElectrodeMesh, MeshOptions, build_and_mesh
+from electrofem.microstructure import Box, Particles
+from electrofem.physics.vof import (
+    FluidParams,
+    InfiltrationOptions,
+    VOFDivergenceError,
+    VOFSolver,
+    _tag_box_facets,
+)
+
+pytestmark = pytest.mark.mpi
+COMM = MPI.COMM_WORLD
+CHANNEL = {
+    tags.BOTTOM: "wall",
+    tags.TOP: "wall",
+    tags.LEFT: "normal_outflow",
+    tags.RIGHT: "normal_outflow",
+}
+
+
+def box(lx, ly, nx, ny):
+    m = mesh.create_rectangle(
+        COMM, [[0.0, 0.0], [lx, ly]], [nx, ny], ghost_mode=mesh.GhostMode.shared_facet
+    )
+    return m, _tag_box_facets(m, lx, ly)
+
+
+def one_fluid(rho, mu, g):
+    return FluidParams(
+        rho_liquid=rho, rho_gas=rho, mu_liquid=mu, mu_gas=mu, sigma=0.0, gravity=(g, 0.0)
+    )
+
+
+def max_rel_error(s, exact):
+    """max over P2 dofs of |u_x - exact(y)| / max|exact|, MPI-reduced."""
+    X = s.V.tabulate_dof_coordinates()
+    ux = s.u.x.array.reshape(-1, 2)[:, 0]
+    err = COMM.allreduce(float(np.max(np.abs(ux - exact(X[:, 1])))), op=MPI.MAX)
+    scale = COMM.allreduce(float(np.max(np.abs(exact(X[:, 1])))), op=MPI.MAX)
+    return err / scale
+
+
+# --- 1. single-phase Poiseuille (non-unit ρ, μ) ---------------------------------------------
+RHO, MU, G, H = 1200.0, 3.1e-3, 50.0, 1e-4
+
+
+def test_poiseuille_steady_exact():
+    """Body-force-driven channel flow: P2 contains the parabola, so the discrete steady state
+    is exact to round-off on every mesh (u_max = ρ g H² / 8μ)."""
+    opts = InfiltrationOptions(capillary_factor=0, advect_alpha=False)
+    for n in (4, 8):
+        m, ft = box(2 * H, H, 2 * n, n)
+        s = VOFSolver(m, ft, CHANNEL, one_fluid(RHO, MU, G), opts)
+        s.set_alpha(lambda x: np.ones(x.shape[1]))
+        for _ in range(3):
+            rec = s.step(10.0)  # >> viscous time ρH²/μ = 4 ms: steady
+        err = max_rel_error(s, lambda y: RHO * G / (2 * MU) * y * (H - y))
+        assert err < 1e-9, err
+        assert math.isclose(rec.u_max, RHO * G * H**2 / (8 * MU), rel_tol=1e-9)
+
+
+def test_poiseuille_startup_first_order_in_time():
+    """Start-up from rest (series solution): ρ enters only here. Backward Euler: order 1."""
+    nu = MU / RHO
+    T = 0.05 * H**2 / nu
+
+    def exact(y, t=T):
+        u = RHO * G / (2 * MU) * y * (H - y)
+        for k in range(1, 200, 2):
+            amp = 4 * RHO * G * H**2 / (MU * math.pi**3 * k**3)
+            u -= amp * np.sin(k * math.pi * y / H) * math.exp(-(k**2) * math.pi**2 * nu * t / H**2)
+        return u
+
+    m, ft = box(H, H, 4, 12)
+    errs = []
+    for k in (4, 8, 16):
+        opts = InfiltrationOptions(capillary_factor=0, advect_alpha=False)
+        s = VOFSolver(m, ft, CHANNEL, one_fluid(RHO, MU, G), opts)
+        s.set_alpha(lambda x: np.ones(x.shape[1]))
+        s.run(T, dt=T / k)
+        errs.append(max_rel_error(s, exact))
+    orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    print("start-up errors", errs, "orders", orders)
+    assert np.all(orders > 0.85) and np.all(orders < 1.15), orders
+    assert errs[-1] < 0.015
+
+
+def two_layer_exact(a, r1, r2, m1, m2, g):
+    """Two stratified layers (fluid 1 below y = a) between no-slip walls, body force ρ_i g."""
+    M = np.array([[0.0, -H, -1.0], [a, -a, -1.0], [m1, -m2, 0.0]])
+    rhs = np.array(
+        [
+            -r2 * g * H**2 / (2 * m2),
+            -r2 * g * a**2 / (2 * m2) + r1 * g * a**2 / (2 * m1),
+            (r1 - r2) * g * a,
+        ]
+    )
+    A1, A2, B2 = np.linalg.solve(M, rhs)
+    return lambda y: np.where(
+        y < a, -r1 * g * y**2 / (2 * m1) + A1 * y, -r2 * g * y**2 / (2 * m2) + A2 * y + B2
+    )
+
+
+def test_two_layer_channel_mesh_convergence():
+    """Variable ρ(α), μ(α): two layers (μ ratio 10, ρ ratio 2), the interface in the middle of
+    a cell row at every resolution (α = 0.5 there). The arithmetic mixing of μ in that row
+    gives an O(h) error: observed order ≈ 1."""
+    r1, r2, m1, m2 = 1200.0, 600.0, 3.1e-3, 3.1e-4
+    fl = FluidParams(
+        rho_liquid=r1, rho_gas=r2, mu_liquid=m1, mu_gas=m2, sigma=0.0, gravity=(G, 0.0)
+    )
+    errs = []
+    for n in (8, 16, 32):
+        a = H / 2 - 0.5 * H / n
+        m, ft = box(H / 4, H, max(2, n // 4), n)
+        opts = InfiltrationOptions(capillary_factor=0, advect_alpha=False)
+        s = VOFSolver(m, ft, CHANNEL, fl, opts)
+        s.set_alpha_fraction(lambda x, a=a: x[1] < a, n_sub=16)
+        for _ in range(2):
+            s.step(1.0)
+        errs.append(max_rel_error(s, two_layer_exact(a, r1, r2, m1, m2, G)))
+    orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    print("two-layer errors", errs, "orders", orders)
+    assert np.all(orders > 0.85), orders
+    assert errs[-1] < 0.04
+
+
+# --- 2. advection of α by a prescribed velocity ---------------------------------------------
+def vortex(x):
+    """Single vortex ψ = sin²(πx) sin²(πy)/π: divergence-free, zero normal flux on the box."""
+    sx, sy = np.sin(np.pi * x[0]), np.sin(np.pi * x[1])
+    cx, cy = np.cos(np.pi * x[0]), np.cos(np.pi * x[1])
+    return np.stack([2 * sx**2 * sy * cy, -2 * sx * cx * sy**2])
+
+
+def interface_cells(s):
+    a = s._alpha_cells()[: s.n_owned]
+    return COMM.allreduce(int(np.sum((a > 0.01) & (a < 0.99))), op=MPI.SUM)
+
+
+@pytest.fixture(scope="module")
+def vortex_runs():
+    m, ft = box(1.0, 1.0, 32, 32)
+    out = {}
+    for c in (0.0, 1.0):
+        s = VOFSolver(
+            m, ft, {}, options=InfiltrationOptions(compression=c, dt_max=1.0), velocity=vortex
+        )
+        s.set_alpha_fraction(lambda x: (x[0] - 0.5) ** 2 + (x[1] - 0.75) ** 2 < 0.15**2)
+        v0, n0 = s.volume(), interface_cells(s)
+        recs = s.run(1.0)
+        out[c] = (s, v0, n0, recs)
+    return out
+
+
+def test_vortex_bounded_and_conservative(vortex_runs):
+    """P2 interpolant of the vortex (not divergence-free per cell) → projected face fluxes →
+    FCT: α stays in [0, 1] and the volume is conserved to round-off."""
+    for c, (s, v0, _, recs) in vortex_runs.items():
+        amin = min(r.alpha_min for r in recs)
+        amax = max(r.alpha_max for r in recs)
+        dv = abs(s.volume() - v0) / v0
+        div_fe = max(r.div_fe for r in recs)
+        div_res = max(r.div_residual for r in recs)
+        print(f"c={c}: steps {len(recs)}, α in [{amin:.2e}, 1+{amax - 1:.2e}], dV/V {dv:.2e}")
+        print(f"  per-step cell divergence dt·|Σ F|/|K|: FE {div_fe:.2e}, projected {div_res:.2e}")
+        assert amin > -1e-12 and amax < 1 + 1e-12
+        assert dv < 1e-12
+        assert max(abs(r.balance_error) for r in recs) < 1e-14 * v0 * len(recs)
+        assert div_res < 1e-12 < div_fe  # the projection does something, and works
+        assert max(r.courant for r in recs) <= s.options.courant_max * (1 + 1e-9)
+
+
+def test_vortex_compression_sharpens(vortex_runs):
+    """The limited compression flux keeps the interface sharper than limited central/upwind."""
+    n_plain = interface_cells(vortex_runs[0.0][0])
+    n_comp = interface_cells(vortex_runs[1.0][0])
+    print(
+        "interface cells (0.01<α<0.99): start", vortex_runs[1.0][2], "plain", n_plain, "c=1", n_comp
+    )
+    assert n_comp < 0.7 * n_plain
+
+
+# --- 3. static droplet ----------------------------------------------------------------------
+def test_static_droplet_laplace_pressure():
+    """Liquid disk (R = 25 µm, σ = 0.035 N/m) in air, closed box: Δp = σ/R within 5 %;
+    the spurious velocity is reported (and bounded, as a regression guard)."""
+    L, n = 1e-4, 32
+    R = 0.25 * L
+    fl = FluidParams()
+    m, ft = box(L, L, n, n)
+    s = VOFSolver(m, ft, {}, fl, InfiltrationOptions(capillary_factor=20.0))
+    s.set_alpha_fraction(lambda x: (x[0] - L / 2) ** 2 + (x[1] - L / 2) ** 2 < R**2)
+    v0 = s.volume()
+    recs = [s.step(s.stable_dt()) for _ in range(12)]
+    X = ufl.SpatialCoordinate(m)
+    r = ufl.sqrt((X[0] - L / 2) ** 2 + (X[1] - L / 2) ** 2)
+    dx = ufl.dx(metadata={"quadrature_degree": 4})
+
+    def mean_p(cond):
+        ind = ufl.conditional(cond, 1.0, 0.0)
+        num = COMM.allreduce(fem.assemble_scalar(fem.form(s.p * ind * dx)), op=MPI.SUM)
+        return num / COMM.allreduce(fem.assemble_scalar(fem.form(ind * dx)), op=MPI.SUM)
+
+    dp = mean_p(ufl.lt(r, 0.5 * R)) - mean_p(ufl.gt(r, 1.5 * R))
+    err = dp / (fl.sigma / R) - 1
+    u_par = recs[-1].u_max
+    print(f"Δp {dp:.2f} Pa vs σ/R {fl.sigma / R:.2f} Pa: {100 * err:.2f} %")
+    print(f"spurious |u|max {u_par:.3e} m/s, Ca = {u_par * fl.mu_liquid / fl.sigma:.2e}")
+    assert abs(err) < 0.05
+    assert u_par * fl.mu_liquid / fl.sigma < 2e-3
+    assert abs(s.volume() - v0) / v0 < 1e-12
+
+
+# --- 4'. static contact angle (the Lucas–Washburn test is NOT included: see the module doc) ---
+def test_static_slug_contact_angle_pressure():
+    """A liquid slug in a 2D slit (w = 20 µm, 10 cells across) open to air at both ends, θ = 45°:
+    at equilibrium the slug pressure is -2σ cos θ / w. The diffuse contact-angle treatment
+    reaches 86 % of it at this resolution (92 % at 20 cells, not run here); the test guards
+    that range: it fails if the angle were not imposed (0) or imposed with the wrong sign."""
+    from dolfinx import geometry
+
+    w, lc, th = 20e-6, 80e-6, 45.0
+    fl = FluidParams(contact_angle=th)
+    m, ft = box(lc, w, 40, 10)
+    s = VOFSolver(m, ft, CHANNEL, fl, InfiltrationOptions(capillary_factor=20, dt_max=1e-5))
+    s.set_alpha_fraction(lambda x: (x[0] > 30e-6) & (x[0] < 50e-6))
+    v0 = s.volume()
+    for _ in range(200):
+        rec = s.step(s.stable_dt())
+    pts = np.array([[40e-6, w / 2, 0.0]])
+    tree = geometry.bb_tree(m, 2)
+    cc = geometry.compute_colliding_cells(m, geometry.compute_collisions_points(tree, pts), pts)
+    local = s.p.eval(pts, cc.links(0)[:1].astype(np.int32))[0] if len(cc.links(0)) else np.nan
+    vals = [v for v in COMM.allgather(local) if np.isfinite(v)]
+    ratio = -vals[0] / (2 * fl.sigma * math.cos(math.radians(th)) / w)
+    print(f"slug pressure / (-2σcosθ/w) = {ratio:.3f}, |u|max {rec.u_max:.2e} m/s, t {rec.t:.2e} s")
+    assert 0.8 < ratio < 1.05
+    assert abs(s.volume() - v0) / v0 < 1e-12
+
+
+# --- electrode pore space: infiltration smoke test -------------------------------------------
+@pytest.fixture(scope="module")
+def electrode():
+    parts = Particles(Box((20.0, 16.0), periodic=False), [[5.0, 3.5], [12.5, 7.0]], [4.5, 4.5])
+    if COMM.rank == 0:
+        gmsh.initialize()
+        build_and_mesh(parts, MeshOptions(size=1.0, radius_factor=0.25))
+    em = ElectrodeMesh.from_gmsh(COMM, 2, {"box_um": [20.0, 16.0]})
+    if COMM.rank == 0:
+        gmsh.finalize()
+    return em
+
+
+def test_electrode_infiltration_steps(electrode):
+    """Paper set-up on a pore space: inlet 1e-4 m/s (α = 1) at the top, outlet at the bottom,
+    symmetry sides, particle walls. A few adaptive steps: bounded, conservative, and the
+    electrolyte that entered equals U·L_x·t."""
+    s = VOFSolver.from_electrode_mesh(electrode, options=InfiltrationOptions(capillary_factor=20))
+    s.set_alpha(lambda x: (x[1] > 15e-6).astype(float))
+    v0 = s.volume()
+    recs = s.run(1.0, max_steps=5)
+    t = recs[-1].t
+    inflow = sum(r.inflow for r in recs)
+    outflow = sum(r.outflow for r in recs)
+    assert math.isclose(inflow, 1e-4 * 20e-6 * t, rel_tol=1e-9)
+    assert abs(s.volume() - v0 - inflow + outflow) < 1e-12 * v0
+    assert min(r.alpha_min for r in recs) > -1e-12
+    assert max(r.alpha_max for r in recs) < 1 + 1e-12
+    assert all(r.courant <= 0.5 + 1e-9 for r in recs)
+    with pytest.raises(VOFDivergenceError, match="Courant"):
+        s.step(1.0)
