@@ -4,6 +4,7 @@
     electrofem demo [-o OUTDIR]
     electrofem transport MESH_OR_CONFIG -o OUTDIR [--phase electrolyte|solid]
                          [--direction x|y|z|all] [--density NAME=G_CM3]
+    electrofem discharge MESH_OR_CONFIG -o OUTDIR [--c-rates 0.1,0.5,1] [--restart]
     electrofem pybamm TRANSPORT.json -o PARAMS.json [--electrode positive|negative]
     electrofem info MESH.xdmf|MESH.msh
     electrofem convert IN OUT            (meshio, serial)
@@ -154,6 +155,63 @@ def _print_transport(m: dict, outdir) -> None:
     )
 
 
+def _parse_rates(text: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--c-rates: expected numbers like 0.1,0.5,1, got {text!r}") from None
+    if not rates:
+        raise ValueError(f"--c-rates: expected numbers like 0.1,0.5,1, got {text!r}")
+    return rates
+
+
+def _cmd_discharge(args) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from .config import load, parse_discharge
+    from .discharge_job import run_discharge
+    from .transport_job import MESH_SUFFIXES
+
+    src = Path(args.source)
+    if src.suffix in MESH_SUFFIXES:
+        source, options = src, parse_discharge({})
+    else:
+        source = load(src)
+        options = source.discharge
+    changes = {}
+    if args.c_rates:
+        changes["c_rates"] = _parse_rates(args.c_rates)
+    if args.charge:
+        changes["charge"] = True
+    if args.rest is not None:
+        changes["rest_s"] = args.rest
+    options = dataclasses.replace(options, **changes)
+    try:
+        options.validate()
+    except ValueError as err:
+        msg = str(err)
+        if args.c_rates and msg.startswith("discharge.c_rates"):
+            msg = "--c-rates" + msg[len("discharge.c_rates") :]
+        raise ValueError(msg) from None
+    report = run_discharge(
+        source, args.output, options, progress=not args.quiet, restart=args.restart
+    )
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank == 0:
+        m = report.metrics
+        th = m["theoretical"]["discharge_capacity_mAh_g"]
+        for r in m["rate_capability"]:
+            print(
+                f"{r['c_rate']:g}C: {r['capacity_mAh_g']:.2f} mAh/g ({r['utilisation']:.1%} of "
+                f"{th:.1f}) | {r['stop_reason']} at {r['final_voltage_V']:.3f} V | "
+                f"{r['steps']} steps, {r['newton_iterations']} Newton its, {r['wall_time_s']:.1f} s"
+            )
+        print(f"-> {args.output}")
+    return 0
+
+
 def _cmd_pybamm(args) -> int:
     from .export import write_pybamm_parameters
 
@@ -209,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--electrode", choices=["positive", "negative"], help="PyBaMM export")
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=_cmd_transport)
+    dc = sub.add_parser("discharge", help="galvanostatic discharge at C-rates (half cell)")
+    dc.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
+    dc.add_argument("-o", "--output", required=True, help="output directory")
+    dc.add_argument("--c-rates", help="comma-separated C-rates, e.g. 0.1,0.5,1")
+    dc.add_argument("--restart", action="store_true", help="continue from OUTDIR/checkpoint")
+    dc.add_argument("--charge", action="store_true", help="CC charge after each discharge")
+    dc.add_argument("--rest", type=float, help="rest (s) after each discharge")
+    dc.add_argument("-q", "--quiet", action="store_true")
+    dc.set_defaults(func=_cmd_discharge)
     pb = sub.add_parser("pybamm", help="PyBaMM DFN parameters from a transport.json")
     pb.add_argument("transport", help="transport.json of an electrolyte transport run")
     pb.add_argument("-o", "--output", required=True, help="parameter JSON to write")

@@ -56,6 +56,14 @@ marked::
     electrode = "positive"  # PyBaMM export
     [transport.coefficients]
     electrolyte = 1.0       # per-phase diffusivity/conductivity (ratios matter)
+
+    [discharge]             # see electrofem.discharge_job.DischargeJobOptions
+    c_rates = [0.1, 0.5, 1.0]
+    v_min_V = 2.7           # discharge cut-off
+    v_max_V = 4.3           # charge cut-off
+    rest_s = 0.0            # rest after the discharge
+    charge = false          # CC charge after the discharge (and rest)
+    checkpoint_every_steps = 50
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from . import tags
+from .discharge_job import DischargeJobOptions
 from .mesh.geometry import MeshOptions
 from .microstructure import (
     Box,
@@ -98,6 +107,7 @@ class Config:
     seed: int = 0
     source: dict = field(default_factory=dict)
     transport: TransportOptions = field(default_factory=TransportOptions)
+    discharge: DischargeJobOptions = field(default_factory=DischargeJobOptions)
 
 
 TOP_KEYS = {
@@ -116,6 +126,7 @@ TOP_KEYS = {
     "mesh",
     "dim",
     "transport",
+    "discharge",
 }
 BOX_KEYS = {"width", "depth", "height", "periodic"}
 LAYER_KEYS = {"name", "thickness_fraction", "porosity", "particles"}
@@ -245,9 +256,25 @@ def parse_transport(tt: dict) -> TransportOptions:
     return opts
 
 
+def parse_discharge(dt: dict) -> DischargeJobOptions:
+    """The ``[discharge]`` table -> :class:`DischargeJobOptions` (ConfigError names the field)."""
+    _check_keys(dt, {f.name for f in fields(DischargeJobOptions)}, "discharge")
+    kw = dict(dt)
+    if "c_rates" in kw and not isinstance(kw["c_rates"], list | tuple | int | float):
+        raise ConfigError(f"discharge.c_rates: must be a list of numbers, got {kw['c_rates']!r}")
+    try:
+        opts = DischargeJobOptions(**kw)
+        opts.validate()
+    except (TypeError, ValueError) as err:
+        msg = str(err)
+        raise ConfigError(msg if msg.startswith("discharge") else f"discharge: {msg}") from None
+    return opts
+
+
 def _parse(data: dict, base_dir: Path) -> Config:
     cfg = _parse_structure(data, base_dir)
     cfg.transport = parse_transport(data.get("transport", {}))
+    cfg.discharge = parse_discharge(data.get("discharge", {}))
     return cfg
 
 

@@ -130,3 +130,91 @@ def plot_profiles(profiles, path: str | Path, title: str = "") -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def plot_discharge_curves(rows_by_rate: dict, path: str | Path, title: str = "") -> Path:
+    """Voltage vs capacity (mAh/g) and vs time of every rate's phases (discharge job rows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    styles = {"discharge": "-", "rest": ":", "charge": "--"}
+    for k, (label, rows) in enumerate(rows_by_rate.items()):
+        color = f"C{k % 10}"
+        for phase, ls in styles.items():
+            rr = [r for r in rows if r["phase"] == phase]
+            if not rr:
+                continue
+            q = [r["capacity_mAh_g"] for r in rr]
+            v = [r["voltage_V"] for r in rr]
+            t = [r["time_s"] / 3600 for r in rr]
+            lab = f"{label}C" if phase == "discharge" else None
+            if phase != "rest":
+                a1.plot(q, v, ls, color=color, label=lab)
+            a2.plot(t, v, ls, color=color, label=lab)
+    a1.set_xlabel("capacity (mAh/g)")
+    a2.set_xlabel("time (h)")
+    for a in (a1, a2):
+        a.set_ylabel("voltage vs Li/Li+ (V)")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def _gather_cells(f, scale: float = 1.0):
+    """Owned cells of a P1 Function's mesh: (triangle vertex coordinates, cell mean values),
+    gathered to rank 0 (2D only)."""
+    msh = f.function_space.mesh
+    n = msh.topology.index_map(msh.topology.dim).size_local
+    xg = msh.geometry.x[:, :2]
+    tri = xg[msh.geometry.dofmaps[0][:n]]
+    vals = f.x.array[f.function_space.dofmap.list[:n]].mean(axis=1) * scale
+    tris = msh.comm.gather(tri, root=0)
+    vs = msh.comm.gather(vals, root=0)
+    if msh.comm.rank:
+        return None, None
+    return np.concatenate(tris), np.concatenate(vs)
+
+
+def plot_field_map(cell, path: str | Path, title: str = "") -> Path | None:
+    """Electrolyte concentration and particle stoichiometry maps of a 2D
+    :class:`~electrofem.physics.electrochem.HalfCell` state. MPI-collective; rank 0 draws."""
+    if cell.domain.tdim != 2:
+        return None
+    c0 = cell.params.electrolyte.c0_mol_m3
+    te, ve = _gather_cells(cell.u[0], c0)
+    ts, vs = _gather_cells(cell.u[2])
+    if cell.comm.rank:
+        return Path(path)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 5), sharey=True)
+    for ax, (tri, val, cmap, label) in zip(
+        axes,
+        ((te, ve, "viridis", "electrolyte c (mol/m³)"), (ts, vs, "magma", "particle x (-)")),
+        strict=True,
+    ):
+        pc = PolyCollection(tri, array=val, cmap=cmap, edgecolors="none")
+        ax.add_collection(pc)
+        ax.autoscale_view()
+        ax.set_aspect("equal")
+        ax.set_xlabel("x (µm)")
+        fig.colorbar(pc, ax=ax, label=label, shrink=0.8)
+    axes[0].set_ylabel("y (µm), 0 = current collector")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

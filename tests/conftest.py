@@ -1,3 +1,4 @@
+import gc
 import tempfile
 from pathlib import Path
 
@@ -17,3 +18,29 @@ def shared_tmp():
         import shutil
 
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_automatic_gc_under_mpi():
+    """Under MPI, free garbage only at collective points.
+
+    Destroying a parallel PETSc object is collective; the cyclic garbage collector runs at
+    allocation-dependent moments that differ between ranks, so a test that leaves a solver to
+    it can deadlock a later test. The solvers free their own objects (``close()``); this makes
+    the suite robust to tests that do not.
+    """
+    if MPI.COMM_WORLD.size == 1:
+        yield
+        return
+    gc.disable()
+    yield
+    gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_together():
+    yield
+    if MPI.COMM_WORLD.size > 1:
+        MPI.COMM_WORLD.barrier()
+        gc.collect()
+        MPI.COMM_WORLD.barrier()

@@ -36,6 +36,14 @@ Equations (SI; ``f = F/RT``; the unknowns are stored scaled as above):
   ``∫_cc (φ_s − V)/R_cc ds = I_app`` (no Lagrange multiplier on φ_s; a small ``R_cc`` approaches
   an ideal contact). Every other face is insulating / impermeable.
 
+* optional carbon-binder network (``CellParams.cbd_conductivity_S_m > 0``; off by default): a
+  homogenised electronic phase in the pore space, potential ``φ_cb`` on the electrolyte
+  submesh (it takes no volume from the electrolyte), ``∇·(σ_cb∇φ_cb) = 0``, in contact with
+  every particle surface (``(φ_s − φ_cb)/R_cb`` leaves the particle into it) and with the
+  collector (BOTTOM facets of electrolyte cells, ``(φ_cb − V)/R_cc``). It connects particles
+  that touch neither the collector nor each other (2D sections with gap contacts, where the
+  pores must stay open); the galvanostatic constraint then counts both collector contacts.
+
 ``I_app = i_app A`` with ``i_app`` (A/m², positive on discharge) per box cross-section ``A``
 (per metre of depth in 2D). The cell voltage is ``V − 0``.
 
@@ -64,6 +72,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import LENGTH_UNIT_M, tags
+from ._petsc import destroy
 from .materials import (
     FARADAY,
     GAS_CONSTANT,
@@ -114,6 +123,9 @@ class CellParams:
         temperature_K: isothermal temperature.
         contact_resistance_ohm_m2: particle|collector contact resistance ``R_cc``; the default
             1e-6 Ω m² (0.01 Ω cm²) is close to an ideal contact.
+        cbd_conductivity_S_m: effective conductivity ``σ_cb`` of the optional carbon-binder
+            network in the pores (0: none, the default).
+        cbd_contact_resistance_ohm_m2: its particle contact resistance ``R_cb``.
     """
 
     electrolyte: ElectrolyteParams = field(default_factory=ElectrolyteParams)
@@ -121,10 +133,16 @@ class CellParams:
     li_metal: LiMetalParams = field(default_factory=LiMetalParams)
     temperature_K: float = 298.15
     contact_resistance_ohm_m2: float = 1e-6
+    cbd_conductivity_S_m: float = 0.0
+    cbd_contact_resistance_ohm_m2: float = 1e-5
 
     def validate(self) -> None:
         self.electrolyte.validate()
         self.active.validate()
+        if not (self.cbd_conductivity_S_m >= 0 and math.isfinite(self.cbd_conductivity_S_m)):
+            raise ValueError("cbd_conductivity_S_m: must be >= 0")
+        if not self.cbd_contact_resistance_ohm_m2 > 0:
+            raise ValueError("cbd_contact_resistance_ohm_m2: must be positive")
         if not (self.temperature_K > 0 and math.isfinite(self.temperature_K)):
             raise ValueError(f"temperature_K: must be positive, got {self.temperature_K}")
         if not self.contact_resistance_ohm_m2 > 0:
@@ -255,6 +273,10 @@ def _cell_phase(emesh) -> np.ndarray:
     return phase
 
 
+#: subdomain id of the BOTTOM facets of electrolyte cells (carbon-binder collector contact).
+_BOTTOM_E = 10_000
+
+
 class _Scaled:
     """A UFL measure times a constant (µm → SI): ``f * m`` is ``(scale f) * measure``."""
 
@@ -286,6 +308,7 @@ class CoupledDomain:
         quadrature_degree: int = 4,
         interface_tag: int | None = None,
         require_boundaries: bool = True,
+        cbd: bool = False,
     ):
         import ufl
         from dolfinx import fem
@@ -332,12 +355,17 @@ class CoupledDomain:
             raise ElectrochemError(
                 f"facets tagged {itag} do not all separate an electrolyte and an active cell"
             )
-        bottom = integration(IT.exterior_facet, ft.find(tags.BOTTOM))
-        bottom = bottom[phase[bottom[:, 0]] == tags.ACTIVE]
+        bottom_all = integration(IT.exterior_facet, ft.find(tags.BOTTOM))
+        bottom = bottom_all[phase[bottom_all[:, 0]] == tags.ACTIVE]
+        bottom_e = bottom_all[phase[bottom_all[:, 0]] == tags.ELECTROLYTE]
         top = integration(IT.exterior_facet, ft.find(tags.TOP))
         top = top[phase[top[:, 0]] == tags.ELECTROLYTE]
         needed = [(f"interface facets (tag {itag})", inter)]
-        if require_boundaries:
+        if require_boundaries and cbd:
+            both = np.concatenate([bottom, bottom_e])
+            needed += [("collector (BOTTOM facets)", both)]
+            needed += [("Li metal face (TOP facets of electrolyte cells)", top)]
+        elif require_boundaries:
             needed += [
                 (
                     "collector contact (BOTTOM facets of active cells): no particle touches it",
@@ -356,7 +384,11 @@ class CoupledDomain:
         ds = ufl.Measure(
             "ds",
             domain=msh,
-            subdomain_data=[(tags.BOTTOM, bottom.ravel()), (tags.TOP, top.ravel())],
+            subdomain_data=[
+                (tags.BOTTOM, bottom.ravel()),
+                (tags.TOP, top.ravel()),
+                (_BOTTOM_E, bottom_e.ravel()),
+            ],
             metadata=md,
         )
         self.dx_e = _Scaled(dx(tags.ELECTROLYTE), L**d)
@@ -364,6 +396,7 @@ class CoupledDomain:
         self.dS_i = _Scaled(dS(itag), L ** (d - 1))
         self.ds_cc = _Scaled(ds(tags.BOTTOM), L ** (d - 1))
         self.ds_top = _Scaled(ds(tags.TOP), L ** (d - 1))
+        self.ds_cce = _Scaled(ds(_BOTTOM_E), L ** (d - 1))
         self.n = ufl.FacetNormal(msh)
 
     def grad(self, f):
@@ -477,8 +510,8 @@ class HalfCell:
 
     Usage::
 
-        cell = HalfCell(emesh, CellParams(), DischargeOptions(current_density_A_m2=20.0))
-        result = cell.run()          # or cell.step(dt) for manual control
+        with HalfCell(emesh, CellParams(), DischargeOptions(current_density_A_m2=20.0)) as cell:
+            result = cell.run()      # or cell.step(dt) for manual control
 
     All methods are MPI-collective. ``cell.fields`` holds the dolfinx Functions (the unknowns):
     ``c_hat`` (``c/c0``, electrolyte submesh), ``phi`` (V), ``x`` (``c_s/c_s,max``, active
@@ -495,18 +528,23 @@ class HalfCell:
         self.options = options or DischargeOptions()
         self.params.validate()
         self.options.validate()
-        dom = CoupledDomain(emesh, self.options.quadrature_degree)
+        cbd = self.params.cbd_conductivity_S_m > 0
+        dom = CoupledDomain(emesh, self.options.quadrature_degree, cbd=cbd)
         self.domain = dom
         self.comm = dom.comm
         p, el, am = self.params, self.params.electrolyte, self.params.active
 
         Ve = fem.functionspace(dom.sub_e, ("Lagrange", 1))
         Vs = fem.functionspace(dom.sub_s, ("Lagrange", 1))
-        R = fem.functionspace(dom.sub_s, basix.ufl.real_element(dom.sub_s.basix_cell(), ()))
+        # with the carbon-binder network the collector also touches electrolyte cells: V on
+        # the parent mesh (no entity map needed on either side)
+        rmesh = dom.mesh if cbd else dom.sub_s
+        R = fem.functionspace(rmesh, basix.ufl.real_element(rmesh.basix_cell(), ()))
         # one space object per field (a Dirichlet bc added later acts on its own block only)
-        spaces = (Ve, Ve.clone(), Vs, Vs.clone(), R)
+        spaces = (Ve, Ve.clone(), Vs, Vs.clone(), R) + ((Ve.clone(),) if cbd else ())
         W = ufl.MixedFunctionSpace(*spaces)
-        names = ("c_hat", "phi", "x", "phi_s", "V")
+        names = ("c_hat", "phi", "x", "phi_s", "V") + (("phi_cb",) if cbd else ())
+        self._names = names
         self.u = [fem.Function(V, name=n) for V, n in zip(spaces, names, strict=True)]
         self.ce_old = fem.Function(Ve, name="c_hat_old")
         self.xs_old = fem.Function(Vs, name="x_old")
@@ -517,15 +555,17 @@ class HalfCell:
         box = emesh.metadata.get("box_um") or _bbox(dom.mesh)
         self.cross_section = float(np.prod(box[: dom.tdim - 1])) * dom.L ** (dom.tdim - 1)
         self.contact_area = dom.assemble(fem.Constant(dom.mesh, 1.0) * dom.ds_cc)
+        if cbd:
+            self.contact_area += dom.assemble(fem.Constant(dom.mesh, 1.0) * dom.ds_cce)
         self.top_area = dom.assemble(fem.Constant(dom.mesh, 1.0) * dom.ds_top)
         self.I_app = fem.Constant(dom.mesh, 0.0)  # total applied current (A or A/m)
 
-        ce, pe, xs, ps, V = self.u
+        ce, pe, xs, ps, V = self.u[:5]
         F, self._j = coupled_residuals(
             dom, (ce, pe, xs, ps), tests[:4], p, self.dt, (self.ce_old, self.xs_old)
         )
         S = equation_scales(p, dom.tdim)
-        wc, ve, _, vs, r = tests
+        wc, ve, _, vs, r = tests[:5]
         c = el.c0_mol_m3 * ce
         self._jli = li_metal_current(c, pe, p)
         self._icc = (ps - V) / p.contact_resistance_ohm_m2
@@ -533,7 +573,21 @@ class HalfCell:
         F[1] += S.phi * self._jli * ve * dom.ds_top
         F[3] += S.phi_s * self._icc * vs * dom.ds_cc
         F_V = S.phi_s * (self._icc - self.I_app / self.contact_area) * r * dom.ds_cc
+        icc_forms = [self._icc * dom.ds_cc]
+        if cbd:
+            pcb, wcb = self.u[5], tests[5]
+            R_cb = p.cbd_contact_resistance_ohm_m2
+            s_cb = LENGTH_UNIT_M ** (2 - dom.tdim) / (p.cbd_conductivity_S_m * p.thermal_voltage)
+            q_cb = (ps("-") - pcb("+")) / R_cb  # particle -> carbon-binder current density
+            icc_e = (pcb - V) / p.contact_resistance_ohm_m2
+            F[3] += S.phi_s * q_cb * vs("-") * dom.dS_i
+            F_cb = p.cbd_conductivity_S_m * ufl.inner(dom.grad(pcb), dom.grad(wcb)) * dom.dx_e
+            F_cb += -q_cb * wcb("+") * dom.dS_i + icc_e * wcb * dom.ds_cce
+            F_V += S.phi_s * (icc_e - self.I_app / self.contact_area) * r * dom.ds_cce
+            icc_forms.append(icc_e * dom.ds_cce)
         F.append(F_V)
+        if cbd:
+            F.append(s_cb * F_cb)
         blocks = ufl.extract_blocks(sum(F))
 
         opts = {**DEFAULT_PETSC_OPTIONS, **self.options.petsc_options}
@@ -552,7 +606,7 @@ class HalfCell:
         )
         self._current_forms = (
             fem.form(-self._j * dom.dS_i, entity_maps=dom.entity_maps),
-            fem.form(self._icc * dom.ds_cc, entity_maps=dom.entity_maps),
+            fem.form(sum(icc_forms), entity_maps=dom.entity_maps),
             fem.form(self._jli * dom.ds_top, entity_maps=dom.entity_maps),
         )
         self.solid_volume = dom.assemble(fem.Constant(dom.mesh, 1.0) * dom.dx_s)
@@ -562,12 +616,26 @@ class HalfCell:
 
     @property
     def fields(self) -> dict:
-        return dict(zip(("c_hat", "phi", "x", "phi_s", "V"), self.u, strict=True))
+        return dict(zip(self._names, self.u, strict=True))
+
+    def close(self) -> None:
+        """Free the PETSc solver objects now, on every rank (collective; idempotent).
+
+        Leaving them to the garbage collector can deadlock under MPI (see
+        :mod:`electrofem.physics._petsc`); the context manager calls this on exit.
+        """
+        destroy(getattr(self, "problem", None))
+
+    def __enter__(self) -> HalfCell:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _set_initial_state(self) -> None:
         am = self.params.active
         u0 = float(am.ocp_V(am.x0))
-        for f, v in zip(self.u, (1.0, 0.0, am.x0, u0, u0), strict=True):
+        for f, v in zip(self.u, (1.0, 0.0, am.x0, u0, u0, u0), strict=False):
             f.x.array[:] = v
         self.ce_old.x.array[:] = 1.0
         self.xs_old.x.array[:] = am.x0

@@ -39,6 +39,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import tags
+from ._petsc import destroy
 
 AXES = {"x": 0, "y": 1, "z": 2}
 #: Relative size of the regularising mass term.
@@ -264,18 +265,21 @@ def solve_transport(
                 petsc_options=opts,
                 petsc_options_prefix=f"electrofem_transport_{name}_",
             )
-            problem.solve()
-            ksp = problem.solver
-            its = ksp.getIterationNumber()
-            if ksp.getConvergedReason() <= 0:
-                raise RuntimeError(
-                    f"transport solve ({name}) did not converge: reason "
-                    f"{ksp.getConvergedReason()} after {its} iterations"
-                )
-            q_in = _reaction(energy, uh, V, d_in)
-            q_out = _reaction(energy, uh, V, d_out)
-            if not (math.isfinite(q_in) and math.isfinite(q_out)):
-                raise RuntimeError(f"transport solve ({name}): the flux is not finite (NaN)")
+            try:
+                problem.solve()
+                ksp = problem.solver
+                its = ksp.getIterationNumber()
+                if ksp.getConvergedReason() <= 0:
+                    raise RuntimeError(
+                        f"transport solve ({name}) did not converge: reason "
+                        f"{ksp.getConvergedReason()} after {its} iterations"
+                    )
+                q_in = _reaction(energy, uh, V, d_in)
+                q_out = _reaction(energy, uh, V, d_out)
+                if not (math.isfinite(q_in) and math.isfinite(q_out)):
+                    raise RuntimeError(f"transport solve ({name}): the flux is not finite (NaN)")
+            finally:
+                destroy(problem)  # collective: never left to the garbage collector
         deff = q_in * length / (area * ref * 1.0)
         perc = deff > PERCOLATION_THRESHOLD
         deff = deff if perc else 0.0

@@ -90,6 +90,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import tags
+from ._petsc import destroy
 
 #: Boundary kinds understood by :class:`VOFSolver`.
 BOUNDARY_KINDS = ("wall", "inlet", "outlet", "slip", "normal_outflow")
@@ -899,6 +900,22 @@ class VOFSolver:
             )
             dt = min(dt, o.capillary_factor * dt_s)
         return max(dt, o.dt_min)
+
+    def close(self) -> None:
+        """Free the PETSc objects now, on every rank (collective; idempotent).
+
+        Leaving them to the garbage collector can deadlock under MPI (see
+        :mod:`electrofem.physics._petsc`); the context manager calls this on exit.
+        """
+        problems = [getattr(self, n, None) for n in ("_flow", "_smooth", "_gproj", "_curv")]
+        destroy(*problems, *getattr(self, "_ksm", ()))
+        destroy(*(getattr(self, n, None) for n in ("_ksp", "_A", "_b", "_phi_vec")))
+
+    def __enter__(self) -> VOFSolver:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def step(self, dt: float) -> StepRecord:
         """Advance by ``dt`` (s): NS solve (unless the velocity is prescribed), flux projection,

@@ -1,0 +1,246 @@
+"""The discharge job (electrofem.discharge_job), its files, restart and the CLI.
+
+The test structure: a 10 x 8 µm 2D box with three overlapping r = 1.5 µm NMC811 particles, a
+chain from the collector (the first is cut by the bottom face) up to y = 5 µm, and an
+electrolyte band (separator) above. Small particles keep the solid diffusion time short
+(r²/D_s = 560 s with D_s = 4e-15 m²/s), so that a C/20 discharge (20 h) is near equilibrium.
+
+Theoretical capacity: Chen 2020's NMC811 OCP stays above 3.49 V up to x = 1, so the Li the
+particles can take between x0 = 0.27 and the 2.7 V cut-off is (1 − x0) c_s,max F / ρ =
+259.9 mAh/g; the run ends on the stoichiometry event (a node reaches x = 0.995) first.
+
+The carbon-binder option: three particles that touch neither the collector nor each other (2D
+gap contacts) discharge through the carbon-binder network in the pores (σ_cb = 1 S/m).
+
+Marked ``mpi``: the same assertions (including the regression numbers) run under mpirun -n 2.
+"""
+
+import csv
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import pytest
+from mpi4py import MPI
+
+from electrofem.cli import main
+from electrofem.discharge_job import DischargeJobOptions, run_discharge, theoretical_capacity
+from electrofem.physics.electrochem import CellParams, ElectrochemError
+
+pytestmark = pytest.mark.mpi
+COMM = MPI.COMM_WORLD
+
+PARTICLES = """x,y,r,phase
+2.5,1.2,1.5,active
+5.2,2.2,1.5,active
+7.5,3.5,1.5,active
+"""
+GAP_PARTICLES = """x,y,r,phase
+2.5,2.0,1.5,active
+6.5,2.5,1.5,active
+4.5,5.0,1.5,active
+"""
+CONFIG = """[box]
+width = 10.0
+height = 8.0
+periodic = false
+
+[particles]
+csv = "parts.csv"
+
+[mesh]
+size = 0.5
+"""
+
+
+def _shared_dir():
+    path = tempfile.mkdtemp(prefix="electrofem-dis-") if COMM.rank == 0 else None
+    return Path(COMM.bcast(path, root=0))
+
+
+@pytest.fixture(scope="module")
+def workdir():
+    path = _shared_dir()
+    if COMM.rank == 0:
+        (path / "parts.csv").write_text(PARTICLES)
+        (path / "cell.toml").write_text(CONFIG)
+        (path / "gparts.csv").write_text(GAP_PARTICLES)
+        (path / "gap.toml").write_text(CONFIG.replace("parts.csv", "gparts.csv"))
+    COMM.barrier()
+    yield path
+    COMM.barrier()
+    if COMM.rank == 0:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def slow_fast(workdir):
+    """C/20 then 2C on the test structure (fields every 20 steps)."""
+    opts = DischargeJobOptions(c_rates=(0.05, 2.0), fields_every_steps=20)
+    out = workdir / "rates"
+    return run_discharge(workdir / "cell.toml", out, opts, progress=False), out
+
+
+def test_slow_discharge_reaches_theoretical_capacity(slow_fast):
+    rep, _ = slow_fast
+    q_th = rep.metrics["theoretical"]["discharge_capacity_mAh_g"]
+    x_cut, q = theoretical_capacity(CellParams(), 2.7, 4.75)
+    assert x_cut == 1.0 and math.isclose(q, q_th) and math.isclose(q, 259.92, rel_tol=1e-4)
+    d = rep.rates["0.05"]["discharge"]
+    assert d.stop_reason in ("x_max", "v_min")
+    assert abs(d.capacity_mAh_g / q_th - 1) < 0.02, d.capacity_mAh_g
+    rows = [r for r in rep.rows["0.05"] if r["phase"] == "discharge"]
+    for r in rows:
+        # galvanostatic: the interface carries the applied current
+        assert abs(r["li_balance_error"]) < 1e-8 * abs(r["current_density_A_m2"]) * 10e-6
+        # near equilibrium: the voltage follows the OCP of the mean stoichiometry (x < 0.97;
+        # above it the vanishing exchange current makes the final drop)
+        if r["x_mean"] < 0.97:
+            pol = r["ocp_of_x_mean_V"] - r["voltage_V"]
+            assert 0 < pol < 0.01, (r["step"], pol)
+    # polarization is negligible at C/20, not at 2C
+    assert abs(d.end_metrics["c_drop_mol_m3"]) < 1.0
+    f = rep.rates["2"]["discharge"]
+    assert f.capacity_mAh_g < d.capacity_mAh_g
+    assert f.end_metrics["c_drop_mol_m3"] > 10 * abs(d.end_metrics["c_drop_mol_m3"])
+    # regression (serial); the same numbers must come out on 2 ranks
+    assert d.steps == 131 and d.newton_iterations == 358, (d.steps, d.newton_iterations)
+    assert math.isclose(d.capacity_mAh_g, 258.8598632812, rel_tol=1e-9), d.capacity_mAh_g
+    assert math.isclose(d.final_voltage_V, 3.48527258124, rel_tol=1e-7), d.final_voltage_V
+
+
+def test_files_exist_and_agree(slow_fast):
+    rep, out = slow_fast
+    names = ["discharge.json", "rate_capability.csv", "checkpoint/state.json"]
+    for lab in ("0.05", "2"):
+        names += [f"discharge_{lab}C.csv"]
+        names += [
+            f"fields_{lab}C_{p}.{e}" for p in ("electrolyte", "active") for e in ("xdmf", "h5")
+        ]
+    if COMM.rank == 0:
+        names += ["discharge_curves.png", "concentration_map.png"]
+    for name in names:
+        assert (out / name).is_file(), name
+    m = json.loads((out / "discharge.json").read_text())
+    assert m["status"] == "done" and m["version"] and m["mpi_ranks"] == COMM.size
+    assert m["parameters"]["options"]["c_rates"] == [0.05, 2.0]
+    # 1C = 210 mA/g of the active mass, per box cross-section (per metre of depth in 2D)
+    assert math.isclose(m["active_mass_g"], m["active_volume_m3"] * 4.75e6, rel_tol=1e-12)
+    assert math.isclose(m["one_C_current"], 0.210 * m["active_mass_g"], rel_tol=1e-12)
+    assert math.isclose(m["cross_section_m2"], 10e-6, rel_tol=1e-12)
+    table = {r["c_rate"]: r for r in m["rate_capability"]}
+    for lab, rate in (("0.05", 0.05), ("2", 2.0)):
+        with open(out / f"discharge_{lab}C.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        last = rows[-1]
+        cap = m["rates"][lab]["discharge"]["capacity_mAh_g"]
+        assert float(last["capacity_mAh_g"]) == cap == table[rate]["capacity_mAh_g"]
+        assert float(last["voltage_V"]) == m["rates"][lab]["discharge"]["final_voltage_V"]
+        assert len(rows) == m["rates"][lab]["discharge"]["steps"]
+        i = float(last["current_density_A_m2"])
+        assert math.isclose(i, rate * m["one_C_current_density_A_m2"], rel_tol=1e-12)
+        assert rep.capacity(rate) == cap
+    xdmf = (out / "fields_2C_active.xdmf").read_text()
+    assert 'Name="x"' in xdmf and 'Name="c_s"' in xdmf and 'Name="phi_s"' in xdmf
+
+
+class Killed(Exception):
+    pass
+
+
+def test_restart_matches_uninterrupted_run(workdir):
+    opts = DischargeJobOptions(
+        c_rates=(4.0, 2.0),
+        rest_s=300.0,
+        charge=True,
+        charge_c_rate=4.0,
+        checkpoint_every_steps=4,
+        dt_max_fraction=0.05,
+    )
+    full = run_discharge(workdir / "cell.toml", workdir / "full", opts, progress=False)
+    out = workdir / "killed"
+
+    def kill(row):  # a "kill" in the 2C charge: the 4C rate done, checkpoints every 4 steps
+        if row["c_rate"] == 2.0 and row["phase"] == "charge" and row["phase_time_s"] > 300:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_discharge(workdir / "cell.toml", out, opts, progress=False, step_callback=kill)
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["rate_label"] == "2" and state["phase"] == "charge"
+    m = json.loads((out / "discharge.json").read_text())
+    assert m["status"] == "running" and "4" in m["rates"]
+    res = run_discharge(workdir / "cell.toml", out, opts, progress=False, restart=True)
+    assert res.metrics["restarts"] == 1
+    for lab in ("4", "2"):
+        for phase in ("discharge", "rest", "charge"):
+            a, b = full.rates[lab][phase], res.rates[lab][phase]
+            assert a.steps == b.steps and a.stop_reason == b.stop_reason, (lab, phase)
+            assert math.isclose(a.capacity_mAh_g, b.capacity_mAh_g, rel_tol=1e-10)
+            assert math.isclose(a.final_voltage_V, b.final_voltage_V, rel_tol=1e-10)
+        assert len(full.rows[lab]) == len(res.rows[lab])
+    ch = full.rates["2"]["charge"]
+    assert ch.stop_reason in ("v_max", "x_min") and ch.capacity_mAh_g > 50, ch
+    assert full.rates["2"]["rest"].final_voltage_V > full.rates["2"]["discharge"].final_voltage_V
+
+
+def test_cli_errors_are_one_line(workdir, capsys):
+    out = str(workdir / "cli")
+    code = main(["discharge", str(workdir / "cell.toml"), "-o", out, "--c-rates=-1,0.5", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "electrofem: error: --c-rates: must be positive, got -1.0"
+    bad = workdir / "bad.toml"
+    if COMM.rank == 0:
+        bad.write_text(CONFIG + "\n[discharge]\nc_rate = [1.0]\n")
+    COMM.barrier()
+    code = main(["discharge", str(bad), "-o", out, "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("electrofem: error: discharge.c_rate: unknown key")
+    assert "\n" not in err
+    code = main(["discharge", str(workdir / "cell.toml"), "-o", out, "--restart", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("electrofem: error: --restart: no usable checkpoint")
+
+
+def test_cli_runs(workdir, capsys):
+    out = workdir / "cli_ok"
+    code = main(["discharge", str(workdir / "cell.toml"), "-o", str(out), "--c-rates", "4", "-q"])
+    assert code == 0
+    text = capsys.readouterr().out
+    if COMM.rank == 0:
+        assert text.startswith("4C: ") and "mAh/g" in text
+    assert (out / "discharge_4C.csv").is_file()
+
+
+def test_isolated_particles_need_the_carbon_binder_network(workdir):
+    opts = DischargeJobOptions(c_rates=(0.2,), checkpoint_every_steps=0)
+    with pytest.raises(RuntimeError, match="no particle touches it"):
+        run_discharge(workdir / "gap.toml", workdir / "gap0", opts, progress=False, plots=False)
+    opts = DischargeJobOptions(c_rates=(0.2,), cbd_conductivity_S_m=1.0)
+    rep = run_discharge(workdir / "gap.toml", workdir / "gap1", opts, progress=False, plots=False)
+    d = rep.rates["0.2"]["discharge"]
+    q_th = rep.metrics["theoretical"]["discharge_capacity_mAh_g"]
+    assert d.stop_reason == "x_max" and abs(d.capacity_mAh_g / q_th - 1) < 0.02
+    assert rep.metrics["parameters"]["cell"]["cbd_conductivity_S_m"] == 1.0
+    for r in rep.rows["0.2"]:
+        assert abs(r["li_balance_error"]) < 1e-8 * abs(r["current_density_A_m2"]) * 10e-6
+    xdmf = (workdir / "gap1" / "fields_0.2C_electrolyte.xdmf").read_text()
+    assert 'Name="phi_cb"' in xdmf
+    # regression (serial); the same numbers must come out on 2 ranks
+    assert (d.steps, d.newton_iterations) == (131, 370), (d.steps, d.newton_iterations)
+    assert math.isclose(d.capacity_mAh_g, 258.86, rel_tol=1e-5), d.capacity_mAh_g
+    assert math.isclose(d.final_voltage_V, 3.4678, rel_tol=1e-4), d.final_voltage_V
+
+
+def test_failure_keeps_what_was_written(workdir):
+    out = workdir / "fail"
+    opts = DischargeJobOptions(c_rates=(0.5, 1e5), dt_min_s=0.05, checkpoint_every_steps=0)
+    with pytest.raises(ElectrochemError, match="100000C discharge: time step fell below"):
+        run_discharge(workdir / "cell.toml", out, opts, progress=False, plots=False)
+    m = json.loads((out / "discharge.json").read_text())
+    assert m["status"] == "failed" and "dt_min_s" in m["error"]
+    assert m["rates"]["0.5"]["discharge"]["stop_reason"] == "x_max"
+    assert (out / "discharge_0.5C.csv").is_file()
