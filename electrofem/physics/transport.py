@@ -174,6 +174,7 @@ def solve_transport(
     reference: float | None = None,
     petsc_options: dict | None = None,
     callback=None,
+    degree: int = 1,
 ) -> TransportResult:
     """Solve the cell problem on ``emesh`` for each direction; MPI-collective.
 
@@ -186,6 +187,9 @@ def solve_transport(
         petsc_options: override :data:`DEFAULT_PETSC_OPTIONS`.
         callback: called as ``callback(result, name)`` after each direction (e.g. to write
             results as they come).
+        degree: Lagrange degree of the potential (1 or 2). On a mesh with curved (second
+            order) geometry, degree 2 keeps the discretisation error of the same order as the
+            geometry's.
     """
     import ufl
     from dolfinx import fem, mesh
@@ -206,7 +210,9 @@ def solve_transport(
 
     cells = _select_cells(emesh, phases)
     sub, emap, _, _ = mesh.create_submesh(msh, tdim, cells)
-    V = fem.functionspace(sub, ("Lagrange", 1))
+    if degree not in (1, 2):
+        raise ValueError(f"degree: must be 1 or 2, got {degree!r}")
+    V = fem.functionspace(sub, ("Lagrange", degree))
     Q = fem.functionspace(sub, ("DG", 0))
     kappa = fem.Function(Q)
     nsub = sub.topology.index_map(tdim).size_local + sub.topology.index_map(tdim).num_ghosts
