@@ -5,6 +5,8 @@
     electrofem transport MESH_OR_CONFIG -o OUTDIR [--phase electrolyte|solid]
                          [--direction x|y|z|all] [--density NAME=G_CM3]
     electrofem discharge MESH_OR_CONFIG -o OUTDIR [--c-rates 0.1,0.5,1] [--restart]
+    electrofem infiltrate MESH_OR_CONFIG -o OUTDIR [--t-end S] [--restart]
+                          [--capillary-factor X] [--contact-angle DEG]
     electrofem pybamm TRANSPORT.json -o PARAMS.json [--electrode positive|negative]
     electrofem info MESH.xdmf|MESH.msh
     electrofem convert IN OUT            (meshio, serial)
@@ -212,6 +214,64 @@ def _cmd_discharge(args) -> int:
     return 0
 
 
+def _cmd_infiltrate(args) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from .config import load, parse_infiltration
+    from .infiltration_job import run_infiltration
+    from .transport_job import MESH_SUFFIXES
+
+    src = Path(args.source)
+    if src.suffix in MESH_SUFFIXES:
+        if not src.is_file():
+            raise ValueError(f"source: no such mesh file {src}")
+        source, options = src, parse_infiltration({})
+    else:
+        source = load(src)
+        options = source.infiltration
+    changes = {}
+    for flag, key in (
+        ("t_end", "t_end_s"),
+        ("capillary_factor", "capillary_factor"),
+        ("contact_angle", "contact_angle_deg"),
+        ("max_steps", "max_steps"),
+    ):
+        if getattr(args, flag) is not None:
+            changes[key] = getattr(args, flag)
+    options = dataclasses.replace(options, **changes)
+    try:
+        options.validate()
+    except ValueError as err:
+        msg = str(err)
+        for flag, key in (
+            ("--t-end", "t_end_s"),
+            ("--capillary-factor", "capillary_factor"),
+            ("--contact-angle", "contact_angle_deg"),
+            ("--max-steps", "max_steps"),
+        ):
+            if msg.startswith(f"infiltration.{key}:") and key in changes:
+                msg = flag + msg[len(f"infiltration.{key}") :]
+        raise ValueError(msg) from None
+    report = run_infiltration(
+        source, args.output, options, progress=not args.quiet, restart=args.restart
+    )
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.rank == 0:
+        m = report.metrics
+        tb = m.get("breakthrough_time_s")
+        tb = f"{tb:.4g} s" if tb is not None else "not reached"
+        print(
+            f"t = {m['t_final_s']:.4g} s in {m['steps']} steps ({m['stop_reason']}) | "
+            f"breakthrough ({m['breakthrough_fraction']:.0%} of max outlet fraction): {tb} | "
+            f"saturation {m.get('saturation_final', float('nan')):.4f} | air "
+            f"{m.get('final_air_fraction', float('nan')):.4f} | volume balance "
+            f"{m['volume_balance']['relative_error_max']:.1e} -> {args.output}"
+        )
+    return 0
+
+
 def _cmd_pybamm(args) -> int:
     from .export import write_pybamm_parameters
 
@@ -276,6 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--rest", type=float, help="rest (s) after each discharge")
     dc.add_argument("-q", "--quiet", action="store_true")
     dc.set_defaults(func=_cmd_discharge)
+    inf = sub.add_parser("infiltrate", help="electrolyte infiltration (two-phase VOF, 2D)")
+    inf.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
+    inf.add_argument("-o", "--output", required=True, help="output directory")
+    inf.add_argument("--t-end", type=float, help="simulated end time (s)")
+    inf.add_argument("--restart", action="store_true", help="continue from OUTDIR/checkpoint")
+    inf.add_argument("--capillary-factor", type=float, help="dt <= X x explicit capillary bound")
+    inf.add_argument("--contact-angle", type=float, help="static contact angle (degrees)")
+    inf.add_argument("--max-steps", type=int, help="stop after this many steps")
+    inf.add_argument("-q", "--quiet", action="store_true")
+    inf.set_defaults(func=_cmd_infiltrate)
     pb = sub.add_parser("pybamm", help="PyBaMM DFN parameters from a transport.json")
     pb.add_argument("transport", help="transport.json of an electrolyte transport run")
     pb.add_argument("-o", "--output", required=True, help="parameter JSON to write")

@@ -63,7 +63,17 @@ marked::
     v_max_V = 4.3           # charge cut-off
     rest_s = 0.0            # rest after the discharge
     charge = false          # CC charge after the discharge (and rest)
+    cv_hold = false         # CC-CV: then hold v_max_V until the current < cv_cutoff_c_rate
     checkpoint_every_steps = 50
+
+    [infiltration]          # see electrofem.infiltration_job.InfiltrationJobOptions (SI units)
+    inlet_speed_m_s = 1e-4
+    surface_tension_N_m = 0.035
+    contact_angle_deg = 30.0
+    t_end_s = 0.5           # omit: fill_factor x the pore-filling time
+    capillary_factor = 20.0
+    output_interval_s = 0.01
+    checkpoint_every_steps = 200
 """
 
 from __future__ import annotations
@@ -75,6 +85,7 @@ from pathlib import Path
 
 from . import tags
 from .discharge_job import DischargeJobOptions
+from .infiltration_job import InfiltrationJobOptions
 from .mesh.geometry import MeshOptions
 from .microstructure import (
     Box,
@@ -108,6 +119,7 @@ class Config:
     source: dict = field(default_factory=dict)
     transport: TransportOptions = field(default_factory=TransportOptions)
     discharge: DischargeJobOptions = field(default_factory=DischargeJobOptions)
+    infiltration: InfiltrationJobOptions = field(default_factory=InfiltrationJobOptions)
 
 
 TOP_KEYS = {
@@ -127,6 +139,7 @@ TOP_KEYS = {
     "dim",
     "transport",
     "discharge",
+    "infiltration",
 }
 BOX_KEYS = {"width", "depth", "height", "periodic"}
 LAYER_KEYS = {"name", "thickness_fraction", "porosity", "particles"}
@@ -271,10 +284,26 @@ def parse_discharge(dt: dict) -> DischargeJobOptions:
     return opts
 
 
+def parse_infiltration(it: dict) -> InfiltrationJobOptions:
+    """The ``[infiltration]`` table -> :class:`InfiltrationJobOptions` (ConfigError names the
+    field)."""
+    _check_keys(it, {f.name for f in fields(InfiltrationJobOptions)}, "infiltration")
+    try:
+        opts = InfiltrationJobOptions(**it)
+        opts.validate()
+    except (TypeError, ValueError) as err:
+        msg = str(err)
+        raise ConfigError(
+            msg if msg.startswith("infiltration") else f"infiltration: {msg}"
+        ) from None
+    return opts
+
+
 def _parse(data: dict, base_dir: Path) -> Config:
     cfg = _parse_structure(data, base_dir)
     cfg.transport = parse_transport(data.get("transport", {}))
     cfg.discharge = parse_discharge(data.get("discharge", {}))
+    cfg.infiltration = parse_infiltration(data.get("infiltration", {}))
     return cfg
 
 

@@ -140,7 +140,7 @@ def plot_discharge_curves(rows_by_rate: dict, path: str | Path, title: str = "")
     import matplotlib.pyplot as plt
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
-    styles = {"discharge": "-", "rest": ":", "charge": "--"}
+    styles = {"discharge": "-", "rest": ":", "charge": "--", "cv": "-."}
     for k, (label, rows) in enumerate(rows_by_rate.items()):
         color = f"C{k % 10}"
         for phase, ls in styles.items():
@@ -212,6 +212,44 @@ def plot_field_map(cell, path: str | Path, title: str = "") -> Path | None:
         ax.set_xlabel("x (µm)")
         fig.colorbar(pc, ax=ax, label=label, shrink=0.8)
     axes[0].set_ylabel("y (µm), 0 = current collector")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_rate_capability(table: list[dict], path: str | Path, rates=None, title: str = ""):
+    """Discharge capacity (mAh/g) against C-rate, one panel per loading, one line per
+    architecture (rows of :func:`electrofem.discharge_job.rate_study_table`), as paper 002's
+    Figure 2f/g."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loadings = sorted({r["loading_mg_cm2"] for r in table})
+    fig, axes = plt.subplots(1, len(loadings), figsize=(4.6 * len(loadings), 3.8), squeeze=False)
+    for ax, load in zip(axes[0], loadings, strict=True):
+        for k, r in enumerate(x for x in table if x["loading_mg_cm2"] == load):
+            pts = sorted(
+                (float(key[: -len("C_mAh_g")]), r.get(key[:-6] + "_event_mAh_g") or v)
+                for key, v in r.items()
+                if key.endswith("C_mAh_g") and v is not None
+            )
+            if rates is not None:
+                pts = [p for p in pts if p[0] in rates]
+            if not pts:
+                continue
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, "o-", color=f"C{k}", label=r["architecture"])
+        ax.set_xscale("log")
+        ax.set_xlabel("C-rate (1C = 210 mA/g)")
+        ax.set_ylabel("discharge capacity (mAh/g)")
+        ax.set_title(f"{load:g} mg/cm²")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -25,7 +25,12 @@ import pytest
 from mpi4py import MPI
 
 from electrofem.cli import main
-from electrofem.discharge_job import DischargeJobOptions, run_discharge, theoretical_capacity
+from electrofem.discharge_job import (
+    DischargeJobOptions,
+    event_capacity,
+    run_discharge,
+    theoretical_capacity,
+)
 from electrofem.physics.electrochem import CellParams, ElectrochemError
 
 pytestmark = pytest.mark.mpi
@@ -145,6 +150,7 @@ def test_files_exist_and_agree(slow_fast):
         assert rep.capacity(rate) == cap
     xdmf = (out / "fields_2C_active.xdmf").read_text()
     assert 'Name="x"' in xdmf and 'Name="c_s"' in xdmf and 'Name="phi_s"' in xdmf
+    assert 'Name="j_interface"' in xdmf
 
 
 class Killed(Exception):
@@ -244,3 +250,58 @@ def test_failure_keeps_what_was_written(workdir):
     assert m["status"] == "failed" and "dt_min_s" in m["error"]
     assert m["rates"]["0.5"]["discharge"]["stop_reason"] == "x_max"
     assert (out / "discharge_0.5C.csv").is_file()
+
+
+def test_cc_cv_charge(workdir):
+    """CC-CV: after the constant-current charge reaches 4.3 V the voltage is held there and the
+    current decays until it falls below the cut-off (C/20 of 1C here); Li is conserved with the
+    measured CV current."""
+    opts = DischargeJobOptions(
+        c_rates=(4.0,),
+        charge=True,
+        cv_hold=True,
+        cv_cutoff_c_rate=0.05,
+        dt_max_fraction=0.05,
+    )
+    rep = run_discharge(workdir / "cell.toml", workdir / "cccv", opts, progress=False)
+    ph = rep.rates["4"]
+    assert ph["charge"].stop_reason == "v_max", ph["charge"]
+    cv = ph["cv"]
+    assert cv.stop_reason == "i_min", cv
+    assert cv.capacity_mAh_g > 0 and cv.steps >= 3
+    one_c = rep.metrics["one_C_current_density_A_m2"]
+    rows = [r for r in rep.rows["4"] if r["phase"] == "cv"]
+    for r in rows:
+        assert abs(r["voltage_V"] - 4.3) < 1e-9, r["voltage_V"]
+        assert r["current_density_A_m2"] < 0  # still charging
+        # the interface carries the (measured) collector current
+        assert abs(r["li_balance_error"]) < 1e-8 * abs(r["current_density_A_m2"]) * 10e-6
+    cur = [abs(r["current_density_A_m2"]) for r in rows]
+    assert cur[0] > 0.05 * one_c >= cur[-1]
+    assert all(b < a * (1 + 1e-9) for a, b in zip(cur, cur[1:], strict=False))  # decays
+    # the CV hold brings the charge close to what the OCP allows between the end of the
+    # discharge and 4.3 V (x(4.3 V) < x0: the charge takes out more than the discharge put in)
+    q_charged = ph["charge"].capacity_mAh_g + cv.capacity_mAh_g
+    _, q_max = theoretical_capacity(
+        CellParams(), 4.3, 4.75, charge=True, x_start=ph["discharge"].x_mean_end
+    )
+    assert 0.9 * q_max < q_charged < q_max * 1.001, (ph["charge"].capacity_mAh_g, q_charged, q_max)
+    m = json.loads((workdir / "cccv" / "discharge.json").read_text())
+    assert m["rates"]["4"]["cv"]["stop_reason"] == "i_min"
+    with pytest.raises(ValueError, match="cv_hold"):
+        DischargeJobOptions(cv_hold=True).validate()
+
+
+def test_event_capacity_interpolates_the_crossing():
+    rows = [
+        {"phase": "discharge", "capacity_mAh_g": 100.0, "voltage_V": 3.0, "x_max": 0.99},
+        {"phase": "discharge", "capacity_mAh_g": 110.0, "voltage_V": 2.9, "x_max": 0.999},
+    ]
+    # x_max crosses 0.995 at 5/9 of the step, before the voltage reaches any cut-off
+    assert math.isclose(event_capacity(rows, 2.7, 0.995), 100.0 + 10.0 * 5 / 9)
+    rows[-1]["voltage_V"] = 2.5  # the voltage crosses 2.7 at 3/5, after x_max: x_max wins
+    assert math.isclose(event_capacity(rows, 2.7, 0.995), 100.0 + 10.0 * 5 / 9)
+    rows[-1]["x_max"] = 0.994  # no stoichiometry event: the voltage one
+    assert math.isclose(event_capacity(rows, 2.7, 0.995), 106.0)
+    rows[-1]["voltage_V"] = 2.8
+    assert event_capacity(rows, 2.7, 0.995) is None

@@ -44,6 +44,11 @@ Equations (SI; ``f = F/RT``; the unknowns are stored scaled as above):
   that touch neither the collector nor each other (2D sections with gap contacts, where the
   pores must stay open); the galvanostatic constraint then counts both collector contacts.
 
+* potentiostatic mode (:meth:`HalfCell.set_potentiostatic`, the CV step of a CC-CV charge):
+  the galvanostatic constraint is replaced by ``V = V_hold``; the current is then whatever the
+  collector carries, and ``charge_passed_C`` integrates it (backward Euler: the end-of-step
+  current times dt, which is what the discrete Li balance conserves).
+
 ``I_app = i_app A`` with ``i_app`` (A/m², positive on discharge) per box cross-section ``A``
 (per metre of depth in 2D). The cell voltage is ``V − 0``.
 
@@ -217,7 +222,7 @@ class StepRecord:
     Attributes:
         step, time_s, dt_s: step number (1-based), time at its end, its length.
         voltage_V: collector potential vs Li metal.
-        applied_current: ``I_app``.
+        applied_current: ``I_app`` (potentiostatic: the collector current).
         interface_current: ``−∫ j`` over the particle|electrolyte interface.
         collector_current: ``∫ (φ_s − V)/R_cc`` over the collector contacts.
         li_metal_current: ``∫ j_Li`` over the Li metal face.
@@ -559,6 +564,9 @@ class HalfCell:
             self.contact_area += dom.assemble(fem.Constant(dom.mesh, 1.0) * dom.ds_cce)
         self.top_area = dom.assemble(fem.Constant(dom.mesh, 1.0) * dom.ds_top)
         self.I_app = fem.Constant(dom.mesh, 0.0)  # total applied current (A or A/m)
+        # 1: galvanostatic (I_app), 0: potentiostatic (V = V_hold)
+        self._galv = fem.Constant(dom.mesh, 1.0)
+        self.V_hold = fem.Constant(dom.mesh, 0.0)
 
         ce, pe, xs, ps, V = self.u[:5]
         F, self._j = coupled_residuals(
@@ -572,7 +580,10 @@ class HalfCell:
         F[0] += -S.c * self._jli / FARADAY * wc * dom.ds_top
         F[1] += S.phi * self._jli * ve * dom.ds_top
         F[3] += S.phi_s * self._icc * vs * dom.ds_cc
-        F_V = S.phi_s * (self._icc - self.I_app / self.contact_area) * r * dom.ds_cc
+        g = self._galv
+        hold = (V - self.V_hold) / p.contact_resistance_ohm_m2
+        F_V = S.phi_s * (g * (self._icc - self.I_app / self.contact_area) + (1 - g) * hold)
+        F_V = F_V * r * dom.ds_cc
         icc_forms = [self._icc * dom.ds_cc]
         if cbd:
             pcb, wcb = self.u[5], tests[5]
@@ -583,7 +594,12 @@ class HalfCell:
             F[3] += S.phi_s * q_cb * vs("-") * dom.dS_i
             F_cb = p.cbd_conductivity_S_m * ufl.inner(dom.grad(pcb), dom.grad(wcb)) * dom.dx_e
             F_cb += -q_cb * wcb("+") * dom.dS_i + icc_e * wcb * dom.ds_cce
-            F_V += S.phi_s * (icc_e - self.I_app / self.contact_area) * r * dom.ds_cce
+            F_V += (
+                S.phi_s
+                * (g * (icc_e - self.I_app / self.contact_area) + (1 - g) * hold)
+                * r
+                * dom.ds_cce
+            )
             icc_forms.append(icc_e * dom.ds_cce)
         F.append(F_V)
         if cbd:
@@ -615,6 +631,23 @@ class HalfCell:
         self.records: list[StepRecord] = []
 
     @property
+    def potentiostatic(self) -> bool:
+        return float(self._galv.value) == 0.0
+
+    def set_potentiostatic(self, voltage_V: float) -> None:
+        """Hold the collector at ``voltage_V`` (vs Li metal) from the next step on (CV)."""
+        self.V_hold.value = float(voltage_V)
+        self._galv.value = 0.0
+
+    def set_galvanostatic(self) -> None:
+        """Back to the constant current of ``options.current_density_A_m2`` (the default)."""
+        self._galv.value = 1.0
+
+    def collector_current(self) -> float:
+        """Current through the collector contacts of the current state (A, or A/m in 2D)."""
+        return self._scalar(self._current_forms[1])
+
+    @property
     def fields(self) -> dict:
         return dict(zip(self._names, self.u, strict=True))
 
@@ -644,6 +677,47 @@ class HalfCell:
         from dolfinx import fem
 
         return self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
+
+    def interface_current_field(self, out=None):
+        """The Butler--Volmer current density ``j`` (A/m², anodic positive: negative on
+        discharge) as a P1 field on the active submesh, for output.
+
+        ``j`` lives on the particle|electrolyte interface only. It is transferred to the particle
+        surface nodes by a lumped (row-sum) L² projection onto the trace space,
+        ``j_i = ∫_Γ j ψ_i dS / ∫_Γ ψ_i dS`` (``ψ_i``: the P1 hat function of node ``i``), so that
+        ``Σ_i j_i ∫_Γ ψ_i dS = ∫_Γ j dS`` exactly; nodes off the interface (particle interiors,
+        particle--particle contacts away from the electrolyte) get 0. Collective.
+
+        Args:
+            out: a Function on the active P1 space to fill (default: a new one, named
+                ``"j_interface"``).
+        """
+        import ufl
+        from dolfinx import fem, la
+
+        Vs = self.u[2].function_space
+        if out is None:
+            out = fem.Function(Vs, name="j_interface")
+        if getattr(self, "_jfield_forms", None) is None:
+            dom = self.domain
+            v = ufl.TestFunction(Vs)
+            one = fem.Constant(dom.mesh, 1.0)
+            em = dom.entity_maps
+            jf = fem.form(self._j * v("-") * dom.dS_i, entity_maps=em)
+            mf = fem.form(one * v("-") * dom.dS_i, entity_maps=em)
+            m = fem.assemble_vector(mf)
+            m.scatter_reverse(la.InsertMode.add)
+            m.scatter_forward()
+            self._jfield_forms = (jf, m.array.copy())
+        jf, mass = self._jfield_forms
+        b = fem.assemble_vector(jf)
+        b.scatter_reverse(la.InsertMode.add)
+        b.scatter_forward()
+        on = mass > 0.0  # exactly 0 off the interface
+        out.x.array[:] = 0.0
+        out.x.array[on] = b.array[on] / mass[on]
+        out.x.scatter_forward()
+        return out
 
     def li_inventory(self) -> tuple[float, float]:
         """Li in the electrolyte and in the particles (mol, or mol/m in 2D)."""
@@ -691,7 +765,8 @@ class HalfCell:
             why = _snes_reason(reason) if reason <= 0 else "non-finite values (NaN/inf)"
             return False, its, why
         self.time += dt
-        self.charge += float(self.I_app.value) * dt
+        current = self.collector_current() if self.potentiostatic else float(self.I_app.value)
+        self.charge += current * dt
         self.ce_old.x.array[:] = self.u[0].x.array
         self.xs_old.x.array[:] = self.u[2].x.array
         self.records.append(self._record(dt, its))
@@ -700,6 +775,7 @@ class HalfCell:
     def _record(self, dt: float, its: int) -> StepRecord:
         li_e, li_s = self.li_inventory()
         ii, icc, ili = (self._scalar(f) for f in self._current_forms)
+        applied = icc if self.potentiostatic else float(self.I_app.value)
         am = self.params.active
         x_mean = li_s / (am.c_max_mol_m3 * self.solid_volume)
         xmin, xmax, cmin = self._extremes()
@@ -708,7 +784,7 @@ class HalfCell:
             time_s=self.time,
             dt_s=dt,
             voltage_V=self.voltage(),
-            applied_current=float(self.I_app.value),
+            applied_current=applied,
             interface_current=ii,
             collector_current=icc,
             li_metal_current=ili,

@@ -934,7 +934,8 @@ class VOFSolver:
             self.w.x.scatter_forward()
             self.u.x.array[:] = self.w.x.array[self._umap]
             self.p.x.array[:] = self.w.x.array[self._pmap]
-            if not np.all(np.isfinite(self.u.x.array)):
+            # every rank must take the same branch (a rank-local raise would deadlock)
+            if not self.comm.allreduce(bool(np.all(np.isfinite(self.u.x.array))), op=MPI.LAND):
                 raise VOFDivergenceError(f"non-finite velocity at t = {self.t:.3e} s")
         Fc, div_fe, div_res = self._face_fluxes()
         co = dt * _gmax(self.comm, self._courant_rate(Fc), 0.0)
@@ -954,7 +955,7 @@ class VOFSolver:
         inflow = self.comm.allreduce(inflow, op=MPI.SUM)
         outflow = self.comm.allreduce(outflow, op=MPI.SUM)
         a = self._alpha_cells()[: self.n_owned]
-        if not np.all(np.isfinite(a)):
+        if not self.comm.allreduce(bool(np.all(np.isfinite(a))), op=MPI.LAND):
             raise VOFDivergenceError(f"non-finite α at t = {self.t:.3e} s")
         self._update_properties()
         v1 = self.volume()

@@ -1,0 +1,235 @@
+"""The infiltration job (electrofem.infiltration_job) and ``electrofem infiltrate``.
+
+A small pore space (3 disks in a 20 × 24 µm box, ~440 pore cells) and a few dozen steps each:
+files, metrics, volume balance, restart, divergence, bad input. Marked ``mpi``: the same
+assertions run under ``mpirun -n 2``."""
+
+import csv
+import json
+
+import gmsh
+import pytest
+from mpi4py import MPI
+
+from electrofem.cli import main
+from electrofem.infiltration_job import (
+    InfiltrationJobOptions,
+    _crossing,
+    run_infiltration,
+)
+from electrofem.mesh import ElectrodeMesh, MeshOptions, build_and_mesh
+from electrofem.microstructure import Box, Particles
+from electrofem.physics.vof import VOFDivergenceError, VOFSolver
+
+pytestmark = pytest.mark.mpi
+COMM = MPI.COMM_WORLD
+W, H = 20.0, 24.0
+T_END = 1.2e-5  # ~20 steps
+
+
+@pytest.fixture(scope="module")
+def electrode():
+    parts = Particles(
+        Box((W, H), periodic=False), [[5.0, 8.0], [14.0, 14.0], [6.0, 19.0]], [3.5, 3.5, 3.0]
+    )
+    if COMM.rank == 0:
+        gmsh.initialize()
+        build_and_mesh(parts, MeshOptions(size=1.5, radius_factor=0.5))
+    em = ElectrodeMesh.from_gmsh(COMM, 2, {"box_um": [W, H]})
+    if COMM.rank == 0:
+        gmsh.finalize()
+    return em
+
+
+def opts(**kw):
+    base = dict(
+        t_end_s=T_END,
+        initial_film_um=4.0,
+        output_interval_s=T_END / 3,
+        checkpoint_every_steps=4,
+        n_slabs=6,
+    )
+    return InfiltrationJobOptions(**{**base, **kw})
+
+
+def read_csv(path):
+    with open(path) as fh:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+
+
+def test_files_metrics_and_volume_balance(electrode, shared_tmp):
+    out = shared_tmp / "run"
+    rep = run_infiltration(electrode, out, opts(), progress=False)
+    m = rep.metrics
+    assert m["status"] == "done" and m["stop_reason"] == "t_end"
+    assert m["version"] and m["parameters"]["options"]["contact_angle_deg"] == 30.0
+    assert "assumed" in m["parameters"]["sources"]["surface_tension_N_m"]
+    assert m["t_final_s"] == pytest.approx(T_END, rel=1e-12)
+    for name in ("infiltration.json", "infiltration.csv", "fields.xdmf", "fields.h5"):
+        assert (out / name).is_file(), name
+    assert (out / "checkpoint" / "state.json").is_file()
+    if COMM.rank == 0:
+        assert (out / "infiltration.png").is_file()
+        assert len(list((out / "snapshots").glob("alpha_*.png"))) >= 4  # t = 0, 3 outputs
+        on_disk = json.loads((out / "infiltration.json").read_text())
+        assert on_disk["status"] == "done"
+        rows = read_csv(out / "infiltration.csv")
+        assert len(rows) == m["steps"] == len(rep.rows)
+        for key in ("t_s", "dt_s", "outlet_fraction", "saturation", "volume_balance", "courant"):
+            assert key in rows[0]
+    # the global volume balance, from the boundary fluxes of the conservative α update
+    bal = m["volume_balance"]
+    assert bal["ok"] and bal["relative_error_max"] < 1e-3
+    assert bal["relative_error_max"] < 1e-9  # in fact round-off
+    assert bal["inflow_m2"] == pytest.approx(1e-4 * m["inlet_open_length_m"] * T_END, rel=1e-9)
+    # saturation = stored electrolyte / pore volume; no electrolyte has reached the outlet
+    assert m["outlet_fraction_final"] == 0.0 and m["breakthrough_time_s"] is None
+    s0 = rep.rows[0]["saturation"] - rep.rows[0]["inflow_cum_m2"] / m["pore_volume_m2"]
+    assert m["saturation_final"] == pytest.approx(
+        s0 + bal["inflow_m2"] / m["pore_volume_m2"], rel=1e-9
+    )
+    assert m["final_air_fraction"] == pytest.approx(1 - m["saturation_final"])
+    lo, hi = m["alpha_bounds"]
+    assert lo > -1e-6 and hi < 1 + 1e-6
+    prof = m["air_profile"]
+    assert len(prof) == 6
+    assert prof[0]["air_fraction"] == 1.0  # bottom slab still dry
+    assert prof[-1]["air_fraction"] < 0.5  # top slab wetted (film + inflow)
+
+
+@pytest.fixture(scope="module")
+def one_pore():
+    """One disk in a 12 × 12 µm box (~100 pore cells)."""
+    parts = Particles(Box((12.0, 12.0), periodic=False), [[6.0, 6.0]], [3.0])
+    if COMM.rank == 0:
+        gmsh.initialize()
+        build_and_mesh(parts, MeshOptions(size=2.0, radius_factor=0.5))
+    em = ElectrodeMesh.from_gmsh(COMM, 2, {"box_um": [12.0, 12.0]})
+    if COMM.rank == 0:
+        gmsh.finalize()
+    return em
+
+
+def test_full_infiltration_to_breakthrough(one_pore, shared_tmp):
+    """A whole run, dry to wetted, at an inlet speed 500× the paper's (0.05 m/s, Ca ≈ 4e-3,
+    still capillary-dominated) so that it takes ~240 steps: breakthrough is detected before the
+    pore volume has entered, the pores end nearly saturated, the balance holds throughout."""
+    o = InfiltrationJobOptions(
+        inlet_speed_m_s=0.05, fill_factor=1.3, n_slabs=6, checkpoint_every_steps=0
+    )
+    rep = run_infiltration(one_pore, shared_tmp / "bt", o, progress=False, plots=False)
+    m = rep.metrics
+    fill = m["fill_time_s"]
+    print(
+        f"breakthrough {m['breakthrough_time_s']:.4e} s (flux-weighted "
+        f"{m['breakthrough_time_flux_s']:.4e}), fill time {fill:.4e} s, final air "
+        f"{m['final_air_fraction']:.4f}, {m['steps']} steps"
+    )
+    assert m["status"] == "done"
+    assert 0.5 * fill < m["breakthrough_time_s"] <= fill
+    assert m["breakthrough_time_flux_s"] == pytest.approx(m["breakthrough_time_s"], rel=0.1)
+    assert m["outlet_fraction_max"] > 0.5
+    assert 0 <= m["final_air_fraction"] < 0.05
+    assert m["volume_balance"]["relative_error_max"] < 1e-9
+    assert all(0 <= p["air_fraction"] <= 1 for p in m["air_profile"])
+    lo, hi = m["alpha_bounds"]
+    assert lo > -1e-6 and hi < 1 + 1e-6
+
+
+def test_breakthrough_definition():
+    """First crossing of the level, linearly interpolated between steps."""
+    rows = [{"t_s": t, "f": f} for t, f in ((1.0, 0.0), (2.0, 0.004), (3.0, 0.02), (4.0, 0.5))]
+    assert _crossing(rows, "f", 0.01) == pytest.approx(2.0 + 0.006 / 0.016)
+    assert _crossing(rows, "f", 0.9) is None
+
+
+class _Kill(Exception):
+    pass
+
+
+def test_restart_reproduces_uninterrupted_run(electrode, shared_tmp):
+    ref = run_infiltration(electrode, shared_tmp / "ref", opts(), progress=False, plots=False)
+    out = shared_tmp / "killed"
+
+    def kill(row):
+        if row["step"] == 10:
+            raise _Kill
+
+    with pytest.raises(_Kill):
+        run_infiltration(electrode, out, opts(), progress=False, plots=False, step_callback=kill)
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert 10 - 4 <= state["n_steps"] < 10  # at most one checkpoint interval lost
+    assert json.loads((out / "infiltration.json").read_text())["status"] == "running"
+    rep = run_infiltration(electrode, out, opts(), progress=False, plots=False, restart=True)
+    assert rep.metrics["restarts"] == 1 and rep.metrics["restart_changes"] == {}
+    assert rep.metrics["steps"] == ref.metrics["steps"]
+    assert len(rep.rows) == len(ref.rows)
+    for a, b in zip(ref.rows, rep.rows, strict=True):
+        for key in ("t_s", "dt_s", "saturation", "outlet_fraction", "courant", "u_max_m_s"):
+            assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-300), (a["step"], key)
+
+
+def test_restart_without_checkpoint_fails(electrode, shared_tmp):
+    with pytest.raises(ValueError, match="no usable checkpoint"):
+        run_infiltration(electrode, shared_tmp / "none", opts(), progress=False, restart=True)
+
+
+def test_divergence_stops_and_keeps_files(electrode, shared_tmp, monkeypatch):
+    """Step 6 gets a non-finite dt (as a blown-up velocity would give): the solver's NaN
+    guard fires; the job stops with status "failed" and keeps what it wrote. (A merely huge
+    dt does not diverge: the step is implicit enough to stay bounded.)"""
+    stable = VOFSolver.stable_dt
+
+    def broken(self):
+        return stable(self) if self.n_steps < 5 else float("nan")
+
+    monkeypatch.setattr(VOFSolver, "stable_dt", broken)
+    out = shared_tmp / "diverged"
+    with pytest.raises(VOFDivergenceError, match="everything written so far is kept"):
+        run_infiltration(electrode, out, opts(t_end_s=1e-4), progress=False)
+    COMM.barrier()
+    m = json.loads((out / "infiltration.json").read_text())
+    assert m["status"] == "failed" and m["error"]
+    assert m["steps"] == 5
+    assert (out / "fields.xdmf").is_file() and (out / "checkpoint" / "state.json").is_file()
+    assert len(read_csv(out / "infiltration.csv")) == 5
+
+
+def test_cli_runs_on_a_mesh_file(electrode, shared_tmp, capsys):
+    mesh = shared_tmp / "mesh.xdmf"
+    electrode.write(mesh)
+    out = shared_tmp / "cli"
+    code = main(["infiltrate", str(mesh), "-o", str(out), "--t-end", "2e-6", "-q"])
+    assert code == 0
+    m = json.loads((out / "infiltration.json").read_text())
+    assert m["status"] == "done" and m["parameters"]["t_end_s"] == 2e-6
+    if COMM.rank == 0:
+        assert "breakthrough" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, text, field",
+    [
+        (["--contact-angle", "0"], None, "--contact-angle:"),
+        ([], "[infiltration]\ncontact_angle_deg = 200\n", "infiltration.contact_angle_deg:"),
+        ([], "[infiltration]\nsurface_tensoin_N_m = 0.03\n", "infiltration.surface_tensoin_N_m:"),
+        ([], None, "source: no such mesh file"),
+    ],
+)
+def test_cli_bad_input_one_line(shared_tmp, capsys, args, text, field):
+    if text is None:
+        src = shared_tmp / "missing.xdmf"
+    else:
+        src = shared_tmp / "bad.toml"
+        if COMM.rank == 0:
+            src.write_text('preset = "L-S"\n[box]\nwidth = 20.0\nheight = 24.0\n' + text)
+        COMM.barrier()
+    if args and text is None:
+        src = shared_tmp / "m.xdmf"
+        if COMM.rank == 0:
+            src.write_text("<Xdmf/>")
+        COMM.barrier()
+    code = main(["infiltrate", str(src), "-o", str(shared_tmp / "o"), "-q", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("electrofem: error: " + field), err
