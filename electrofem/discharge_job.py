@@ -845,6 +845,7 @@ def _run_phase(
         dt = max(options.dt_min_s, ref * options.dt_initial_fraction)
     o = cell.options
     wall0 = time.perf_counter()
+    wall_before = float(start.get("wall_s", 0.0))  # wall time of this phase before a restart
     stop = "t_end"
     n_steps = len(cell.records) - start["steps"]
     t_end = start["time_s"] + t_len
@@ -930,6 +931,7 @@ def _run_phase(
         if kind != "rest" and rec.c_min_mol_m3 <= options.c_stop_min_mol_m3:
             stop = "c_min"
             break
+        start["wall_s"] = wall_before + time.perf_counter() - wall0
         checkpoint(_phase_state(cell, kind, start, dt))
     writer.write(cell.time)
     cell.set_galvanostatic()
@@ -946,7 +948,7 @@ def _run_phase(
         time_s=cell.time - start["time_s"],
         final_voltage_V=cell.voltage(),
         x_mean_end=last.get("x_mean", float("nan")),
-        wall_time_s=time.perf_counter() - wall0,
+        wall_time_s=wall_before + time.perf_counter() - wall0,  # summed over restarts
         end_metrics={k: last.get(k) for k in _METRIC_KEYS},
     )
 
