@@ -6,7 +6,7 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test install lint format bench clean
+.PHONY: demo test install lint format bench bench-peers bench-studies clean
 
 $(PY):
 	@PYBIN=$$(scripts/find-python.sh) || exit 1; \
@@ -35,9 +35,26 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# BENCHMARKS.md figures (each script writes benchmarks/results/*.json and prints its table)
 bench: install
 	$(PY) benchmarks/bench_packing.py
 	$(PY) benchmarks/bench_mesh.py
+	$(PY) benchmarks/bench_kernels.py
+	$(PY) benchmarks/bench_transport.py
+	$(PY) benchmarks/bench_discharge.py --c-rates 1 --contacts gap --cbd 1
+	$(PY) benchmarks/bench_vof_validation.py
+
+# voxel peers (TauFactor, PoreSpy: installed here only), after bench_transport.py
+bench-peers: install
+	$(PY) -m pip install -q -r benchmarks/requirements-peers.txt
+	$(PY) benchmarks/bench_peers.py --res 100 200
+
+# the long studies (about an hour each on 2 cores); PyBaMM is an optional extra
+bench-studies: install
+	$(PY) benchmarks/bench_paper_discharge.py
+	$(PY) -m pip install -q -e ".[pybamm]"
+	$(PY) benchmarks/bench_pybamm_crosscheck.py
+	$(PY) benchmarks/bench_infiltration.py --steps 300 --capillary-factors 20,200,2000,0
 
 clean:
 	rm -rf build *.egg-info electrofem/*.so ext/*.c $(DEMO_OUT)
