@@ -42,7 +42,8 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-from electrofem.discharge_job import (
+from electrofem.plot import plot_rate_capability
+from electrofem.rate_study import (
     PAPER_ARCHITECTURES,
     PAPER_C_RATES,
     PAPER_LOADINGS_MG_CM2,
@@ -52,7 +53,6 @@ from electrofem.discharge_job import (
     rate_study_table,
     run_rate_study,
 )
-from electrofem.plot import plot_rate_capability
 
 COMM = MPI.COMM_WORLD
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -192,7 +192,7 @@ def main(argv=None) -> int:
         return 0
     import numpy as np
 
-    from electrofem.discharge_job import event_capacity
+    from electrofem.rate_study import event_capacity
 
     label = f"{float(args.c_rate):g}"
     run_dir = Path(args.resolved)

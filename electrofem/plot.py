@@ -222,7 +222,7 @@ def plot_field_map(cell, path: str | Path, title: str = "") -> Path | None:
 
 def plot_rate_capability(table: list[dict], path: str | Path, rates=None, title: str = ""):
     """Discharge capacity (mAh/g) against C-rate, one panel per loading, one line per
-    architecture (rows of :func:`electrofem.discharge_job.rate_study_table`), as paper 002's
+    architecture (rows of :func:`electrofem.rate_study.rate_study_table`), as paper 002's
     Figure 2f/g."""
     import matplotlib
 

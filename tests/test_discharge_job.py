@@ -27,11 +27,11 @@ from mpi4py import MPI
 from electrofem.cli import main
 from electrofem.discharge_job import (
     DischargeJobOptions,
-    event_capacity,
     run_discharge,
     theoretical_capacity,
 )
 from electrofem.physics.electrochem import CellParams, ElectrochemError
+from electrofem.rate_study import event_capacity
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD
