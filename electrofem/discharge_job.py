@@ -83,6 +83,7 @@ import numpy as np
 from mpi4py import MPI
 
 from . import __version__, tags
+from .checkpoint import json_default, read_checkpoint, write_checkpoint
 from .physics.electrochem import (
     CellParams,
     DischargeOptions,
@@ -378,35 +379,7 @@ def _write_checkpoint(cell: HalfCell, ckdir: Path, seq: int, state: dict, comm) 
         if comm.rank == 0:
             arrays[name] = np.concatenate(vals)
             arrays[name + "_xyz"] = np.concatenate(xyz)
-    if comm.rank == 0:
-        ckdir.mkdir(parents=True, exist_ok=True)
-        npz = ckdir / f"state_{seq}.npz"
-        tmp = ckdir / f"state_{seq}.tmp.npz"
-        np.savez(tmp, **arrays)
-        tmp.replace(npz)
-        state = {**state, "seq": seq, "arrays": npz.name}
-        tmpj = ckdir / "state.json.tmp"
-        tmpj.write_text(json.dumps(state, default=_json_default))
-        tmpj.replace(ckdir / "state.json")
-        for old in ckdir.glob("state_*.npz"):
-            if old.name != npz.name:
-                old.unlink(missing_ok=True)
-    comm.barrier()
-
-
-def _read_checkpoint(ckdir: Path, comm) -> tuple[dict, dict]:
-    state, arrays, err = None, None, None
-    if comm.rank == 0:
-        try:
-            state = json.loads((ckdir / "state.json").read_text())
-            with np.load(ckdir / state["arrays"]) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, KeyError) as e:
-            err = f"--restart: no usable checkpoint in {ckdir} ({e})"
-    err = comm.bcast(err, root=0)
-    if err:
-        raise ValueError(err)
-    return comm.bcast(state, root=0), comm.bcast(arrays, root=0)
+    write_checkpoint(ckdir, seq, state, arrays, comm)
 
 
 def _load_fields(cell: HalfCell, arrays: dict) -> None:
@@ -525,7 +498,7 @@ def run_discharge(
     if options is not None:
         options.validate()
     if restart:  # fail early, before generating the mesh
-        state, arrays = _read_checkpoint(ckdir, comm)
+        state, arrays = read_checkpoint(ckdir, comm)
     emesh, cfg, mesh_path = _load(source, outdir, comm, progress)
     if options is None:
         options = getattr(cfg, "discharge", None) or DischargeJobOptions()
@@ -624,7 +597,7 @@ def run_discharge(
         def write_json():
             if comm.rank == 0:
                 tmp = json_path.with_suffix(".json.tmp")
-                tmp.write_text(json.dumps(metrics, indent=2, default=_json_default))
+                tmp.write_text(json.dumps(metrics, indent=2, default=json_default))
                 tmp.replace(json_path)
 
         rates: dict[str, dict[str, PhaseResult]] = {}
@@ -1040,11 +1013,3 @@ def _cell_params_dict(p: CellParams) -> dict:
         "cbd_conductivity_S_m": p.cbd_conductivity_S_m,
         "cbd_contact_resistance_ohm_m2": p.cbd_contact_resistance_ohm_m2,
     }
-
-
-def _json_default(obj):
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)

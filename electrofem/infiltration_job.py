@@ -123,6 +123,7 @@ import numpy as np
 from mpi4py import MPI
 
 from . import __version__
+from .checkpoint import json_default, read_checkpoint, write_checkpoint
 from .physics.vof import FluidParams, InfiltrationOptions, VOFDivergenceError, VOFSolver
 
 log = logging.getLogger("electrofem")
@@ -404,36 +405,7 @@ def _solver_arrays(s: VOFSolver) -> dict:
 def _write_checkpoint(s: VOFSolver, ckdir: Path, seq: int, state: dict) -> None:
     comm = s.comm
     arrays = _solver_arrays(s)
-    if comm.rank == 0:
-        ckdir.mkdir(parents=True, exist_ok=True)
-        npz = ckdir / f"state_{seq}.npz"
-        tmp = ckdir / f"state_{seq}.tmp.npz"
-        np.savez(tmp, **arrays)
-        tmp.replace(npz)
-        tmpj = ckdir / "state.json.tmp"
-        tmpj.write_text(
-            json.dumps({**state, "seq": seq, "arrays": npz.name}, default=_json_default)
-        )
-        tmpj.replace(ckdir / "state.json")  # written last: a kill keeps the previous checkpoint
-        for old in ckdir.glob("state_*.npz"):
-            if old.name != npz.name:
-                old.unlink(missing_ok=True)
-    comm.barrier()
-
-
-def _read_checkpoint(ckdir: Path, comm) -> tuple[dict, dict]:
-    state, arrays, err = None, None, None
-    if comm.rank == 0:
-        try:
-            state = json.loads((ckdir / "state.json").read_text())
-            with np.load(ckdir / state["arrays"]) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, KeyError) as e:
-            err = f"--restart: no usable checkpoint in {ckdir} ({e})"
-    err = comm.bcast(err, root=0)
-    if err:
-        raise ValueError(err)
-    return comm.bcast(state, root=0), comm.bcast(arrays, root=0)
+    write_checkpoint(ckdir, seq, state, arrays, comm)
 
 
 def _match(comm, ref_xy, xy, what: str, h: float):
@@ -623,7 +595,7 @@ def run_infiltration(
         options.validate()
     state = arrays = None
     if restart:  # fail early, before generating or reading the mesh
-        state, arrays = _read_checkpoint(ckdir, comm)
+        state, arrays = read_checkpoint(ckdir, comm)
     emesh, cfg, mesh_path = _load_source(source, outdir, comm, progress, restart)
     if options is None:
         options = getattr(cfg, "infiltration", None) or InfiltrationJobOptions()
@@ -734,7 +706,7 @@ def _run(
     def write_json():
         if comm.rank == 0:
             tmp = json_path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(metrics, indent=2, default=_json_default))
+            tmp.write_text(json.dumps(metrics, indent=2, default=json_default))
             tmp.replace(json_path)
         comm.barrier()
 
@@ -989,16 +961,6 @@ def _write_csv(path: Path, rows: list[dict], comm) -> None:
         for r in rows:
             w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
     tmp.replace(path)
-
-
-def _json_default(obj):
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)
 
 
 def option_names() -> set[str]:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-from .discharge_job import _json_default, rate_label, run_discharge
+from .checkpoint import json_default
+from .discharge_job import rate_label, run_discharge
 from .physics.electrochem import ElectrochemError
 
 log = logging.getLogger("electrofem")
@@ -207,7 +208,7 @@ def run_rate_study(
                     "outdir": str(rdir),
                 }
                 if comm.rank == 0:
-                    res_path.write_text(json.dumps(res, indent=2, default=_json_default))
+                    res_path.write_text(json.dumps(res, indent=2, default=json_default))
                 comm.barrier()
                 results.append(res)
                 log.info(

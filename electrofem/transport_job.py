@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 from mpi4py import MPI
 
 from . import __version__, tags
+from .checkpoint import json_default
 from .physics.transport import DirectionResult, TransportOptions, TransportResult, solve_transport
 
 log = logging.getLogger("electrofem")
@@ -163,7 +163,7 @@ def run_transport(
     def write_json():
         if comm.rank == 0:
             tmp = json_path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(metrics, indent=2, default=_json_default))
+            tmp.write_text(json.dumps(metrics, indent=2, default=json_default))
             tmp.replace(json_path)
         comm.barrier()  # every rank sees the file once the call returns
 
@@ -207,7 +207,7 @@ def run_transport(
 
         try:
             pb = pybamm_parameters(
-                json.loads(json.dumps(metrics, default=_json_default)), options.electrode
+                json.loads(json.dumps(metrics, default=json_default)), options.electrode
             )
         except ValueError as err:
             log.warning("no PyBaMM export: %s", err)
@@ -236,13 +236,3 @@ def _write_fields(result: TransportResult, path: Path) -> Path:
         for u in fields:
             f.write_function(u)
     return path
-
-
-def _json_default(obj):
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)
