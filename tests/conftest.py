@@ -1,9 +1,29 @@
 import gc
+import os
 import tempfile
 from pathlib import Path
 
 import pytest
 from mpi4py import MPI
+
+
+def pytest_configure(config):
+    """Under MPI, one pytest temporary root per rank: ranks sharing one race in pytest's
+    clean-up of old numbered directories (seen as a warning)."""
+    comm = MPI.COMM_WORLD
+    if comm.size > 1 and not config.option.basetemp:
+        tag = f"{os.getppid()}-rank{comm.rank}"
+        config.option.basetemp = str(Path(tempfile.gettempdir()) / f"pytest-mpi-{tag}")
+        config._electrofem_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config):
+    base = getattr(config, "_electrofem_basetemp", None)
+    if base:
+        MPI.COMM_WORLD.barrier()
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
