@@ -105,19 +105,30 @@ def _parse_densities(items) -> dict[int, float] | None:
     return out
 
 
-def _cmd_transport(args) -> int:
-    import dataclasses
+def _source_and_options(path: str, table: str, parse_empty):
+    """``(source, options)`` of a job command: a mesh file with the table's defaults
+    (``parse_empty({})``), or a config with its ``[table]``."""
     from pathlib import Path
 
-    from .config import load, parse_transport
-    from .transport_job import MESH_SUFFIXES, run_transport
+    from .config import load
+    from .pipeline import MESH_SUFFIXES
 
-    src = Path(args.source)
+    src = Path(path)
     if src.suffix in MESH_SUFFIXES:
-        source, options = src, parse_transport({})
-    else:
-        source = load(src)
-        options = source.transport
+        if not src.is_file():
+            raise ValueError(f"source: no such mesh file {src}")
+        return src, parse_empty({})
+    cfg = load(src)
+    return cfg, getattr(cfg, table)
+
+
+def _cmd_transport(args) -> int:
+    import dataclasses
+
+    from .config import parse_transport
+    from .transport_job import run_transport
+
+    source, options = _source_and_options(args.source, "transport", parse_transport)
     changes = {}
     if args.phase:
         changes["phase"] = args.phase
@@ -169,18 +180,11 @@ def _parse_rates(text: str) -> tuple[float, ...]:
 
 def _cmd_discharge(args) -> int:
     import dataclasses
-    from pathlib import Path
 
-    from .config import load, parse_discharge
+    from .config import parse_discharge
     from .discharge_job import run_discharge
-    from .transport_job import MESH_SUFFIXES
 
-    src = Path(args.source)
-    if src.suffix in MESH_SUFFIXES:
-        source, options = src, parse_discharge({})
-    else:
-        source = load(src)
-        options = source.discharge
+    source, options = _source_and_options(args.source, "discharge", parse_discharge)
     changes = {}
     if args.c_rates:
         changes["c_rates"] = _parse_rates(args.c_rates)
@@ -216,20 +220,11 @@ def _cmd_discharge(args) -> int:
 
 def _cmd_infiltrate(args) -> int:
     import dataclasses
-    from pathlib import Path
 
-    from .config import load, parse_infiltration
+    from .config import parse_infiltration
     from .infiltration_job import run_infiltration
-    from .transport_job import MESH_SUFFIXES
 
-    src = Path(args.source)
-    if src.suffix in MESH_SUFFIXES:
-        if not src.is_file():
-            raise ValueError(f"source: no such mesh file {src}")
-        source, options = src, parse_infiltration({})
-    else:
-        source = load(src)
-        options = source.infiltration
+    source, options = _source_and_options(args.source, "infiltration", parse_infiltration)
     changes = {}
     for flag, key in (
         ("t_end", "t_end_s"),

@@ -487,7 +487,7 @@ def run_discharge(
             so far is kept (``discharge.json`` has ``status = "failed"`` and the error).
         ValueError: bad options, or no usable checkpoint with ``restart``.
     """
-    from .transport_job import _load
+    from .pipeline import load_source
 
     outdir = Path(outdir)
     if comm.rank == 0:
@@ -499,7 +499,7 @@ def run_discharge(
         options.validate()
     if restart:  # fail early, before generating the mesh
         state, arrays = read_checkpoint(ckdir, comm)
-    emesh, cfg, mesh_path = _load(source, outdir, comm, progress)
+    emesh, cfg, mesh_path = load_source(source, outdir, comm, progress)
     if options is None:
         options = getattr(cfg, "discharge", None) or DischargeJobOptions()
     options = DischargeJobOptions(**asdict(options))

@@ -532,20 +532,6 @@ def _summary_plot(rows: list[dict], profile: list[dict], path: Path, threshold: 
 # --- the job -----------------------------------------------------------------------------------
 
 
-def _load_source(source, outdir: Path, comm, progress: bool, restart: bool):
-    from .config import Config, load
-    from .mesh import ElectrodeMesh
-    from .transport_job import MESH_SUFFIXES, _load
-
-    is_config = not isinstance(source, ElectrodeMesh) and not (
-        isinstance(source, str | Path) and Path(source).suffix in MESH_SUFFIXES
-    )
-    if restart and is_config and (outdir / "mesh.xdmf").is_file():
-        cfg = source if isinstance(source, Config) else load(source)
-        return ElectrodeMesh.read(outdir / "mesh.xdmf", comm), cfg, outdir / "mesh.xdmf"
-    return _load(source, outdir, comm, progress)
-
-
 def _crossing(rows: list[dict], key: str, level: float) -> float | None:
     prev_t, prev_v = 0.0, 0.0
     for r in rows:
@@ -596,7 +582,9 @@ def run_infiltration(
     state = arrays = None
     if restart:  # fail early, before generating or reading the mesh
         state, arrays = read_checkpoint(ckdir, comm)
-    emesh, cfg, mesh_path = _load_source(source, outdir, comm, progress, restart)
+    from .pipeline import load_source  # lazy: config imports the jobs' options
+
+    emesh, cfg, mesh_path = load_source(source, outdir, comm, progress, reuse_mesh=restart)
     if options is None:
         options = getattr(cfg, "infiltration", None) or InfiltrationJobOptions()
     options = InfiltrationJobOptions(**asdict(options))

@@ -179,3 +179,26 @@ def run_generate(
         log.info("wrote %s", outdir)
     summary = comm.bcast(summary, root=0)
     return emesh, summary
+
+
+#: File suffixes read as a mesh (anything else is a config).
+MESH_SUFFIXES = (".xdmf", ".msh")
+
+
+def load_source(source, outdir: Path, comm: MPI.Comm, progress: bool, reuse_mesh: bool = False):
+    """``(ElectrodeMesh, Config | None, mesh path)`` of a job's source: a mesh, a mesh file or a
+    config (generated into ``outdir``). ``reuse_mesh``: for a config whose mesh is already in
+    ``outdir`` (a restart), read that mesh instead of generating it again."""
+    from .config import load
+    from .mesh import ElectrodeMesh
+
+    if isinstance(source, ElectrodeMesh):
+        return source, None, None
+    if isinstance(source, str | Path) and Path(source).suffix in MESH_SUFFIXES:
+        return ElectrodeMesh.read(source, comm), None, Path(source)
+    cfg = source if isinstance(source, Config) else load(source)
+    mesh_path = outdir / "mesh.xdmf"
+    if reuse_mesh and mesh_path.is_file():
+        return ElectrodeMesh.read(mesh_path, comm), cfg, mesh_path
+    emesh, _ = run_generate(cfg, outdir, comm=comm, progress=progress)
+    return emesh, cfg, mesh_path

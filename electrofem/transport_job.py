@@ -37,8 +37,6 @@ from .physics.transport import DirectionResult, TransportOptions, TransportResul
 
 log = logging.getLogger("electrofem")
 
-MESH_SUFFIXES = (".xdmf", ".msh")
-
 
 @dataclass
 class TransportReport:
@@ -51,22 +49,6 @@ class TransportReport:
 
     def direction(self, name: str) -> DirectionResult:
         return self.result.directions[name]
-
-
-def _load(source, outdir: Path, comm, progress: bool):
-    """``(ElectrodeMesh, Config | None, mesh path)`` from a mesh, a mesh file or a config."""
-    from .config import Config, load
-    from .mesh import ElectrodeMesh
-
-    if isinstance(source, ElectrodeMesh):
-        return source, None, None
-    if isinstance(source, str | Path) and Path(source).suffix in MESH_SUFFIXES:
-        return ElectrodeMesh.read(source, comm), None, Path(source)
-    cfg = source if isinstance(source, Config) else load(source)
-    from .pipeline import run_generate
-
-    emesh, _ = run_generate(cfg, outdir, comm=comm, progress=progress)
-    return emesh, cfg, outdir / "mesh.xdmf"
 
 
 def run_transport(
@@ -97,7 +79,9 @@ def run_transport(
         outdir.mkdir(parents=True, exist_ok=True)
     comm.barrier()
     t0 = time.perf_counter()
-    emesh, cfg, mesh_path = _load(source, outdir, comm, progress)
+    from .pipeline import load_source  # lazy: config imports the jobs' options
+
+    emesh, cfg, mesh_path = load_source(source, outdir, comm, progress)
     if options is None:
         options = cfg.transport if cfg is not None else TransportOptions()
     options.validate()
