@@ -12,6 +12,18 @@ from .microstructure.particles import Particles
 PHASE_COLORS = {tags.ACTIVE: "#4C72B0", tags.SECOND: "#DD8452", tags.BINDER: "#55A868"}
 
 
+def _save(fig, path, title: str | None = None, dpi: int = 120) -> Path:
+    """Title (if any), tight layout, write ``path`` and close the figure."""
+    import matplotlib.pyplot as plt
+
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return Path(path)
+
+
 def _images(p: Particles, cut_axes: tuple[int, ...]):
     """Particle indices and centres including periodic images across the lateral faces."""
     idx = [np.arange(len(p))]
@@ -124,12 +136,7 @@ def plot_profiles(profiles, path: str | Path, title: str = "") -> Path:
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"{profiles.axis} (µm), 0 = current collector")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_discharge_curves(rows_by_rate: dict, path: str | Path, title: str = "") -> Path:
@@ -160,12 +167,7 @@ def plot_discharge_curves(rows_by_rate: dict, path: str | Path, title: str = "")
         a.set_ylabel("voltage vs Li/Li+ (V)")
         a.grid(alpha=0.3)
         a.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def _gather_cells(f, scale: float = 1.0):
@@ -212,12 +214,7 @@ def plot_field_map(cell, path: str | Path, title: str = "") -> Path | None:
         ax.set_xlabel("x (µm)")
         fig.colorbar(pc, ax=ax, label=label, shrink=0.8)
     axes[0].set_ylabel("y (µm), 0 = current collector")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
 
 
 def plot_rate_capability(table: list[dict], path: str | Path, rates=None, title: str = ""):
@@ -250,9 +247,4 @@ def plot_rate_capability(table: list[dict], path: str | Path, rates=None, title:
         ax.set_title(f"{load:g} mg/cm²")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, title)
