@@ -85,6 +85,15 @@ def main(argv=None) -> dict:
     )
     ap.add_argument("--inlet-speed", type=float, default=1e-4, help="m/s")
     ap.add_argument(
+        "--slip", type=float, default=0.0, help="contact-line slip length (cell diameters)"
+    )
+    ap.add_argument(
+        "--fixed-dts",
+        default="",
+        help="comma-separated fixed flow steps (s): step_control = 'fixed' cases "
+        "(semi-implicit tension, alpha sub-cycled), run after the capillary-factor cases",
+    )
+    ap.add_argument(
         "--max-wall", type=float, default=600.0, help="wall seconds per case (0: no limit)"
     )
     args = ap.parse_args(argv)
@@ -92,7 +101,11 @@ def main(argv=None) -> dict:
         level=logging.INFO if COMM.rank == 0 else logging.WARNING,
         format="[bench] %(message)s",
     )
-    factors = [float(v) for v in args.capillary_factors.split(",")]
+    factors = [float(v) for v in args.capillary_factors.split(",") if v]
+    fixed = [float(v) for v in args.fixed_dts.split(",") if v]
+    runs = [("cf", cf, f"cf{cf:g}") for cf in factors] + [
+        ("fixed", dt, f"dt{dt:g}") for dt in fixed
+    ]
     work = Path(args.workdir) / f"n{COMM.size}"
     cfg = parse(
         {
@@ -113,9 +126,13 @@ def main(argv=None) -> dict:
         emesh, summary = run_generate(cfg, work / "mesh", progress=False, picture=False)
     t_gen = time.perf_counter() - t0
     cases = []
-    for cf in factors:
+    for mode, value, label in runs:
+        cf = value if mode == "cf" else 0.0
         opts = InfiltrationJobOptions(
             capillary_factor=cf,
+            step_control="scheduled" if mode == "fixed" else "courant",
+            contact_line_slip=args.slip,
+            dt_max_s=value if mode == "fixed" else 1e-4,
             max_steps=10**7 if args.small else args.steps,
             inlet_speed_m_s=args.inlet_speed,
             t_end_s=None,
@@ -128,11 +145,11 @@ def main(argv=None) -> dict:
             initial_film_um=0.0 if args.small else args.film,
         )
 
-        def every(row, cf=cf):
+        def every(row, label=label):
             if row["step"] % 25 == 0:
                 log.info(
-                    "cf %g step %d: t %.3e s, dt %.2e s, Co %.2f, |u|max %.2e, S %.4f, %.1f s",
-                    cf,
+                    "%s step %d: t %.3e s, dt %.2e s, Co %.2f, |u|max %.2e, S %.4f, %.1f s",
+                    label,
                     row["step"],
                     row["t_s"],
                     row["dt_s"],
@@ -143,15 +160,17 @@ def main(argv=None) -> dict:
                 )
 
         t1 = time.perf_counter()
-        case = {"capillary_factor": cf}
+        case = {"case": label, "capillary_factor": cf, "step_control": opts.step_control}
+        if mode == "fixed":
+            case["fixed_dt_s"] = value
         try:
             rep = run_infiltration(
-                emesh, work / f"cf{cf:g}", opts, progress=False, plots=False, step_callback=every
+                emesh, work / label, opts, progress=False, plots=False, step_callback=every
             )
             m = rep.metrics
             case["status"] = "ok"
         except VOFDivergenceError as err:
-            m = json.loads((work / f"cf{cf:g}" / "infiltration.json").read_text())
+            m = json.loads((work / label / "infiltration.json").read_text())
             case["status"] = "diverged"
             case["error"] = str(err).split(";")[0]
         wall = time.perf_counter() - t1
@@ -182,7 +201,7 @@ def main(argv=None) -> dict:
             }
         )
         cases.append(case)
-        log.info("cf %g: %s", cf, json.dumps(case))
+        log.info("%s: %s", label, json.dumps(case))
     out = {
         "benchmark": "bench_infiltration",
         "command": f"mpirun -n {COMM.size} python benchmarks/bench_infiltration.py "
@@ -193,6 +212,7 @@ def main(argv=None) -> dict:
         if args.small
         else "L-Dry-S 5:5, porosity 0.40, 50 x 146 um, gap contacts, seed 1",
         "inlet_speed_m_s": args.inlet_speed,
+        "contact_line_slip": args.slip,
         "initial_film_um": args.film,
         "mesh": {
             "size_um": args.size,
@@ -208,9 +228,12 @@ def main(argv=None) -> dict:
     if COMM.size > 1:
         serial = RESULTS / f"bench_infiltration_n1{args.tag}.json"
         if serial.is_file():
-            ref = {c["capillary_factor"]: c for c in json.loads(serial.read_text())["cases"]}
+            ref = {
+                c.get("case", f"cf{c['capillary_factor']:g}"): c
+                for c in json.loads(serial.read_text())["cases"]
+            }
             for c in cases:
-                r = ref.get(c["capillary_factor"])
+                r = ref.get(c["case"])
                 if r and r.get("steps") == c.get("steps") and r.get("saturation_final"):
                     c["vs_serial"] = {
                         "speedup_per_step": r["wall_s_per_step"] / c["wall_s_per_step"],
@@ -224,7 +247,7 @@ def main(argv=None) -> dict:
         path = RESULTS / f"bench_infiltration_n{COMM.size}{args.tag}.json"
         path.write_text(json.dumps(out, indent=2))
         print(
-            "| ranks | cf | status | steps | t reached (s) | dt mean (s) | Co max | "
+            "| ranks | case | status | steps | t reached (s) | dt mean (s) | Co max | "
             "|u|max (m/s) | wall/step (s) | wall per sim s (s) | extrapolated to fill (h) | "
             "breakthrough (s) | final air |"
         )
@@ -234,7 +257,7 @@ def main(argv=None) -> dict:
             ex = c["extrapolated_wall_h_to_fill_time"]
             nan = float("nan")
             print(
-                f"| {COMM.size} | {c['capillary_factor']:g} | {c['status']} | {c['steps']} | "
+                f"| {COMM.size} | {c['case']} | {c['status']} | {c['steps']} | "
                 f"{c['t_reached_s']:.3e} | {dt or float('nan'):.2e} | "
                 f"{c['courant_max'] or float('nan'):.2f} | {c['u_max_m_s'] or float('nan'):.2e} | "
                 f"{c['wall_s_per_step'] or float('nan'):.3f} | "

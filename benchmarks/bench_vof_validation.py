@@ -2,6 +2,7 @@
 
     python benchmarks/bench_vof_validation.py [--cells 16 32 64] [--steps 100]
     mpirun -n 2 python benchmarks/bench_vof_validation.py
+    python benchmarks/bench_vof_validation.py --washburn [--slips 0 0.35 0.7 1.4] [--across 8 16]
 
 A liquid disk (R = 25 µm, electrolyte/air, σ = 0.035 N/m, ρ and μ of paper 002) at rest in
 a closed 100 × 100 µm box meshed with n × n squares (each split in two triangles). Time steps
@@ -17,81 +18,56 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 from mpi4py import MPI
 
-from electrofem.physics.vof import FluidParams, InfiltrationOptions, VOFSolver, _tag_box_facets
+from electrofem.physics.vof import InfiltrationOptions
+from electrofem.physics.vof_cases import static_drop, washburn_rate
 
 COMM = MPI.COMM_WORLD
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def drop(n: int, steps: int) -> dict:
-    import ufl  # after electrofem, which loads the vendored PETSc first
-    from dolfinx import fem, mesh
-
-    L = 1e-4
-    R = 0.25 * L
-    fl = FluidParams()
-    m = mesh.create_rectangle(
-        COMM, [[0.0, 0.0], [L, L]], [n, n], ghost_mode=mesh.GhostMode.shared_facet
-    )
-    ft = _tag_box_facets(m, L, L)
-    t0 = time.perf_counter()
-    with VOFSolver(m, ft, {}, fl, InfiltrationOptions(capillary_factor=20.0)) as s:
-        s.set_alpha_fraction(lambda x: (x[0] - L / 2) ** 2 + (x[1] - L / 2) ** 2 < R**2)
-        v0 = s.volume()
-        recs = [s.step(s.stable_dt()) for _ in range(steps)]
-        X = ufl.SpatialCoordinate(m)
-        r = ufl.sqrt((X[0] - L / 2) ** 2 + (X[1] - L / 2) ** 2)
-        dx = ufl.dx(metadata={"quadrature_degree": 4})
-
-        def mean_p(cond):
-            ind = ufl.conditional(cond, 1.0, 0.0)
-            num = COMM.allreduce(fem.assemble_scalar(fem.form(s.p * ind * dx)), op=MPI.SUM)
-            return num / COMM.allreduce(fem.assemble_scalar(fem.form(ind * dx)), op=MPI.SUM)
-
-        dp = mean_p(ufl.lt(r, 0.5 * R)) - mean_p(ufl.gt(r, 1.5 * R))
-        dv = abs(s.volume() - v0) / v0
-    umax = max(rec.u_max for rec in recs)
-    return {
-        "cells_per_side": n,
-        "h_um": L / n * 1e6,
-        "cells_per_radius": R / (L / n),
-        "steps": steps,
-        "t_end_s": recs[-1].t,
-        "dt_s": recs[-1].t / steps,
-        "dp_Pa": dp,
-        "laplace_Pa": fl.sigma / R,
-        "dp_rel_error": dp / (fl.sigma / R) - 1,
-        "u_max_run_m_s": umax,
-        "u_max_end_m_s": recs[-1].u_max,
-        "Ca_max": umax * fl.mu_liquid / fl.sigma,
-        "Ca_end": recs[-1].u_max * fl.mu_liquid / fl.sigma,
-        "volume_change_rel": dv,
-        "wall_s": time.perf_counter() - t0,
-    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cells", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument(
+        "--scheduled-dt",
+        type=float,
+        default=0.0,
+        help="drop: fixed scheduled steps of this size (s) instead of capillary factor 20",
+    )
+    ap.add_argument(
+        "--washburn",
+        action="store_true",
+        help="Lucas-Washburn imbibition instead of the drop (see --slips, --across)",
+    )
+    ap.add_argument("--slips", type=float, nargs="+", default=[0.0, 0.35, 0.7, 1.4])
+    ap.add_argument("--across", type=int, nargs="+", default=[8])
     args = ap.parse_args()
-    rows = [drop(n, args.steps) for n in args.cells]
+    if args.washburn:
+        return washburn(args)
+    o = None
+    if args.scheduled_dt > 0:
+        o = InfiltrationOptions(
+            step_control="scheduled", dt_max=args.scheduled_dt, flow_courant_max=1e9
+        )
+    rows = [static_drop(COMM, n, args.steps, o) for n in args.cells]
     if COMM.rank:
         return
+    tag = f"_dt{args.scheduled_dt:g}" if args.scheduled_dt > 0 else ""
     out = {
         "command": f"mpirun -n {COMM.size} python benchmarks/bench_vof_validation.py "
-        f"--cells {' '.join(map(str, args.cells))} --steps {args.steps}",
+        f"--cells {' '.join(map(str, args.cells))} --steps {args.steps}"
+        + (f" --scheduled-dt {args.scheduled_dt:g}" if tag else ""),
         "ranks": COMM.size,
         "machine": platform.platform(),
         "rows": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"bench_vof_validation_n{COMM.size}.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / f"bench_vof_validation_n{COMM.size}{tag}.json").write_text(json.dumps(out, indent=2))
     print(
         "| cells/side | cells/R | steps | t (s) | Δp/(σ/R) − 1 | Ca max | Ca end | ΔV/V "
         "| wall (s) |"
@@ -102,6 +78,34 @@ def main() -> None:
             f"| {r['cells_per_side']} | {r['cells_per_radius']:.0f} | {r['steps']} | "
             f"{r['t_end_s']:.2e} | {100 * r['dp_rel_error']:+.2f} % | {r['Ca_max']:.1e} | "
             f"{r['Ca_end']:.1e} | {r['volume_change_rel']:.0e} | {r['wall_s']:.1f} |"
+        )
+
+
+def washburn(args) -> None:
+    """Lucas–Washburn rate ratio for every (cells across, slip) pair; the channel keeps
+    w = 10 µm, L_c = 600 µm, L0 = 200 µm, θ = 45°, dt = 1e-5 s (scaled with h)."""
+    rows = []
+    for n in args.across:
+        for slip in args.slips:
+            rows.append(washburn_rate(COMM, slip, cells_across=n, dt=1e-5 * 8 / n))
+    if COMM.rank:
+        return
+    out = {
+        "command": f"mpirun -n {COMM.size} python benchmarks/bench_vof_validation.py --washburn "
+        f"--slips {' '.join(f'{v:g}' for v in args.slips)} "
+        f"--across {' '.join(map(str, args.across))}",
+        "ranks": COMM.size,
+        "machine": platform.platform(),
+        "rows": rows,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"bench_washburn_n{COMM.size}.json").write_text(json.dumps(out, indent=2))
+    print("| cells across | slip (h) | rate / Lucas–Washburn | Ca | wall (s) |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['cells_across']} | {r['slip_cells']:g} | {r['rate_ratio']:.3f} | "
+            f"{r['capillary_number']:.1e} | {r['wall_s']:.0f} |"
         )
 
 

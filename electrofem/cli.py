@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--rest", type=float, help="rest (s) after each discharge")
     dc.add_argument("-q", "--quiet", action="store_true")
     dc.set_defaults(func=_cmd_discharge)
-    inf = sub.add_parser("infiltrate", help="electrolyte infiltration (two-phase VOF, 2D)")
+    inf = sub.add_parser("infiltrate", help="electrolyte infiltration (two-phase VOF, 2D; 3D demo)")
     inf.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
     inf.add_argument("-o", "--output", required=True, help="output directory")
     inf.add_argument("--t-end", type=float, help="simulated end time (s)")

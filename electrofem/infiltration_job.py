@@ -1,12 +1,13 @@
 """The ``infiltrate`` job: electrolyte infiltration of an electrode's pore space (two-phase VOF).
 
-Paper 002's set-up (Experimental, "VOF Method") on the pore space of a meshed 2D microstructure,
-solved by :class:`electrofem.physics.vof.VOFSolver` (read its module docstring for the
-discretisation and its limits):
+Paper 002's set-up (Experimental, "VOF Method") on the pore space of a meshed 2D microstructure
+(or, as a demonstration, a 3D one), solved by :class:`electrofem.physics.vof.VOFSolver` (read its
+module docstring for the discretisation and its limits):
 
-* **inlet** at the top (``y = H``): electrolyte only (α = 1) at ``inlet_speed_m_s`` (1e-4 m/s);
-* **outlet** at the bottom (``y = 0``): traction-free;
-* **symmetry** (slip) on the left and right sides;
+* **inlet** at the top (``y = H``; 3D: ``z = H``): electrolyte only (α = 1) at
+  ``inlet_speed_m_s`` (1e-4 m/s);
+* **outlet** at the bottom (``y = 0``; 3D: ``z = 0``): traction-free;
+* **symmetry** (slip) on the left and right sides (3D: also front and back);
 * **particle surfaces**: no-slip walls with the static contact angle ``contact_angle_deg``;
 * the pore space starts full of air (α = 0), optionally with an electrolyte film of
   ``initial_film_um`` below the inlet.
@@ -51,7 +52,9 @@ Metrics (``infiltration.json``; every step in ``infiltration.csv``)
 * **Volume balance**: ``|V_in - V_out - (V(t) - V(0))| / V_in`` from the boundary fluxes of the
   conservative α update; must be < 1e-3 (it is at round-off level by construction).
 
-In 2D every volume is an area (m², per metre of depth).
+In 2D every volume is an area (m², per metre of depth). In 3D the same keys are kept: the
+``*_m2`` volumes are in m³, the open inlet/outlet "lengths" are areas (m²), the outlet fraction
+is area-weighted and the air profile's slabs are along z (its ``y_*_um`` keys hold z).
 
 Files
 -----
@@ -63,7 +66,7 @@ Files
                            cumulative in/outflow, volume balance, Courant, u_max, ...
 ``fields.xdmf``/``.h5``    time series of ``alpha`` (DG0), ``u`` (P1 interpolant of the
                            P2 velocity), ``p`` (P1) every ``output_interval_s``
-``snapshots/alpha_*.png``  α maps at the same times (2D)
+``snapshots/alpha_*.png``  α maps at the same times (2D only; in 3D use the XDMF)
 ``infiltration.png``       outlet fraction, saturation and the final air profile
 ``checkpoint/``            restart state every ``checkpoint_every_steps`` steps or
                            ``checkpoint_every_s`` wall seconds (and at outputs)
@@ -105,8 +108,9 @@ factor 0 did run to breakthrough: 21k steps in 325 s, breakthrough at 0.108 s = 
 filling time (0.92 × at 0.05 m/s: capillary wicking runs ahead at low Ca), final air 0.01 %; for
 ~0.03 s of it |u|max was 0.3–1.9 m/s and the step ~5e-7 s.
 
-MPI-collective; rank 0 writes the small files. 2D only (the VOF core is 2D). A paper-geometry
-run on 2 ranks matched the serial one to 1e-11 (saturation, time) after 300 steps.
+MPI-collective; rank 0 writes the small files. A paper-geometry run on 2 ranks matched the
+serial one to 1e-11 (saturation, time) after 300 steps. 3D meshes run (a demonstration: see the
+VOF module's limitations; ``benchmarks/bench_vof_3d.py`` measures the cost).
 """
 
 from __future__ import annotations
@@ -152,6 +156,9 @@ DEFINITIONS = {
     "fluid volume that left in it",
     "breakthrough_time_s": "first time outlet_fraction reaches breakthrough_fraction x 1 (its "
     "maximum), linearly interpolated between steps; null if not reached",
+    "wall_s_to_breakthrough": "wall seconds from the job start (mesh loading included) to the "
+    "step that reached the breakthrough fraction (this run; a restarted run counts from its "
+    "restart)",
     "saturation": "electrolyte volume / pore volume",
     "air_fraction": "air volume / pore volume = 1 - saturation",
     "steady": "saturation changed by < 1e-3 over the last 10 % of the simulated time",
@@ -183,6 +190,17 @@ class InfiltrationJobOptions:
         capillary_factor: dt ≤ capillary_factor × the explicit capillary bound (Brackbill);
             values above 1 rely on the semi-implicit surface tension (see the VOF module doc).
         dt_max_s, dt_min_s: step bounds.
+        contact_line_slip: Navier slip length at the contact line in cell diameters (0:
+            no-slip walls, the contact line moves by numerical slip only and lags: about half
+            the Lucas–Washburn rate); 0.7 is within 10 % of Lucas–Washburn at 8 cells per
+            channel width (tests/test_vof.py). See ``VOFSolver._wall_terms``.
+        step_control: ``"courant"`` (adaptive step under the Courant and capillary bounds) or
+            ``"scheduled"`` (flow step ``dt_max_s`` or from ``dt_schedule_s``, capped at a
+            flow Courant number ``flow_courant_max``, α sub-cycled to ``courant_max``; the
+            capillary-dominated mode, see the VOF module).
+        dt_schedule_s: ``[[t0, dt0], [t1, dt1], ...]`` for ``"scheduled"`` (paper 002:
+            ``[[0, 1e-4], [0.1, 2e-4]]``).
+        flow_courant_max: see ``step_control``.
         compression: interface-compression coefficient.
         semi_implicit_tension: the Hysing semi-implicit surface-tension term.
         breakthrough_fraction: the breakthrough threshold as a fraction of the maximum (1).
@@ -213,6 +231,10 @@ class InfiltrationJobOptions:
     capillary_factor: float = 20.0
     dt_max_s: float = 1e-4
     dt_min_s: float = 1e-14
+    contact_line_slip: float = 0.0
+    step_control: str = "courant"
+    dt_schedule_s: list = field(default_factory=list)
+    flow_courant_max: float = 10.0
     compression: float = 1.0
     semi_implicit_tension: bool = True
     breakthrough_fraction: float = 0.01
@@ -248,7 +270,13 @@ class InfiltrationJobOptions:
         ):
             if not number(name) > 0:
                 bad(name, "must be positive")
-        for name in ("surface_tension_N_m", "initial_film_um", "capillary_factor", "compression"):
+        for name in (
+            "surface_tension_N_m",
+            "initial_film_um",
+            "capillary_factor",
+            "compression",
+            "contact_line_slip",
+        ):
             if not number(name) >= 0:
                 bad(name, "must be >= 0")
         number("gravity_m_s2")
@@ -260,6 +288,20 @@ class InfiltrationJobOptions:
             bad("breakthrough_fraction", "must be in (0, 1]")
         if not self.dt_max_s > self.dt_min_s:
             bad("dt_max_s", f"must be > dt_min_s ({self.dt_min_s})")
+        if self.step_control not in ("courant", "scheduled"):
+            bad("step_control", "must be 'courant' or 'scheduled'")
+        if not number("flow_courant_max") > 0:
+            bad("flow_courant_max", "must be positive")
+        sched = self.dt_schedule_s
+        if not isinstance(sched, list | tuple) or any(
+            not isinstance(e, list | tuple)
+            or len(e) != 2
+            or not all(isinstance(v, int | float) and math.isfinite(v) for v in e)
+            or e[0] < 0
+            or e[1] <= 0
+            for e in sched
+        ):
+            bad("dt_schedule_s", "must be a list of [t >= 0, dt > 0] pairs (s)")
         for name in ("t_end_s", "output_interval_s"):
             if getattr(self, name) is not None and not number(name) > 0:
                 bad(name, "must be positive (or omitted)")
@@ -281,14 +323,15 @@ class InfiltrationJobOptions:
         if not isinstance(self.petsc_options, dict):
             bad("petsc_options", "must be a table")
 
-    def fluid(self) -> FluidParams:
+    def fluid(self, dim: int = 2) -> FluidParams:
+        """The fluids; gravity along the thickness (-y in 2D, -z in 3D)."""
         return FluidParams(
             rho_liquid=self.rho_electrolyte_kg_m3,
             rho_gas=self.rho_air_kg_m3,
             mu_liquid=self.mu_electrolyte_Pa_s,
             mu_gas=self.mu_air_Pa_s,
             sigma=self.surface_tension_N_m,
-            gravity=(0.0, -self.gravity_m_s2),
+            gravity=(0.0,) * (dim - 1) + (-self.gravity_m_s2,),
             contact_angle=self.contact_angle_deg,
         )
 
@@ -300,6 +343,10 @@ class InfiltrationJobOptions:
             dt_max=self.dt_max_s,
             dt_min=self.dt_min_s,
             capillary_factor=self.capillary_factor,
+            step_control=self.step_control,
+            contact_line_slip=self.contact_line_slip,
+            dt_schedule=tuple(tuple(float(v) for v in e) for e in self.dt_schedule_s),
+            flow_courant_max=self.flow_courant_max,
             semi_implicit_tension=self.semi_implicit_tension,
             compression=self.compression,
         )
@@ -331,7 +378,8 @@ class _Probe:
     """Outlet fraction, volumes and the air profile of a :class:`VOFSolver` state (MPI-reduced).
 
     Boundary facets in the solver's facet arrays belong to their one (owned) cell, so boundary
-    sums over ranks count every facet once."""
+    sums over ranks count every facet once. In 3D the "lengths" are facet areas (m²), the
+    "areas" cell volumes (m³) and the thickness coordinate is z."""
 
     def __init__(self, s: VOFSolver, height_m: float, n_slabs: int):
         self.s = s
@@ -344,7 +392,7 @@ class _Probe:
         n = s.n_owned
         self.area = s.area[:n]
         self.pore_area = self._sum(self.area.sum())
-        y = s.centroid[:n, 1]
+        y = s.centroid[:n, s.tdim - 1]  # through the thickness: y in 2D, z in 3D
         self.edges = np.linspace(0.0, height_m, n_slabs + 1)
         self.slab = np.clip(np.searchsorted(self.edges, y, side="right") - 1, 0, n_slabs - 1)
         self.n_slabs = n_slabs
@@ -394,10 +442,10 @@ def _solver_arrays(s: VOFSolver) -> dict:
     out = {
         "alpha": _gather(comm, s._alpha_cells()[:n]),
         "alpha_xy": _gather(comm, s.centroid[:n]),
-        "u": _gather(comm, s.u.x.array.reshape(-1, 2)[:nu]),
-        "u_xy": _gather(comm, s.V.tabulate_dof_coordinates()[:nu, :2]),
+        "u": _gather(comm, s.u.x.array.reshape(-1, s.gdim)[:nu]),
+        "u_xy": _gather(comm, s.V.tabulate_dof_coordinates()[:nu, : s.gdim]),
         "p": _gather(comm, s.p.x.array[:npd]),
-        "p_xy": _gather(comm, s.Q.tabulate_dof_coordinates()[:npd, :2]),
+        "p_xy": _gather(comm, s.Q.tabulate_dof_coordinates()[:npd, : s.gdim]),
     }
     return out if comm.rank == 0 else {}
 
@@ -425,11 +473,11 @@ def _load_state(s: VOFSolver, arrays: dict) -> None:
     h = s.h_min
     idx = _match(s.comm, arrays["alpha_xy"], s.centroid, "alpha", h)
     s.set_alpha(arrays["alpha"][idx])
-    xu = s.V.tabulate_dof_coordinates()[:, :2]
+    xu = s.V.tabulate_dof_coordinates()[:, : s.gdim]
     idx = _match(s.comm, arrays["u_xy"], xu, "velocity", h)
     s.u.x.array[:] = arrays["u"][idx].ravel()
     s.u.x.scatter_forward()
-    xp = s.Q.tabulate_dof_coordinates()[:, :2]
+    xp = s.Q.tabulate_dof_coordinates()[:, : s.gdim]
     idx = _match(s.comm, arrays["p_xy"], xp, "pressure", h)
     s.p.x.array[:] = arrays["p"][idx]
     s.p.x.scatter_forward()
@@ -446,7 +494,7 @@ class _FieldWriter:
 
         self.s = s
         self.path = path
-        V1v = fem.functionspace(s.mesh, ("Lagrange", 1, (2,)))
+        V1v = fem.functionspace(s.mesh, ("Lagrange", 1, (s.gdim,)))
         self.u = fem.Function(V1v, name="u")
         self.p = fem.Function(s.Q, name="p")
         self.alpha = fem.Function(s.V0, name="alpha")
@@ -501,7 +549,9 @@ def _snapshot(s: VOFSolver, path: Path, title: str, box_um) -> None:
     plt.close(fig)
 
 
-def _summary_plot(rows: list[dict], profile: list[dict], path: Path, threshold: float) -> Path:
+def _summary_plot(
+    rows: list[dict], profile: list[dict], path: Path, threshold: float, axis: str = "y"
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -521,7 +571,7 @@ def _summary_plot(rows: list[dict], profile: list[dict], path: Path, threshold: 
     yc = [0.5 * (p["y_low_um"] + p["y_high_um"]) for p in profile]
     axes[2].plot([p["air_fraction"] or 0.0 for p in profile], yc, "o-", ms=3)
     axes[2].set_xlabel("air / pore volume")
-    axes[2].set_ylabel("y (µm), 0 = outlet")
+    axes[2].set_ylabel(f"{axis} (µm), 0 = outlet")
     axes[2].set_title("air profile at the end", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -589,13 +639,16 @@ def run_infiltration(
         options = getattr(cfg, "infiltration", None) or InfiltrationJobOptions()
     options = InfiltrationJobOptions(**asdict(options))
     options.validate()
-    if emesh.dim != 2:
-        raise ValueError("infiltration: 2D meshes only (the VOF solver is 2D), got a 3D mesh")
+    dim = emesh.dim
+    if dim not in (2, 3):
+        raise ValueError(f"infiltration: 2D or 3D meshes only, got {dim}D")
     box = [float(v) for v in emesh.metadata.get("box_um") or ()]
-    if len(box) != 2:
-        raise ValueError("infiltration: the mesh has no box_um metadata (use electrofem generate)")
+    if len(box) != dim:
+        raise ValueError(
+            f"infiltration: the mesh has no {dim}D box_um metadata (use electrofem generate)"
+        )
 
-    s = VOFSolver.from_electrode_mesh(emesh, options.fluid(), options.solver_options())
+    s = VOFSolver.from_electrode_mesh(emesh, options.fluid(dim), options.solver_options())
     try:
         return _run(
             s,
@@ -635,7 +688,8 @@ def _run(
     step_callback,
     t0,
 ) -> InfiltrationReport:
-    H = box[1] * 1e-6
+    dim = s.tdim
+    H = box[dim - 1] * 1e-6  # thickness: y in 2D, z in 3D
     probe = _Probe(s, H, options.n_slabs)
     if probe.inlet_length <= 0 or probe.outlet_length <= 0:
         raise ValueError(
@@ -643,7 +697,7 @@ def _run(
             f"(outlet) faces (open inlet {probe.inlet_length:.3g} m, outlet "
             f"{probe.outlet_length:.3g} m)"
         )
-    q_in = options.inlet_speed_m_s * probe.inlet_length  # m²/s (per metre of depth)
+    q_in = options.inlet_speed_m_s * probe.inlet_length  # m²/s per metre of depth (3D: m³/s)
     fill_time = probe.pore_area / q_in
     t_end = options.t_end_s if options.t_end_s is not None else options.fill_factor * fill_time
     dt_out = options.output_interval_s or t_end / 20
@@ -660,7 +714,7 @@ def _run(
             "boundaries": {
                 "top": f"velocity inlet {options.inlet_speed_m_s:g} m/s, alpha = 1",
                 "bottom": "outlet (traction-free)",
-                "sides": "symmetry (slip)",
+                "sides": "symmetry (slip)" + (" on the x and y faces" if dim == 3 else ""),
                 "particles": "no-slip walls, static contact angle "
                 f"{options.contact_angle_deg:g} deg",
             },
@@ -671,13 +725,17 @@ def _run(
             },
         },
         "definitions": DEFINITIONS,
-        "units": "SI; in 2D volumes are areas (m2 per metre of depth)",
-        "dim": 2,
+        "units": "SI; in 2D volumes are areas (m2 per metre of depth)"
+        if dim == 2
+        else "SI; 3D: the *_m2 keys (names kept from 2D) hold volumes in m3, the *_length_m "
+        "keys open areas in m2, inflow_rate_m2_s is in m3/s; air-profile y_*_um are z",
+        "dim": dim,
         "box_um": box,
         "pore_cells": comm.allreduce(s.n_owned, op=MPI.SUM),
         "h_min_m": s.h_min,
         "pore_volume_m2": probe.pore_area,
-        "porosity_mesh": probe.pore_area / (box[0] * box[1] * 1e-12),
+        "porosity_mesh": probe.pore_area
+        / (box[0] * box[1] * 1e-12 if dim == 2 else box[0] * box[1] * box[2] * 1e-18),
         "inlet_open_length_m": probe.inlet_length,
         "outlet_open_length_m": probe.outlet_length,
         "inflow_rate_m2_s": q_in,
@@ -729,14 +787,17 @@ def _run(
         )
     else:
         film = options.initial_film_um * 1e-6
-        s.set_alpha(lambda x: (x[1] > H - film).astype(float) if film > 0 else np.zeros(x.shape[1]))
+        s.set_alpha(
+            lambda x: (x[dim - 1] > H - film).astype(float) if film > 0 else np.zeros(x.shape[1])
+        )
         run["v0"] = s.volume()
     writer = _FieldWriter(s, files["fields"], append=state is not None)
     snap_dir = outdir / "snapshots"
+    snapshots = plots and options.snapshots and dim == 2  # PNG α maps: 2D only
 
     def output():
         writer.write(s.t)
-        if plots and options.snapshots:
+        if snapshots:
             sat = s.volume() / probe.pore_area
             _snapshot(
                 s,
@@ -869,9 +930,9 @@ def _run(
     _write_csv(csv_path, rows, comm)
     if plots and comm.rank == 0 and rows:
         files["plot"] = _summary_plot(
-            rows, metrics["air_profile"], outdir / "infiltration.png", level
+            rows, metrics["air_profile"], outdir / "infiltration.png", level, "yz"[dim - 2]
         )
-    if plots and options.snapshots:
+    if snapshots:
         files["snapshots"] = outdir / "snapshots"
     checkpoint(force=True)
     metrics["files"] = {k: Path(v).name for k, v in files.items()}
@@ -897,6 +958,9 @@ def _finish(metrics, rows, probe, level, t_end, wall_run, steps_run, v0) -> None
             "breakthrough_fraction": level,
             "breakthrough_time_s": _crossing(rows, "outlet_fraction", level),
             "breakthrough_time_flux_s": _crossing(rows, "outlet_fraction_flux", level),
+            "wall_s_to_breakthrough": next(
+                (r["wall_s"] for r in rows if r["outlet_fraction"] >= level), None
+            ),
             "outlet_fraction_final": last["outlet_fraction"],
             "outlet_fraction_max": max(r["outlet_fraction"] for r in rows),
             "saturation_final": last["saturation"],

@@ -214,6 +214,9 @@ def test_cli_runs_on_a_mesh_file(electrode, shared_tmp, capsys):
         ([], "[infiltration]\ncontact_angle_deg = 200\n", "infiltration.contact_angle_deg:"),
         ([], "[infiltration]\nsurface_tensoin_N_m = 0.03\n", "infiltration.surface_tensoin_N_m:"),
         ([], None, "source: no such mesh file"),
+        ([], '[infiltration]\nstep_control = "implicit"\n', "infiltration.step_control:"),
+        ([], "[infiltration]\ndt_schedule_s = [[0.1]]\n", "infiltration.dt_schedule_s:"),
+        ([], "[infiltration]\ncontact_line_slip = -1\n", "infiltration.contact_line_slip:"),
     ],
 )
 def test_cli_bad_input_one_line(shared_tmp, capsys, args, text, field):
