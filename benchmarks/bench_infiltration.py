@@ -48,6 +48,32 @@ RESULTS = Path(__file__).resolve().parent / "results"
 log = logging.getLogger("electrofem")
 
 
+def log_row(label: str, row: dict) -> None:
+    """One progress line for a row of the infiltration job."""
+    log.info(
+        "%s step %d: t %.3e s, dt %.2e s, Co %.2f, |u|max %.2e m/s, S %.4f, %.1f s",
+        label,
+        row["step"],
+        row["t_s"],
+        row["dt_s"],
+        row["courant"],
+        row["u_max_m_s"],
+        row["saturation"],
+        row["wall_s"],
+    )
+
+
+def vs_serial(run: dict, ref: dict) -> dict:
+    """Speed-up per step and relative differences of a parallel ``run`` against the serial
+    ``ref`` (both with ``wall_s_per_step``, ``saturation_final``, ``t_reached_s``)."""
+    return {
+        "speedup_per_step": ref["wall_s_per_step"] / run["wall_s_per_step"],
+        "saturation_rel_diff": abs(run["saturation_final"] - ref["saturation_final"])
+        / ref["saturation_final"],
+        "t_reached_rel_diff": abs(run["t_reached_s"] - ref["t_reached_s"]) / ref["t_reached_s"],
+    }
+
+
 def small_domain():
     """3 disks in a 20 x 24 µm box, mesh size 1.5 µm (~440 pore cells): the test geometry."""
     import gmsh
@@ -147,17 +173,7 @@ def main(argv=None) -> dict:
 
         def every(row, label=label):
             if row["step"] % 25 == 0:
-                log.info(
-                    "%s step %d: t %.3e s, dt %.2e s, Co %.2f, |u|max %.2e, S %.4f, %.1f s",
-                    label,
-                    row["step"],
-                    row["t_s"],
-                    row["dt_s"],
-                    row["courant"],
-                    row["u_max_m_s"],
-                    row["saturation"],
-                    row["wall_s"],
-                )
+                log_row(label, row)
 
         t1 = time.perf_counter()
         case = {"case": label, "capillary_factor": cf, "step_control": opts.step_control}
@@ -235,13 +251,7 @@ def main(argv=None) -> dict:
             for c in cases:
                 r = ref.get(c["case"])
                 if r and r.get("steps") == c.get("steps") and r.get("saturation_final"):
-                    c["vs_serial"] = {
-                        "speedup_per_step": r["wall_s_per_step"] / c["wall_s_per_step"],
-                        "saturation_rel_diff": abs(c["saturation_final"] - r["saturation_final"])
-                        / r["saturation_final"],
-                        "t_reached_rel_diff": abs(c["t_reached_s"] - r["t_reached_s"])
-                        / r["t_reached_s"],
-                    }
+                    c["vs_serial"] = vs_serial(c, r)
     if COMM.rank == 0:
         RESULTS.mkdir(exist_ok=True)
         path = RESULTS / f"bench_infiltration_n{COMM.size}{args.tag}.json"

@@ -32,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench_infiltration import log_row, vs_serial  # benchmarks/ is sys.path[0]
 from mpi4py import MPI
 
 from electrofem.config import parse
@@ -103,16 +104,7 @@ def main(argv=None) -> dict:
     )
 
     def every(row):
-        log.info(
-            "step %d: t %.3e s, dt %.2e s, Co %.2f, |u|max %.2e m/s, S %.4f, %.1f s",
-            row["step"],
-            row["t_s"],
-            row["dt_s"],
-            row["courant"],
-            row["u_max_m_s"],
-            row["saturation"],
-            row["wall_s"],
-        )
+        log_row("3D", row)
 
     t1 = time.perf_counter()
     rep = run_infiltration(
@@ -184,13 +176,7 @@ def main(argv=None) -> dict:
                 r.get("steps") == out["steps"]
                 and r.get("mesh", {}).get("cells") == out["mesh"]["cells"]
             ):
-                out["vs_serial"] = {
-                    "speedup_per_step": r["wall_s_per_step"] / out["wall_s_per_step"],
-                    "saturation_rel_diff": abs(out["saturation_final"] - r["saturation_final"])
-                    / r["saturation_final"],
-                    "t_reached_rel_diff": abs(out["t_reached_s"] - r["t_reached_s"])
-                    / r["t_reached_s"],
-                }
+                out["vs_serial"] = vs_serial(out, r)
     if COMM.rank == 0:
         RESULTS.mkdir(exist_ok=True)
         path = RESULTS / f"bench_vof_3d_n{COMM.size}{args.tag}.json"
