@@ -76,6 +76,11 @@ def main(argv=None) -> list[dict]:
     ap.add_argument(
         "--slip", type=float, default=0.7, help="contact-line slip length (cell diameters)"
     )
+    ap.add_argument(
+        "--stop-at-breakthrough",
+        action="store_true",
+        help="end each case at its breakthrough (the performance measurement; no final air)",
+    )
     ap.add_argument("--workdir", default="/tmp/electrofem-wetting-study")
     ap.add_argument("--deadline", type=float, default=None, help="no new case after (s)")
     ap.add_argument("--tag", default="")
@@ -93,6 +98,7 @@ def main(argv=None) -> list[dict]:
         contact_angle_deg=args.contact_angle,
         contact_line_slip=args.slip,
         fill_factor=args.fill_factor,
+        stop_at_breakthrough=args.stop_at_breakthrough,
         output_interval_s=0.05,
         checkpoint_every_s=300.0,
     )

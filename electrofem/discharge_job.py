@@ -499,7 +499,7 @@ def run_discharge(
         options.validate()
     if restart:  # fail early, before generating the mesh
         state, arrays = read_checkpoint(ckdir, comm)
-    emesh, cfg, mesh_path = load_source(source, outdir, comm, progress)
+    emesh, cfg, mesh_path = load_source(source, outdir, comm, progress, reuse_mesh=restart)
     if options is None:
         options = getattr(cfg, "discharge", None) or DischargeJobOptions()
     options = DischargeJobOptions(**asdict(options))
