@@ -942,10 +942,9 @@ class VOFSolver:
         rates (1/s) before and after the projection."""
         F = self._fe_face_fluxes()
         F[(self._f_kind == 1) | (self._f_kind == 4)] = 0.0  # walls, slip: exactly zero
-        hc, hf, s = self._hf_cell, self._hf_face, self._hf_sign
+        hf, s = self._hf_face, self._hf_sign
         n = self.n_owned
-        D = np.zeros(n)
-        np.add.at(D, hc, s * F[hf])
+        D = self._cell_sum(s * F[hf])
         self._b.array[:] = D
         self._ksp.solve(self._b, self._phi_vec)
         phi = self._phi
@@ -956,8 +955,7 @@ class VOFSolver:
         corr = np.where(kind == 0, ph[c0] - ph[np.maximum(c1, 0)], 0.0)
         corr = np.where(kind == 3, ph[c0], corr)
         Fc = F - self._W * corr
-        D2 = np.zeros(n)
-        np.add.at(D2, hc, s * Fc[hf])
+        D2 = self._cell_sum(s * Fc[hf])
         if self._ground is not None:
             D2[self._ground] = 0.0  # the grounded cell absorbs Σ D (round-off of ∫∂Ω u·n)
         area = self.area[:n]
@@ -967,10 +965,14 @@ class VOFSolver:
             _gmax(self.comm, np.abs(D2) / area, 0.0),
         )
 
+    def _cell_sum(self, v: np.ndarray) -> np.ndarray:
+        """Σ over the half-faces of each owned cell (they are stored cell by cell, tdim + 1
+        per cell); the same sums, in the same order, as ``np.add.at`` but ~10× faster."""
+        return v.reshape(self.n_owned, self.tdim + 1).sum(axis=1)
+
     def _courant_rate(self, Fc) -> np.ndarray:
-        hc, hf, s = self._hf_cell, self._hf_face, self._hf_sign
-        out = np.zeros(self.n_owned)
-        np.add.at(out, hc, np.maximum(s * Fc[hf], 0.0))
+        hf, s = self._hf_face, self._hf_sign
+        out = self._cell_sum(np.maximum(s * Fc[hf], 0.0))
         return out / self.area[: self.n_owned]
 
     def _normals_cells(self) -> np.ndarray:
@@ -990,9 +992,11 @@ class VOFSolver:
         tol = 1e-6 / self.h_min
         return g / np.maximum(mag, tol)[:, None]  # continuous ramp below tol
 
-    def _advect(self, Fc, dt) -> tuple[float, float]:
-        """One FCT step of α with the fluxes ``Fc`` (outward of c0). Returns electrolyte
-        volume in/out through the boundary."""
+    def _advect(self, Fc, dt, ncell=None) -> tuple[float, float]:
+        """One FCT step of α with the fluxes ``Fc`` (outward of c0). ``ncell``: the cell-wise
+        interface normals (computed here if ``None``; α̃ is fixed within a step, so the
+        sub-cycles of a step share them). Returns electrolyte volume in/out through the
+        boundary."""
         n = self.n_owned
         hc, hf, s, nb, kind = (
             self._hf_cell,
@@ -1011,8 +1015,7 @@ class VOFSolver:
         bnd = kind != 0
         inflow = -float(np.sum(np.minimum(flux_lo[bnd], 0.0))) * dt
         outflow = float(np.sum(np.maximum(flux_lo[bnd], 0.0))) * dt
-        net = np.zeros(n)
-        np.add.at(net, hc, flux_lo)
+        net = self._cell_sum(flux_lo)
         a_lo = a[:n] - dt / area * net
         c = self.options.compression
         # high-order flux (interior only): central + compression
@@ -1020,7 +1023,8 @@ class VOFSolver:
         af = 0.5 * (a[hc] + a_nb)
         flux_ho = F * af
         if c > 0:
-            ncell = self._normals_cells() if not self.prescribed else self._normals_p0()
+            if ncell is None:
+                ncell = self._normals_cells() if not self.prescribed else self._normals_p0()
             nf = ncell[hc] + ncell[np.maximum(nb, 0)]
             nfm = np.linalg.norm(nf, axis=1)
             nf = nf / np.maximum(nfm, 1e-3)[:, None]
@@ -1031,16 +1035,13 @@ class VOFSolver:
             flux_ho = flux_ho + c * np.abs(F) * ndot * ac * (1.0 - ac)
         A = np.where(inter, flux_ho - flux_lo, 0.0)
         # Zalesak limiter
-        amax = a[:n].copy()
-        amin = a[:n].copy()
-        np.maximum.at(amax, hc, a_nb)
-        np.minimum.at(amin, hc, a_nb)
+        k = self.tdim + 1
+        amax = np.maximum(a[:n], a_nb.reshape(n, k).max(axis=1))
+        amin = np.minimum(a[:n], a_nb.reshape(n, k).min(axis=1))
         amax = np.minimum(np.maximum(amax, a_lo), 1.0)
         amin = np.maximum(np.minimum(amin, a_lo), 0.0)
-        Pp = np.zeros(n)
-        Pm = np.zeros(n)
-        np.add.at(Pp, hc, np.maximum(-A, 0.0))
-        np.add.at(Pm, hc, np.maximum(A, 0.0))
+        Pp = self._cell_sum(np.maximum(-A, 0.0))
+        Pm = self._cell_sum(np.maximum(A, 0.0))
         Qp = np.maximum(amax - a_lo, 0.0) * area / dt
         Qm = np.maximum(a_lo - amin, 0.0) * area / dt
         Rp = np.where(Pp > 0, np.minimum(1.0, Qp / np.where(Pp > 0, Pp, 1.0)), 0.0)
@@ -1058,8 +1059,7 @@ class VOFSolver:
             np.minimum(Rm_all[hc], Rp_all[nbi]),
             np.minimum(Rp_all[hc], Rm_all[nbi]),
         )
-        net2 = np.zeros(n)
-        np.add.at(net2, hc, np.where(inter, C * A, 0.0))
+        net2 = self._cell_sum(np.where(inter, C * A, 0.0))
         a_new = a_lo - dt / area * net2
         self.alpha.x.array[self.c2d[:n]] = a_new
         self.alpha.x.scatter_forward()
@@ -1165,8 +1165,13 @@ class VOFSolver:
         # targets: a threshold there would dither with round-off between runs/partitions)
         nsub = (1 if co <= 1.0 else math.ceil(co / o.courant_max)) if o.advect_alpha else 0
         inflow = outflow = 0.0
+        # α̃ (hence the normals) is fixed within the step; the prescribed-velocity runs take
+        # theirs from the current α, so they recompute it every sub-step
+        ncell = (
+            self._normals_cells() if nsub and o.compression > 0 and not self.prescribed else None
+        )
         for _ in range(nsub):
-            i, q = self._advect(Fc, dt / nsub)
+            i, q = self._advect(Fc, dt / nsub, ncell)
             inflow += i
             outflow += q
         inflow = self.comm.allreduce(inflow, op=MPI.SUM)
