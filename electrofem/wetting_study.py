@@ -11,11 +11,12 @@ the paper's metric (time to 1 % of the maximum outlet electrolyte fraction), the
 fraction (trapped air once the state is steady) and whether the run reached a steady state.
 
 The paper found the wetting time ordered L-S < Mix < S-L, falling as the L share rises to 7:3,
-and the least trapped air in L-S (0.71 %). **Cost:** at the paper's 1e-4 m/s each case is hours
-of compute with the validated capillary time-step bound (see BENCHMARKS.md, issue 5); use
-``max_wall_s`` / ``deadline_s`` to bound a study, ``skip_done`` to resume it, and read the
-``stop_reason`` of every row before comparing times: a row whose run did not reach breakthrough
-has no breakthrough time.
+and the least trapped air in L-S (0.71 %). **Cost:** with the paper's own time steps
+(``step_control = "scheduled"``, see ``benchmarks/bench_wetting_study.py``) a case on this
+2-core machine takes tens of minutes at 2 µm (BENCHMARKS.md, issue 5). Use ``max_wall_s`` /
+``deadline_s`` to bound a study, ``skip_done`` to resume it, and read the ``stop_reason`` and
+``steady`` of every row before comparing: a row whose run did not reach breakthrough has no
+breakthrough time, and a final air fraction that is not ``steady`` is still falling.
 
 MPI-collective.
 """
@@ -115,6 +116,7 @@ def run_wetting_study(
             "steady": m.get("steady"),
             "saturation_final": m.get("saturation_final"),
             "stop_reason": m.get("stop_reason"),
+            "wall_s_to_breakthrough": m.get("wall_s_to_breakthrough"),
             "t_final_s": m.get("t_final_s"),
             "steps": m.get("steps"),
             "volume_balance_max": (m.get("volume_balance") or {}).get("relative_error_max"),
