@@ -925,6 +925,7 @@ def _run(
         output()  # the final state
     metrics["stop_reason"] = stop_reason
     metrics["steps"] = s.n_steps
+    metrics["rejected_steps"] = s.n_rejected  # this run (scheduled steps redone)
     metrics["t_final_s"] = s.t
     _finish(metrics, rows, probe, level, t_end, wall_run, steps_run, run["v0"])
     _write_csv(csv_path, rows, comm)

@@ -272,6 +272,11 @@ def test_scheduled_step_follows_schedule_and_flow_courant_cap(electrode):
         assert dt < 2e-4
         rec = s.step(dt)
         assert rec.alpha_min > -1e-12 and rec.alpha_max < 1 + 1e-12
+        # a step whose new flow has Co > 2 x the cap is rejected and redone smaller
+        s.options.flow_courant_max = 1e-3
+        rec = s.step(2e-4)
+        assert s.n_rejected >= 1 and rec.dt < 2e-4
+        assert rec.alpha_min > -1e-12 and rec.alpha_max < 1 + 1e-12
     with pytest.raises(ValueError, match="step_control"):
         InfiltrationOptions(step_control="implicit").validate()
 

@@ -204,7 +204,9 @@ class InfiltrationOptions:
         dt_schedule: ``((t0, dt0), (t1, dt1), ...)``, s: with ``"scheduled"``, the step is the
             ``dt`` of the last entry with ``t_i <= t`` (``dt_max`` before the first).
         flow_courant_max: with ``"scheduled"``, the step is cut so that the cell Courant
-            number of the current flow stays below this (α is sub-cycled below it).
+            number of the current flow stays below this (α is sub-cycled below it); a step
+            whose new flow exceeds twice this is rejected and redone with the step the new
+            flow allows (``VOFSolver.n_rejected`` counts them).
         petsc_options: MUMPS by default.
     """
 
@@ -375,6 +377,8 @@ class VOFSolver:
         self.mu = fem.Function(self.V0, name="mu")
         self.t = 0.0
         self.n_steps = 0
+        self.n_rejected = 0  # scheduled steps redone with a smaller dt
+        self._retries = 0
         self.records: list[StepRecord] = []
 
         self._setup_geometry()
@@ -1156,6 +1160,23 @@ class VOFSolver:
                 raise VOFDivergenceError(f"non-finite velocity at t = {self.t:.3e} s")
         Fc, div_fe, div_res = self._face_fluxes()
         co = dt * _gmax(self.comm, self._courant_rate(Fc), 0.0)
+        if (
+            o.step_control == "scheduled"
+            and not self.prescribed
+            and math.isfinite(co)
+            and co > 2 * o.flow_courant_max
+            and dt > 1e3 * o.dt_min
+            and self._retries < 8
+        ):
+            # the flow changed within the step (a capillary jump): reject it and redo it with
+            # the step that the new flow allows (co is global, so every rank agrees)
+            self.u.x.array[:] = self.u_n.x.array
+            self.n_rejected += 1
+            self._retries += 1
+            try:
+                return self.step(dt * o.flow_courant_max / co)
+            finally:
+                self._retries -= 1
         if not math.isfinite(co) or (o.advect_alpha and co > o.courant_blowup):
             raise VOFDivergenceError(
                 f"Courant number {co:.3g} > {o.courant_blowup} at t = {self.t:.3e} s "
