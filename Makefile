@@ -43,6 +43,8 @@ bench: install
 	$(PY) benchmarks/bench_transport.py
 	$(PY) benchmarks/bench_discharge.py --c-rates 1 --contacts gap --cbd 1
 	$(PY) benchmarks/bench_vof_validation.py
+	$(PY) benchmarks/bench_vof_validation.py --washburn
+	$(PY) benchmarks/bench_vof_3d.py
 
 # voxel peers (TauFactor, PoreSpy: installed here only), after bench_transport.py
 bench-peers: install
@@ -55,6 +57,9 @@ bench-studies: install
 	$(PY) -m pip install -q -e ".[pybamm]"
 	$(PY) benchmarks/bench_pybamm_crosscheck.py
 	$(PY) benchmarks/bench_infiltration.py --steps 300 --capillary-factors 20,200,2000,0
+	$(PY) benchmarks/bench_wetting_study.py --size 2 --fill-factor 1.1
+	$(VENV)/bin/mpirun -n 2 $(PY) benchmarks/bench_wetting_study.py --size 1 --cases L-S \
+		--stop-at-breakthrough --workdir /tmp/electrofem-perf --tag _perf_h1_n2
 
 clean:
 	rm -rf build *.egg-info electrofem/*.so ext/*.c $(DEMO_OUT)
