@@ -35,6 +35,7 @@ from mpi4py import MPI
 
 from electrofem import __version__
 from electrofem.infiltration_job import InfiltrationJobOptions
+from electrofem.plot import plot_wetting_study
 from electrofem.wetting_study import PAPER_CASES, orderings, run_wetting_study
 
 COMM = MPI.COMM_WORLD
@@ -42,28 +43,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 log = logging.getLogger("electrofem")
 
 PAPER_SCHEDULE = [[0.0, 1e-4], [0.1, 2e-4]]
-
-
-def plot_study(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from electrofem.plot import _save
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    names = [r["case"] for r in rows]
-    bt = [r.get("breakthrough_time_s") or float("nan") for r in rows]
-    air = [100 * (r.get("final_air_fraction") or float("nan")) for r in rows]
-    colors = ["tab:blue" if "Dry" not in n else "tab:orange" for n in names]
-    axes[0].bar(names, bt, color=colors)
-    axes[0].set_ylabel("time to 1 % outlet electrolyte (s)")
-    axes[1].bar(names, air, color=colors)
-    axes[1].set_ylabel("final air / pore volume (%)")
-    for ax in axes:
-        ax.tick_params(axis="x", rotation=45)
-    return _save(fig, path, "paper 002 wetting study (2D, model)")
 
 
 def main(argv=None) -> list[dict]:
@@ -171,7 +150,7 @@ def main(argv=None) -> list[dict]:
             w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
             w.writeheader()
             w.writerows(rows)
-        plot_study(rows, base.with_suffix(".png"))
+        plot_wetting_study(rows, base.with_suffix(".png"), "paper 002 wetting study (2D, model)")
         print(
             "| case | breakthrough (s) | final air (%) | steady | pore cells | steps | "
             "wall to breakthrough (s) | wall total (s) |"

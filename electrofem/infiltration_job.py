@@ -517,66 +517,15 @@ class _FieldWriter:
 
 
 def _snapshot(s: VOFSolver, path: Path, title: str, box_um) -> None:
-    """α map (owned cells gathered to rank 0; µm)."""
+    """α map of a 2D run (owned cells gathered to rank 0; µm)."""
     n = s.n_owned
     tri = s.mesh.geometry.x[s.mesh.geometry.dofmaps[0][:n, :3], :2] * 1e6
     tris = _gather(s.comm, tri)
     vals = _gather(s.comm, s._alpha_cells()[:n])
-    if s.comm.rank:
-        return
-    import matplotlib
+    if s.comm.rank == 0:
+        from .plot import plot_alpha_map
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import PolyCollection
-
-    w, h = box_um
-    fig, ax = plt.subplots(figsize=(3.2, 3.2 * h / w * 0.8 + 0.8))
-    ax.set_facecolor("#9a9a9a")  # particles (no pore cells)
-    pc = PolyCollection(tris, array=vals, cmap="Blues", edgecolors="face", linewidths=0.2)
-    pc.set_clim(0.0, 1.0)
-    ax.add_collection(pc)
-    ax.set_xlim(0, w)
-    ax.set_ylim(0, h)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (µm)")
-    ax.set_ylabel("y (µm)")
-    ax.set_title(title, fontsize=8)
-    fig.colorbar(pc, ax=ax, label="α (electrolyte)", shrink=0.7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _summary_plot(
-    rows: list[dict], profile: list[dict], path: Path, threshold: float, axis: str = "y"
-) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    t = np.array([r["t_s"] for r in rows])
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
-    axes[0].plot(t, [r["outlet_fraction"] for r in rows], label="length-weighted")
-    axes[0].plot(t, [r["outlet_fraction_flux"] for r in rows], "--", label="flux-weighted")
-    axes[0].axhline(threshold, color="k", lw=0.6, ls=":")
-    axes[0].set_xlabel("t (s)")
-    axes[0].set_ylabel("outlet electrolyte fraction")
-    axes[0].legend(fontsize=7)
-    axes[1].plot(t, [r["saturation"] for r in rows])
-    axes[1].set_xlabel("t (s)")
-    axes[1].set_ylabel("saturation")
-    yc = [0.5 * (p["y_low_um"] + p["y_high_um"]) for p in profile]
-    axes[2].plot([p["air_fraction"] or 0.0 for p in profile], yc, "o-", ms=3)
-    axes[2].set_xlabel("air / pore volume")
-    axes[2].set_ylabel(f"{axis} (µm), 0 = outlet")
-    axes[2].set_title("air profile at the end", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        plot_alpha_map(tris, vals, box_um, path, title)
 
 
 # --- the job -----------------------------------------------------------------------------------
@@ -930,7 +879,9 @@ def _run(
     _finish(metrics, rows, probe, level, t_end, wall_run, steps_run, run["v0"])
     _write_csv(csv_path, rows, comm)
     if plots and comm.rank == 0 and rows:
-        files["plot"] = _summary_plot(
+        from .plot import plot_infiltration_summary
+
+        files["plot"] = plot_infiltration_summary(
             rows, metrics["air_profile"], outdir / "infiltration.png", level, "yz"[dim - 2]
         )
     if snapshots:

@@ -248,3 +248,80 @@ def plot_rate_capability(table: list[dict], path: str | Path, rates=None, title:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _save(fig, path, title)
+
+
+def plot_alpha_map(tris, alpha, box_um, path: str | Path, title: str = "") -> Path:
+    """Electrolyte fraction α of a 2D pore mesh: ``tris`` (n, 3, 2) triangle vertices in µm,
+    ``alpha`` (n,) per cell, on a grey background (the particles) of the box ``box_um``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    w, h = box_um
+    fig, ax = plt.subplots(figsize=(3.2, 3.2 * h / w * 0.8 + 0.8))
+    ax.set_facecolor("#9a9a9a")  # particles (no pore cells)
+    pc = PolyCollection(tris, array=alpha, cmap="Blues", edgecolors="face", linewidths=0.2)
+    pc.set_clim(0.0, 1.0)
+    ax.add_collection(pc)
+    ax.set_xlim(0, w)
+    ax.set_ylim(0, h)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (µm)")
+    ax.set_ylabel("y (µm)")
+    ax.set_title(title, fontsize=8)
+    fig.colorbar(pc, ax=ax, label="α (electrolyte)", shrink=0.7)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return _save(fig, path, dpi=110)
+
+
+def plot_infiltration_summary(
+    rows: list[dict], profile: list[dict], path: str | Path, threshold: float, axis: str = "y"
+) -> Path:
+    """Outlet electrolyte fraction (with the breakthrough ``threshold``) and saturation over
+    time, and the final through-thickness air profile, of an infiltration run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.array([r["t_s"] for r in rows])
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    axes[0].plot(t, [r["outlet_fraction"] for r in rows], label="length-weighted")
+    axes[0].plot(t, [r["outlet_fraction_flux"] for r in rows], "--", label="flux-weighted")
+    axes[0].axhline(threshold, color="k", lw=0.6, ls=":")
+    axes[0].set_xlabel("t (s)")
+    axes[0].set_ylabel("outlet electrolyte fraction")
+    axes[0].legend(fontsize=7)
+    axes[1].plot(t, [r["saturation"] for r in rows])
+    axes[1].set_xlabel("t (s)")
+    axes[1].set_ylabel("saturation")
+    yc = [0.5 * (p["y_low_um"] + p["y_high_um"]) for p in profile]
+    axes[2].plot([p["air_fraction"] or 0.0 for p in profile], yc, "o-", ms=3)
+    axes[2].set_xlabel("air / pore volume")
+    axes[2].set_ylabel(f"{axis} (µm), 0 = outlet")
+    axes[2].set_title("air profile at the end", fontsize=9)
+    return _save(fig, path, dpi=110)
+
+
+def plot_wetting_study(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Bars of the wetting (breakthrough) time and the final air fraction of every case of a
+    wetting study (rows of :func:`electrofem.wetting_study.run_wetting_study`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    names = [r["case"] for r in rows]
+    bt = [r.get("breakthrough_time_s") or float("nan") for r in rows]
+    air = [100 * (r.get("final_air_fraction") or float("nan")) for r in rows]
+    colors = ["tab:blue" if "Dry" not in n else "tab:orange" for n in names]
+    axes[0].bar(names, bt, color=colors)
+    axes[0].set_ylabel("time to 1 % outlet electrolyte (s)")
+    axes[1].bar(names, air, color=colors)
+    axes[1].set_ylabel("final air / pore volume (%)")
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=45)
+    return _save(fig, path, title or "wetting study")
