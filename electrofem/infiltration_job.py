@@ -142,10 +142,12 @@ PARAMETER_SOURCES = {
     "rho_air_kg_m3": "dry air, 20 C, 1 atm",
     "mu_air_Pa_s": "dry air, 20 C, 1 atm",
     "inlet_speed_m_s": "paper 002 (1e-4 m/s velocity inlet)",
-    "surface_tension_N_m": "assumed (not in the references; LiPF6/carbonate electrolytes are "
-    "commonly reported at about 0.03-0.045 N/m)",
-    "contact_angle_deg": "assumed (not in the references; carbonate electrolytes on NMC "
-    "cathode coatings: roughly 10-50 degrees)",
+    "surface_tension_N_m": "assumed (not in the project references; LiPF6/carbonate "
+    "electrolytes are commonly reported at about 0.03-0.045 N/m; measurements of LiPF6 and "
+    "LiTFSI alkyl-carbonate electrolytes: Ind. Eng. Chem. Res. 51 (2012) 5240-5245, "
+    "doi:10.1021/ie203066x, not checked here)",
+    "contact_angle_deg": "assumed (not in the project references; carbonate electrolytes on "
+    "NMC cathode coatings: roughly 10-50 degrees; same measurement source to check)",
     "gravity_m_s2": "neglected (Bond number ~1e-5 at the pore scale)",
 }
 
