@@ -17,7 +17,7 @@ extensions = [
         extra_compile_args=COMPILE_ARGS,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
-    for name in ("packing", "postprocess")
+    for name in ("packing", "postprocess", "vof")
 ]
 
 setup(

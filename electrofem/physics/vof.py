@@ -996,75 +996,59 @@ class VOFSolver:
         tol = 1e-6 / self.h_min
         return g / np.maximum(mag, tol)[:, None]  # continuous ramp below tol
 
-    def _advect(self, Fc, dt, ncell=None) -> tuple[float, float]:
-        """One FCT step of α with the fluxes ``Fc`` (outward of c0). ``ncell``: the cell-wise
-        interface normals (computed here if ``None``; α̃ is fixed within a step, so the
-        sub-cycles of a step share them). Returns electrolyte volume in/out through the
-        boundary."""
-        n = self.n_owned
-        hc, hf, s, nb, kind = (
-            self._hf_cell,
-            self._hf_face,
-            self._hf_sign,
-            self._hf_nb,
-            self._hf_kind,
-        )
-        a = self._alpha_cells()
-        F = s * Fc[hf]  # outward of hc
-        a_in = self.options.inlet_alpha
-        a_nb = np.where(kind == 0, a[np.maximum(nb, 0)], np.where(kind == 2, a_in, a[hc]))
-        up = np.where(F > 0, a[hc], a_nb)
-        flux_lo = F * up
-        area = self.area[:n]
-        bnd = kind != 0
-        inflow = -float(np.sum(np.minimum(flux_lo[bnd], 0.0))) * dt
-        outflow = float(np.sum(np.maximum(flux_lo[bnd], 0.0))) * dt
-        net = self._cell_sum(flux_lo)
-        a_lo = a[:n] - dt / area * net
-        c = self.options.compression
-        # high-order flux (interior only): central + compression
-        inter = kind == 0
-        af = 0.5 * (a[hc] + a_nb)
-        flux_ho = F * af
-        if c > 0:
+    def _compression_weight(self, Fc, ncell) -> np.ndarray:
+        """Per half-face ``c |F| (n̂_f · n)`` of the compressive flux (``n̂_f`` the normalised
+        mean of the two cells' interface normals, ``n`` the outward facet normal)."""
+        hc, hf, s, nb = self._hf_cell, self._hf_face, self._hf_sign, self._hf_nb
+        nf = ncell[hc] + ncell[np.maximum(nb, 0)]
+        nfm = np.linalg.norm(nf, axis=1)
+        nf = nf / np.maximum(nfm, 1e-3)[:, None]
+        nrm = self._f_nrm[hf] * s[:, None]  # outward of hc
+        ndot = np.einsum("ij,ij->i", nf, nrm)
+        # compression moves liquid along n̂ (towards α = 1): flux of α out of hc ∝ +n̂·n
+        return self.options.compression * np.abs(s * Fc[hf]) * ndot
+
+    def _advect(self, Fc, dt, ncell=None, weight=None) -> tuple[float, float]:
+        """One FCT step of α with the fluxes ``Fc`` (outward of c0): upwind low-order flux,
+        central + compressive high-order flux, Zalesak limiter (the loops are the Cython
+        kernels of :mod:`electrofem._vof`). ``ncell``: the cell-wise interface normals, or
+        ``weight``: the compression weight from them (computed here if both are ``None``;
+        α̃ is fixed within a step, so the sub-cycles of a step share it). Returns the
+        electrolyte volume in/out through the boundary."""
+        from .._vof import fct_correct, fct_predict
+
+        n, k = self.n_owned, self.tdim + 1
+        if not hasattr(self, "_hf_nb32"):
+            self._hf_nb32 = np.ascontiguousarray(np.maximum(self._hf_nb, 0), dtype=np.int32)
+            self._hf_kind8 = np.ascontiguousarray(self._hf_kind, dtype=np.int8)
+            self._area_owned = np.ascontiguousarray(self.area[:n], dtype=np.float64)
+        F = np.ascontiguousarray(self._hf_sign * Fc[self._hf_face])  # outward of the cell
+        if self.options.compression > 0 and weight is None:
             if ncell is None:
                 ncell = self._normals_cells() if not self.prescribed else self._normals_p0()
-            nf = ncell[hc] + ncell[np.maximum(nb, 0)]
-            nfm = np.linalg.norm(nf, axis=1)
-            nf = nf / np.maximum(nfm, 1e-3)[:, None]
-            nrm = self._f_nrm[hf] * s[:, None]  # outward of hc
-            ndot = np.einsum("ij,ij->i", nf, nrm)
-            # compression moves liquid along n̂ (towards α = 1): flux of α out of hc ∝ +n̂·n
-            ac = np.clip(af, 0.0, 1.0)
-            flux_ho = flux_ho + c * np.abs(F) * ndot * ac * (1.0 - ac)
-        A = np.where(inter, flux_ho - flux_lo, 0.0)
-        # Zalesak limiter
-        k = self.tdim + 1
-        amax = np.maximum(a[:n], a_nb.reshape(n, k).max(axis=1))
-        amin = np.minimum(a[:n], a_nb.reshape(n, k).min(axis=1))
-        amax = np.minimum(np.maximum(amax, a_lo), 1.0)
-        amin = np.maximum(np.minimum(amin, a_lo), 0.0)
-        Pp = self._cell_sum(np.maximum(-A, 0.0))
-        Pm = self._cell_sum(np.maximum(A, 0.0))
-        Qp = np.maximum(amax - a_lo, 0.0) * area / dt
-        Qm = np.maximum(a_lo - amin, 0.0) * area / dt
-        Rp = np.where(Pp > 0, np.minimum(1.0, Qp / np.where(Pp > 0, Pp, 1.0)), 0.0)
-        Rm = np.where(Pm > 0, np.minimum(1.0, Qm / np.where(Pm > 0, Pm, 1.0)), 0.0)
+            weight = self._compression_weight(Fc, ncell)
+        a = np.ascontiguousarray(self._alpha_cells())
+        a_lo, A, Rp, Rm, inflow, outflow = fct_predict(
+            a,
+            F,
+            self._hf_nb32,
+            self._hf_kind8,
+            self._area_owned,
+            dt,
+            float(self.options.inlet_alpha),
+            None if weight is None else np.ascontiguousarray(weight),
+            k,
+        )
         R = self._phi  # reuse a DG0 function as a ghost-exchange buffer
         R.x.array[self.c2d[:n]] = Rp
         R.x.scatter_forward()
-        Rp_all = R.x.array[self.c2d].copy()
+        Rp_all = np.ascontiguousarray(R.x.array[self.c2d])
         R.x.array[self.c2d[:n]] = Rm
         R.x.scatter_forward()
-        Rm_all = R.x.array[self.c2d].copy()
-        nbi = np.maximum(nb, 0)
-        C = np.where(
-            A > 0,
-            np.minimum(Rm_all[hc], Rp_all[nbi]),
-            np.minimum(Rp_all[hc], Rm_all[nbi]),
+        Rm_all = np.ascontiguousarray(R.x.array[self.c2d])
+        a_new = fct_correct(
+            a_lo, A, Rp_all, Rm_all, self._hf_nb32, self._hf_kind8, self._area_owned, dt, k
         )
-        net2 = self._cell_sum(np.where(inter, C * A, 0.0))
-        a_new = a_lo - dt / area * net2
         self.alpha.x.array[self.c2d[:n]] = a_new
         self.alpha.x.scatter_forward()
         return inflow, outflow
@@ -1188,11 +1172,13 @@ class VOFSolver:
         inflow = outflow = 0.0
         # α̃ (hence the normals) is fixed within the step; the prescribed-velocity runs take
         # theirs from the current α, so they recompute it every sub-step
-        ncell = (
-            self._normals_cells() if nsub and o.compression > 0 and not self.prescribed else None
+        weight = (
+            self._compression_weight(Fc, self._normals_cells())
+            if nsub and o.compression > 0 and not self.prescribed
+            else None
         )
         for _ in range(nsub):
-            i, q = self._advect(Fc, dt / nsub, ncell)
+            i, q = self._advect(Fc, dt / nsub, weight=weight)
             inflow += i
             outflow += q
         inflow = self.comm.allreduce(inflow, op=MPI.SUM)
