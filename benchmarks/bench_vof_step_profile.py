@@ -1,0 +1,130 @@
+"""Where the time of one VOF step goes, on the paper's L-S case (2D, 1 µm mesh by default).
+
+Runs the infiltration job with the wetting study's settings (the paper's 1e-4 s steps, flow
+Courant ≤ 10, contact-line slip 0.7 h) to a short end time, timing the phases of
+:meth:`electrofem.physics.vof.VOFSolver.step` by wrapping them: the Navier–Stokes solve (assembly
++ MUMPS), the α̃ / normal / curvature solves (``_update_properties``), the face-flux projection
+and the FCT transport of α (all sub-steps). Run it on an idle machine.
+
+    python benchmarks/bench_vof_step_profile.py [--size 1.0] [--t-end 0.01]
+    mpirun -n 2 python benchmarks/bench_vof_step_profile.py
+
+Writes ``benchmarks/results/vof_step_profile_n<ranks>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from mpi4py import MPI
+
+from electrofem import __version__
+from electrofem.infiltration_job import InfiltrationJobOptions, run_infiltration
+from electrofem.physics.vof import VOFSolver
+from electrofem.wetting_study import wetting_config
+
+COMM = MPI.COMM_WORLD
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def timed(cls, name: str, totals: dict, counts: dict) -> None:
+    """Wrap ``cls.name`` so every call adds its wall time to ``totals[name]``."""
+    orig = getattr(cls, name)
+
+    def wrapper(self, *args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return orig(self, *args, **kwargs)
+        finally:
+            totals[name] += time.perf_counter() - t
+            counts[name] += 1
+
+    setattr(cls, name, wrapper)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", type=float, default=1.0, help="mesh size (µm)")
+    ap.add_argument("--t-end", type=float, default=0.01, help="simulated time (s)")
+    ap.add_argument("--workdir", default="/tmp/electrofem-step-profile")
+    args = ap.parse_args(argv)
+    totals, counts = defaultdict(float), defaultdict(int)
+    for name in ("_update_properties", "_face_fluxes", "_advect"):
+        timed(VOFSolver, name, totals, counts)
+    ns = {"t": 0.0, "n": 0}
+    orig_step = VOFSolver.step
+
+    def step(self, dt):  # the NS solve: wrap the solver's LinearProblem once it exists
+        flow = self._flow
+        if not getattr(flow, "_timed", False):
+            solve = flow.solve
+
+            def timed_solve():
+                t = time.perf_counter()
+                try:
+                    return solve()
+                finally:
+                    ns["t"] += time.perf_counter() - t
+                    ns["n"] += 1
+
+            flow.solve, flow._timed = timed_solve, True
+        return orig_step(self, dt)
+
+    VOFSolver.step = step
+    opts = InfiltrationJobOptions(
+        step_control="scheduled",
+        dt_schedule_s=[[0.0, 1e-4], [0.1, 2e-4]],
+        dt_max_s=1e-4,
+        contact_angle_deg=30.0,
+        contact_line_slip=0.7,
+        t_end_s=args.t_end,
+        output_interval_s=args.t_end,
+        checkpoint_every_s=1e6,
+    )
+    cfg = wetting_config("L-S", mesh_size_um=args.size, radius_factor=0.5)
+    out = Path(args.workdir) / f"h{args.size:g}_n{COMM.size}"
+    t0 = time.perf_counter()
+    run_infiltration(cfg, out, opts, comm=COMM, progress=False, plots=False)
+    wall = time.perf_counter() - t0
+    m = json.loads((out / "infiltration.json").read_text())
+    steps = int(m["steps"])
+    phases = {
+        "navier_stokes_solve": ns["t"],
+        "alpha_smooth_normal_curvature": totals["_update_properties"],
+        "flux_projection": totals["_face_fluxes"],
+        "alpha_transport_fct": totals["_advect"],
+    }
+    per_step = {k: v / max(steps, 1) for k, v in phases.items()}
+    res = {
+        "benchmark": "bench_vof_step_profile",
+        "command": f"mpirun -n {COMM.size} python benchmarks/bench_vof_step_profile.py "
+        f"--size {args.size:g} --t-end {args.t_end:g}",
+        "version": __version__,
+        "mpi_ranks": COMM.size,
+        "mesh_size_um": args.size,
+        "pore_cells": m.get("pore_cells"),
+        "t_end_s": args.t_end,
+        "steps": steps,
+        "alpha_substeps": counts["_advect"],
+        "wall_s": wall,
+        "ns_solves": ns["n"],
+        "phase_s": phases,
+        "phase_s_per_step": per_step,
+    }
+    if COMM.rank == 0:
+        RESULTS.mkdir(exist_ok=True)
+        path = RESULTS / f"vof_step_profile_n{COMM.size}.json"
+        path.write_text(json.dumps(res, indent=2) + "\n")
+        print(f"{steps} steps ({ns['n']} NS solves), {counts['_advect']} α sub-steps, {wall:.1f} s")
+        for k, v in phases.items():
+            print(f"  {k:32s} {v:7.2f} s  {1e3 * per_step[k]:7.1f} ms/step")
+        print(f"-> {path}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
