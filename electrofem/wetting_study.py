@@ -12,8 +12,10 @@ fraction (trapped air once the state is steady) and whether the run reached a st
 
 The paper found the wetting time ordered L-S < Mix < S-L, falling as the L share rises to 7:3,
 and the least trapped air in L-S (0.71 %). **Cost:** with the paper's own time steps
-(``step_control = "scheduled"``, see ``benchmarks/bench_wetting_study.py``) a case on this
-2-core machine takes tens of minutes at 2 µm (BENCHMARKS.md, issue 5). Use ``max_wall_s`` /
+(``step_control = "scheduled"``, see ``benchmarks/bench_wetting_study.py``) a case at 1 µm
+reaches breakthrough in 8–14 min on two ranks of this 2-core machine; at 2 µm, running on to
+1.1 × the filling time took 1.5–2.4 × the time to breakthrough, and the air was still not
+steady (BENCHMARKS.md, issue 5). Use ``max_wall_s`` /
 ``deadline_s`` to bound a study, ``skip_done`` to resume it, and read the ``stop_reason`` and
 ``steady`` of every row before comparing: a row whose run did not reach breakthrough has no
 breakthrough time, and a final air fraction that is not ``steady`` is still falling.
