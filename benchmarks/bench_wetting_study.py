@@ -60,6 +60,9 @@ def main(argv=None) -> list[dict]:
         action="store_true",
         help="end each case at its breakthrough (the performance measurement; no final air)",
     )
+    ap.add_argument(
+        "--dt-scale", type=float, default=1.0, help="multiply the paper's steps (a dt study)"
+    )
     ap.add_argument("--workdir", default="/tmp/electrofem-wetting-study")
     ap.add_argument("--deadline", type=float, default=None, help="no new case after (s)")
     ap.add_argument("--tag", default="")
@@ -72,8 +75,8 @@ def main(argv=None) -> list[dict]:
     cases = [c for c in PAPER_CASES if wanted is None or c[0] in wanted]
     opts = InfiltrationJobOptions(
         step_control="scheduled",
-        dt_schedule_s=PAPER_SCHEDULE,
-        dt_max_s=1e-4,
+        dt_schedule_s=[[t0, dt * args.dt_scale] for t0, dt in PAPER_SCHEDULE],
+        dt_max_s=1e-4 * args.dt_scale,
         contact_angle_deg=args.contact_angle,
         contact_line_slip=args.slip,
         fill_factor=args.fill_factor,
@@ -124,7 +127,7 @@ def main(argv=None) -> list[dict]:
         "mpi_ranks": COMM.size,
         "machine": platform.platform(),
         "mesh_size_um": args.size,
-        "dt_schedule_s": PAPER_SCHEDULE,
+        "dt_schedule_s": opts.dt_schedule_s,
         "wall_s_total": time.perf_counter() - t0,
         "rows": rows,
         "orderings": order,
