@@ -139,7 +139,5 @@ def fct_correct(
                 else:
                     C = Rp[i] if Rp[i] < Rm[c] else Rm[c]
                 net = net + C * x
-            else:
-                net = net + 0.0
         out[i] = a_lo[i] - dt / area[i] * net
     return np.asarray(out)

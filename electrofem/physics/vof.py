@@ -532,7 +532,9 @@ class VOFSolver:
         sign = np.where(c0[hf_face] == hf_cell, 1.0, -1.0)
         nb = np.where(sign > 0, c1[hf_face], c0[hf_face])
         self._hf_cell, self._hf_face, self._hf_sign, self._hf_nb = hf_cell, hf_face, sign, nb
-        self._hf_kind = kind[hf_face]
+        self._hf_kind = np.ascontiguousarray(kind[hf_face], dtype=np.int8)
+        # the FCT kernels' neighbour index: boundary faces point at cell 0 (their kind says so)
+        self._hf_nb0 = np.ascontiguousarray(np.maximum(nb, 0), dtype=np.int32)
 
     def _setup_wall_normals(self, kind_all) -> None:
         """P1 wall nodes and their outward unit normals, consistent across ranks: assemble
@@ -1008,47 +1010,33 @@ class VOFSolver:
         # compression moves liquid along n̂ (towards α = 1): flux of α out of hc ∝ +n̂·n
         return self.options.compression * np.abs(s * Fc[hf]) * ndot
 
-    def _advect(self, Fc, dt, ncell=None, weight=None) -> tuple[float, float]:
+    def _advect(self, Fc, dt, weight=None) -> tuple[float, float]:
         """One FCT step of α with the fluxes ``Fc`` (outward of c0): upwind low-order flux,
         central + compressive high-order flux, Zalesak limiter (the loops are the Cython
-        kernels of :mod:`electrofem._vof`). ``ncell``: the cell-wise interface normals, or
-        ``weight``: the compression weight from them (computed here if both are ``None``;
+        kernels of :mod:`electrofem._vof`). ``weight``: the compression weight (from
+        :meth:`_compression_weight`; computed here from the current normals if ``None``;
         α̃ is fixed within a step, so the sub-cycles of a step share it). Returns the
         electrolyte volume in/out through the boundary."""
         from .._vof import fct_correct, fct_predict
 
         n, k = self.n_owned, self.tdim + 1
-        if not hasattr(self, "_hf_nb32"):
-            self._hf_nb32 = np.ascontiguousarray(np.maximum(self._hf_nb, 0), dtype=np.int32)
-            self._hf_kind8 = np.ascontiguousarray(self._hf_kind, dtype=np.int8)
-            self._area_owned = np.ascontiguousarray(self.area[:n], dtype=np.float64)
-        F = np.ascontiguousarray(self._hf_sign * Fc[self._hf_face])  # outward of the cell
+        area = self.area[:n]
+        F = self._hf_sign * Fc[self._hf_face]  # outward of the cell
         if self.options.compression > 0 and weight is None:
-            if ncell is None:
-                ncell = self._normals_cells() if not self.prescribed else self._normals_p0()
+            ncell = self._normals_cells() if not self.prescribed else self._normals_p0()
             weight = self._compression_weight(Fc, ncell)
-        a = np.ascontiguousarray(self._alpha_cells())
+        nb, kind = self._hf_nb0, self._hf_kind
         a_lo, A, Rp, Rm, inflow, outflow = fct_predict(
-            a,
-            F,
-            self._hf_nb32,
-            self._hf_kind8,
-            self._area_owned,
-            dt,
-            float(self.options.inlet_alpha),
-            None if weight is None else np.ascontiguousarray(weight),
-            k,
+            self._alpha_cells(), F, nb, kind, area, dt, float(self.options.inlet_alpha), weight, k
         )
         R = self._phi  # reuse a DG0 function as a ghost-exchange buffer
         R.x.array[self.c2d[:n]] = Rp
         R.x.scatter_forward()
-        Rp_all = np.ascontiguousarray(R.x.array[self.c2d])
+        Rp_all = R.x.array[self.c2d]  # fancy indexing: a contiguous copy
         R.x.array[self.c2d[:n]] = Rm
         R.x.scatter_forward()
-        Rm_all = np.ascontiguousarray(R.x.array[self.c2d])
-        a_new = fct_correct(
-            a_lo, A, Rp_all, Rm_all, self._hf_nb32, self._hf_kind8, self._area_owned, dt, k
-        )
+        Rm_all = R.x.array[self.c2d]
+        a_new = fct_correct(a_lo, A, Rp_all, Rm_all, nb, kind, area, dt, k)
         self.alpha.x.array[self.c2d[:n]] = a_new
         self.alpha.x.scatter_forward()
         return inflow, outflow
