@@ -23,9 +23,9 @@ from pathlib import Path
 from mpi4py import MPI
 
 from electrofem import __version__
-from electrofem.infiltration_job import InfiltrationJobOptions, run_infiltration
+from electrofem.infiltration_job import run_infiltration
 from electrofem.physics.vof import VOFSolver
-from electrofem.wetting_study import wetting_config
+from electrofem.wetting_study import paper_step_options, wetting_config
 
 COMM = MPI.COMM_WORLD
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -75,12 +75,7 @@ def main(argv=None) -> dict:
         return orig_step(self, dt)
 
     VOFSolver.step = step
-    opts = InfiltrationJobOptions(
-        step_control="scheduled",
-        dt_schedule_s=[[0.0, 1e-4], [0.1, 2e-4]],
-        dt_max_s=1e-4,
-        contact_angle_deg=30.0,
-        contact_line_slip=0.7,
+    opts = paper_step_options(
         t_end_s=args.t_end,
         output_interval_s=args.t_end,
         checkpoint_every_s=1e6,

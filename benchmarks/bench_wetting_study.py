@@ -34,15 +34,17 @@ from pathlib import Path
 from mpi4py import MPI
 
 from electrofem import __version__
-from electrofem.infiltration_job import InfiltrationJobOptions
 from electrofem.plot import plot_wetting_study
-from electrofem.wetting_study import PAPER_CASES, orderings, run_wetting_study
+from electrofem.wetting_study import (
+    PAPER_CASES,
+    orderings,
+    paper_step_options,
+    run_wetting_study,
+)
 
 COMM = MPI.COMM_WORLD
 RESULTS = Path(__file__).resolve().parent / "results"
 log = logging.getLogger("electrofem")
-
-PAPER_SCHEDULE = [[0.0, 1e-4], [0.1, 2e-4]]
 
 
 def main(argv=None) -> list[dict]:
@@ -73,10 +75,8 @@ def main(argv=None) -> list[dict]:
     )
     wanted = None if args.cases == "all" else set(args.cases.split(","))
     cases = [c for c in PAPER_CASES if wanted is None or c[0] in wanted]
-    opts = InfiltrationJobOptions(
-        step_control="scheduled",
-        dt_schedule_s=[[t0, dt * args.dt_scale] for t0, dt in PAPER_SCHEDULE],
-        dt_max_s=1e-4 * args.dt_scale,
+    opts = paper_step_options(
+        args.dt_scale,
         contact_angle_deg=args.contact_angle,
         contact_line_slip=args.slip,
         fill_factor=args.fill_factor,

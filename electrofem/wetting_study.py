@@ -38,6 +38,21 @@ from .infiltration_job import InfiltrationJobOptions, run_infiltration
 ARCHITECTURE_CASES = (("L-S", "L-S", (5, 5)), ("Mix", "Mix", (5, 5)), ("S-L", "S-L", (5, 5)))
 RATIO_CASES = tuple((f"L-Dry-S {a}:{10 - a}", "L-Dry-S", (a, 10 - a)) for a in (3, 4, 5, 6, 7))
 PAPER_CASES = ARCHITECTURE_CASES + RATIO_CASES
+#: Paper 002's time steps: ``[[t0 (s), dt (s)], ...]``, 1e-4 s, then 2e-4 s from 0.1 s.
+PAPER_DT_SCHEDULE_S = ((0.0, 1e-4), (0.1, 2e-4))
+
+
+def paper_step_options(dt_scale: float = 1.0, **overrides) -> InfiltrationJobOptions:
+    """The study's infiltration options: the paper's steps (times ``dt_scale``) under
+    ``step_control = "scheduled"`` (flow Courant cap 10), contact-line slip 0.7 cell diameters;
+    ``overrides`` are further :class:`InfiltrationJobOptions` fields."""
+    kw = {
+        "step_control": "scheduled",
+        "dt_schedule_s": [[t0, dt * dt_scale] for t0, dt in PAPER_DT_SCHEDULE_S],
+        "dt_max_s": PAPER_DT_SCHEDULE_S[0][1] * dt_scale,
+        "contact_line_slip": 0.7,
+    }
+    return InfiltrationJobOptions(**{**kw, **overrides})
 
 
 def wetting_config(
