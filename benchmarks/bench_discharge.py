@@ -30,8 +30,8 @@ from pathlib import Path
 from mpi4py import MPI
 
 from electrofem.config import parse
-from electrofem.discharge_job import run_discharge
-from electrofem.pipeline import run_generate
+from electrofem.jobs.discharge import run_discharge
+from electrofem.jobs.generate import run_generate
 
 COMM = MPI.COMM_WORLD
 RESULTS = Path(__file__).resolve().parent / "results"

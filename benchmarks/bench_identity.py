@@ -9,10 +9,12 @@ runs on any version of the package::
     python benchmarks/bench_identity.py --out /tmp/ident-new                     # run
     python benchmarks/bench_identity.py --out /tmp/ident-new --compare REF_DIR   # run + compare
     python benchmarks/bench_identity.py --compare-only A B [--rtol 1e-8]          # compare only
-    mpirun -n 2 python benchmarks/bench_identity.py --out /tmp/ident-n2 --compare REF --rtol 1e-6
+    python benchmarks/bench_identity.py --mpi 2 --out /tmp/ident-n2 --compare REF2 --rtol 1e-6
 
 Serial runs must agree bit for bit (``--rtol 0``: every number equal); two-rank runs within the
-solver tolerance. Timings, paths, versions and the rank count are not compared.
+solver tolerance. Timings, paths, versions and the rank count are not compared; options
+recorded in addition under ``parameters`` (new parameters) are listed, not counted as
+differences.
 """
 
 from __future__ import annotations
@@ -125,7 +127,10 @@ def _diff(a, b, path: str, rtol: float, out: list) -> None:
             if k in IGNORED:
                 continue
             if k not in a or k not in b:
-                out.append(f"{path}.{k}: only in {'new' if k in b else 'reference'}")
+                where = "new" if k in b else "reference"
+                # a parameter added to the recorded options is reported, not a difference
+                added = where == "new" and ".parameters." in f"{path}."
+                out.append(f"{'+ ' if added else ''}{path}.{k}: only in {where}")
                 continue
             _diff(a[k], b[k], f"{path}.{k}", rtol, out)
     elif isinstance(a, list) and isinstance(b, list):
@@ -180,8 +185,13 @@ def main() -> int:
         if args.compare is None:
             return 0
         ref, new = args.compare, args.out
-    problems = compare(ref, new, args.rtol)
+    found = compare(ref, new, args.rtol)
+    added = [p for p in found if p.startswith("+ ")]
+    problems = [p for p in found if not p.startswith("+ ")]
     n = sum(len(f) for f in OUTPUTS.values())
+    if added:
+        print(f"{len(added)} parameters recorded in addition (not compared):")
+        print("\n".join(added))
     if problems:
         print(f"{len(problems)} differences (rtol {args.rtol:g}):")
         print("\n".join(problems[:40]))

@@ -43,7 +43,7 @@ from pathlib import Path
 from mpi4py import MPI
 
 from electrofem.plot import plot_rate_capability
-from electrofem.rate_study import (
+from electrofem.studies.rate import (
     PAPER_ARCHITECTURES,
     PAPER_C_RATES,
     PAPER_LOADINGS_MG_CM2,

@@ -66,7 +66,7 @@ def _transport(mesh_path: Path, outdir: Path):
     from electrofem.export import pybamm_parameters
     from electrofem.mesh import ElectrodeMesh
     from electrofem.physics.transport import TransportOptions
-    from electrofem.transport_job import run_transport
+    from electrofem.jobs.transport import run_transport
 
     emesh = ElectrodeMesh.read(mesh_path, COMM)
     axis = "xyz"[emesh.dim - 1]
@@ -192,7 +192,7 @@ def main(argv=None) -> int:
         return 0
     import numpy as np
 
-    from electrofem.rate_study import event_capacity
+    from electrofem.studies.rate import event_capacity
 
     label = f"{float(args.c_rate):g}"
     run_dir = Path(args.resolved)

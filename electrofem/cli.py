@@ -36,7 +36,7 @@ def _setup_logging(quiet: bool) -> None:
 
 def _cmd_generate(args) -> int:
     from .config import load
-    from .pipeline import run_generate
+    from .jobs.generate import run_generate
 
     cfg = load(args.config)
     if args.particles:
@@ -73,8 +73,8 @@ def _cmd_demo(args) -> int:
     import tomllib
 
     from .config import parse
-    from .pipeline import run_generate
-    from .transport_job import run_transport
+    from .jobs.generate import run_generate
+    from .jobs.transport import run_transport
 
     text = resources.files("electrofem.data").joinpath("demo.toml").read_text()
     cfg = parse(tomllib.loads(text))
@@ -105,41 +105,34 @@ def _parse_densities(items) -> dict[int, float] | None:
     return out
 
 
-def _source_and_options(path: str, table: str, parse_empty):
-    """``(source, options)`` of a job command: a mesh file with the table's defaults
-    (``parse_empty({})``), or a config with its ``[table]``."""
-    from pathlib import Path
+def _source_and_options(args, table: str):
+    """``(source, options)`` of a job command: a mesh file with the table's defaults, or a
+    config with its ``[table]``; then the command-line flags of that options class (a bad
+    value names the flag)."""
+    from .config import JOB_TABLES, load
+    from .jobs.source import MESH_SUFFIXES
+    from .params import apply_flags
 
-    from .config import load
-    from .pipeline import MESH_SUFFIXES
-
-    src = Path(path)
+    src = Path(args.source)
     if src.suffix in MESH_SUFFIXES:
         if not src.is_file():
             raise ValueError(f"source: no such mesh file {src}")
-        return src, parse_empty({})
-    cfg = load(src)
-    return cfg, getattr(cfg, table)
+        source, options = src, JOB_TABLES[table]()
+    else:
+        source = load(src)
+        options = getattr(source, table)
+    return source, apply_flags(options, args)
 
 
 def _cmd_transport(args) -> int:
     import dataclasses
 
-    from .config import parse_transport
-    from .transport_job import run_transport
+    from .jobs.transport import run_transport
 
-    source, options = _source_and_options(args.source, "transport", parse_transport)
-    changes = {}
-    if args.phase:
-        changes["phase"] = args.phase
+    source, options = _source_and_options(args, "transport")
     if args.direction:
-        changes["directions"] = tuple(args.direction)
-    if args.slabs:
-        changes["n_slabs"] = args.slabs
-    if args.electrode:
-        changes["electrode"] = args.electrode
-    options = dataclasses.replace(options, **changes)
-    options.validate()
+        options = dataclasses.replace(options, directions=tuple(args.direction))
+        options.validate(names={"directions": "--direction"})
     report = run_transport(
         source, args.output, options, _parse_densities(args.density), progress=not args.quiet
     )
@@ -181,25 +174,12 @@ def _parse_rates(text: str) -> tuple[float, ...]:
 def _cmd_discharge(args) -> int:
     import dataclasses
 
-    from .config import parse_discharge
-    from .discharge_job import run_discharge
+    from .jobs.discharge import run_discharge
 
-    source, options = _source_and_options(args.source, "discharge", parse_discharge)
-    changes = {}
+    source, options = _source_and_options(args, "discharge")
     if args.c_rates:
-        changes["c_rates"] = _parse_rates(args.c_rates)
-    if args.charge:
-        changes["charge"] = True
-    if args.rest is not None:
-        changes["rest_s"] = args.rest
-    options = dataclasses.replace(options, **changes)
-    try:
-        options.validate()
-    except ValueError as err:
-        msg = str(err)
-        if args.c_rates and msg.startswith("discharge.c_rates"):
-            msg = "--c-rates" + msg[len("discharge.c_rates") :]
-        raise ValueError(msg) from None
+        options = dataclasses.replace(options, c_rates=_parse_rates(args.c_rates))
+        options.validate(names={"c_rates": "--c-rates"})
     report = run_discharge(
         source, args.output, options, progress=not args.quiet, restart=args.restart
     )
@@ -219,35 +199,9 @@ def _cmd_discharge(args) -> int:
 
 
 def _cmd_infiltrate(args) -> int:
-    import dataclasses
-
-    from .config import parse_infiltration
     from .infiltration_job import run_infiltration
 
-    source, options = _source_and_options(args.source, "infiltration", parse_infiltration)
-    changes = {}
-    for flag, key in (
-        ("t_end", "t_end_s"),
-        ("capillary_factor", "capillary_factor"),
-        ("contact_angle", "contact_angle_deg"),
-        ("max_steps", "max_steps"),
-    ):
-        if getattr(args, flag) is not None:
-            changes[key] = getattr(args, flag)
-    options = dataclasses.replace(options, **changes)
-    try:
-        options.validate()
-    except ValueError as err:
-        msg = str(err)
-        for flag, key in (
-            ("--t-end", "t_end_s"),
-            ("--capillary-factor", "capillary_factor"),
-            ("--contact-angle", "contact_angle_deg"),
-            ("--max-steps", "max_steps"),
-        ):
-            if msg.startswith(f"infiltration.{key}:") and key in changes:
-                msg = flag + msg[len(f"infiltration.{key}") :]
-        raise ValueError(msg) from None
+    source, options = _source_and_options(args, "infiltration")
     report = run_infiltration(
         source, args.output, options, progress=not args.quiet, restart=args.restart
     )
@@ -296,6 +250,13 @@ def _cmd_convert(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line; each job's flags come from its options class (``params.add_flags``)."""
+    from .config import JOB_TABLES
+    from .params import add_flags
+
+    TransportOptions = JOB_TABLES["transport"]
+    DischargeOptions = JOB_TABLES["discharge"]
+    InfiltrationOptions = JOB_TABLES["infiltration"]
     ap = argparse.ArgumentParser(prog="electrofem", description=__doc__.split("\n")[0])
     ap.add_argument("--version", action="version", version=f"electrofem {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -313,13 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("transport", help="tortuosity, effective conductivity, a_s, SIA, profiles")
     t.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
     t.add_argument("-o", "--output", required=True, help="output directory")
-    t.add_argument("--phase", help="electrolyte (default), solid, or names: active,second")
     t.add_argument(
-        "--direction", action="append", choices=["x", "y", "z", "all"], help="repeatable"
+        "--direction",
+        action="extend",
+        nargs="+",
+        choices=["x", "y", "z", "all"],
+        help="one or more axes (x y, or repeat the flag)",
     )
-    t.add_argument("--slabs", type=int, help="slabs of the through-thickness profiles")
+    add_flags(t, TransportOptions)
     t.add_argument("--density", action="append", help="NAME=g/cm³ for SIA, repeatable")
-    t.add_argument("--electrode", choices=["positive", "negative"], help="PyBaMM export")
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=_cmd_transport)
     dc = sub.add_parser("discharge", help="galvanostatic discharge at C-rates (half cell)")
@@ -327,18 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("-o", "--output", required=True, help="output directory")
     dc.add_argument("--c-rates", help="comma-separated C-rates, e.g. 0.1,0.5,1")
     dc.add_argument("--restart", action="store_true", help="continue from OUTDIR/checkpoint")
-    dc.add_argument("--charge", action="store_true", help="CC charge after each discharge")
-    dc.add_argument("--rest", type=float, help="rest (s) after each discharge")
+    add_flags(dc, DischargeOptions)
     dc.add_argument("-q", "--quiet", action="store_true")
     dc.set_defaults(func=_cmd_discharge)
     inf = sub.add_parser("infiltrate", help="electrolyte infiltration (two-phase VOF, 2D; 3D demo)")
     inf.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
     inf.add_argument("-o", "--output", required=True, help="output directory")
-    inf.add_argument("--t-end", type=float, help="simulated end time (s)")
     inf.add_argument("--restart", action="store_true", help="continue from OUTDIR/checkpoint")
-    inf.add_argument("--capillary-factor", type=float, help="dt <= X x explicit capillary bound")
-    inf.add_argument("--contact-angle", type=float, help="static contact angle (degrees)")
-    inf.add_argument("--max-steps", type=int, help="stop after this many steps")
+    add_flags(inf, InfiltrationOptions)
     inf.add_argument("-q", "--quiet", action="store_true")
     inf.set_defaults(func=_cmd_infiltrate)
     pb = sub.add_parser("pybamm", help="PyBaMM DFN parameters from a transport.json")
@@ -360,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(getattr(args, "quiet", False))
     from .config import ConfigError
+    from .jobs.generate import PipelineError
     from .mesh.io import MeshFileError
     from .microstructure import MicrostructureError
-    from .pipeline import PipelineError
 
     try:
         return args.func(args)

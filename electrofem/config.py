@@ -57,7 +57,7 @@ marked::
     [transport.coefficients]
     electrolyte = 1.0       # per-phase diffusivity/conductivity (ratios matter)
 
-    [discharge]             # see electrofem.discharge_job.DischargeJobOptions
+    [discharge]             # see electrofem.physics.electrochem.DischargeOptions
     c_rates = [0.1, 0.5, 1.0]
     v_min_V = 2.7           # discharge cut-off
     v_max_V = 4.3           # charge cut-off
@@ -66,7 +66,7 @@ marked::
     cv_hold = false         # CC-CV: then hold v_max_V until the current < cv_cutoff_c_rate
     checkpoint_every_steps = 50
 
-    [infiltration]          # see electrofem.infiltration_job.InfiltrationJobOptions (SI units)
+    [infiltration]          # see electrofem.physics.vof.InfiltrationOptions (SI units)
     inlet_speed_m_s = 1e-4
     surface_tension_N_m = 0.035
     contact_angle_deg = 30.0
@@ -78,14 +78,12 @@ marked::
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from . import tags
-from .discharge_job import DischargeJobOptions
-from .infiltration_job import InfiltrationJobOptions
+from .infiltration_job import InfiltrationJobOptions as InfiltrationOptions
 from .mesh.geometry import MeshOptions
 from .microstructure import (
     Box,
@@ -99,11 +97,21 @@ from .microstructure import (
     Population,
     preset,
 )
+from .params import OptionsError, check_keys, from_table
+from .physics.electrochem.options import DischargeOptions
 from .physics.transport import TransportOptions
 
 
-class ConfigError(ValueError):
+class ConfigError(OptionsError):
     """A bad configuration; the message starts with the offending field."""
+
+
+#: The options class of each job table (one options object per physics).
+JOB_TABLES = {
+    "transport": TransportOptions,
+    "discharge": DischargeOptions,
+    "infiltration": InfiltrationOptions,
+}
 
 
 @dataclass
@@ -118,8 +126,8 @@ class Config:
     seed: int = 0
     source: dict = field(default_factory=dict)
     transport: TransportOptions = field(default_factory=TransportOptions)
-    discharge: DischargeJobOptions = field(default_factory=DischargeJobOptions)
-    infiltration: InfiltrationJobOptions = field(default_factory=InfiltrationJobOptions)
+    discharge: DischargeOptions = field(default_factory=DischargeOptions)
+    infiltration: InfiltrationOptions = field(default_factory=InfiltrationOptions)
 
 
 TOP_KEYS = {
@@ -160,13 +168,10 @@ PARTICLE_KEYS = {
 
 
 def _check_keys(table: dict, allowed: set, where: str) -> None:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: must be a table")
-    for key in table:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where + '.' if where else ''}{key}: unknown key{hint}")
+    try:
+        check_keys(table, allowed, where)
+    except OptionsError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _num(table: dict, key: str, where: str, default=None, positive=False, kind=float):
@@ -253,57 +258,20 @@ def parse(data: dict, base_dir: Path | None = None) -> Config:
         raise ConfigError(str(err)) from None
 
 
-def parse_transport(tt: dict) -> TransportOptions:
-    """The ``[transport]`` table -> :class:`TransportOptions` (ConfigError names the field)."""
-    _check_keys(tt, {f.name for f in fields(TransportOptions)}, "transport")
-    kw = dict(tt)
-    if "directions" in kw:
-        d = kw["directions"]
-        kw["directions"] = (d,) if isinstance(d, str) else tuple(d)
+def parse_options(cls, table: dict, where: str):
+    """An options table (``[transport]``, ``[discharge]``, ``[infiltration]``, ``[mesh]``) ->
+    its options object; every key and value checked, ConfigError names the field."""
     try:
-        opts = TransportOptions(**kw)
-        opts.validate()
+        return from_table(cls, table, where)
     except (TypeError, ValueError) as err:
         msg = str(err)
-        raise ConfigError(msg if msg.startswith("transport") else f"transport: {msg}") from None
-    return opts
-
-
-def parse_discharge(dt: dict) -> DischargeJobOptions:
-    """The ``[discharge]`` table -> :class:`DischargeJobOptions` (ConfigError names the field)."""
-    _check_keys(dt, {f.name for f in fields(DischargeJobOptions)}, "discharge")
-    kw = dict(dt)
-    if "c_rates" in kw and not isinstance(kw["c_rates"], list | tuple | int | float):
-        raise ConfigError(f"discharge.c_rates: must be a list of numbers, got {kw['c_rates']!r}")
-    try:
-        opts = DischargeJobOptions(**kw)
-        opts.validate()
-    except (TypeError, ValueError) as err:
-        msg = str(err)
-        raise ConfigError(msg if msg.startswith("discharge") else f"discharge: {msg}") from None
-    return opts
-
-
-def parse_infiltration(it: dict) -> InfiltrationJobOptions:
-    """The ``[infiltration]`` table -> :class:`InfiltrationJobOptions` (ConfigError names the
-    field)."""
-    _check_keys(it, {f.name for f in fields(InfiltrationJobOptions)}, "infiltration")
-    try:
-        opts = InfiltrationJobOptions(**it)
-        opts.validate()
-    except (TypeError, ValueError) as err:
-        msg = str(err)
-        raise ConfigError(
-            msg if msg.startswith("infiltration") else f"infiltration: {msg}"
-        ) from None
-    return opts
+        raise ConfigError(msg if msg.startswith(where) else f"{where}: {msg}") from None
 
 
 def _parse(data: dict, base_dir: Path) -> Config:
     cfg = _parse_structure(data, base_dir)
-    cfg.transport = parse_transport(data.get("transport", {}))
-    cfg.discharge = parse_discharge(data.get("discharge", {}))
-    cfg.infiltration = parse_infiltration(data.get("infiltration", {}))
+    for name, cls in JOB_TABLES.items():
+        setattr(cfg, name, parse_options(cls, data.get(name, {}), name))
     return cfg
 
 
@@ -339,13 +307,7 @@ def _parse_structure(data: dict, base_dir: Path) -> Config:
     _check_keys(dens, set(tags.PHASES) - {"electrolyte"}, "density")
     density = {tags.phase_id(k): _num(dens, k, "density", positive=True) for k in dens}
 
-    mt = data.get("mesh", {})
-    _check_keys(mt, {f.name for f in fields(MeshOptions)}, "mesh")
-    try:
-        mesh = MeshOptions(**mt)
-        mesh.validate()
-    except (TypeError, ValueError) as err:
-        raise ConfigError(str(err) if str(err).startswith("mesh.") else f"mesh: {err}") from None
+    mesh = parse_options(MeshOptions, data.get("mesh", {}), "mesh")
 
     intermix = _num(data, "intermix", "", default=0.0) if "intermix" in data else None
     csv = data.get("particles", {})

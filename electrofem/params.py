@@ -163,7 +163,8 @@ def validate(obj, where: str, names: dict[str, str] | None = None) -> None:
             err = spec.check(v)
         if err:
             label = names.get(name) or (f"{where}.{name}" if where else name)
-            raise OptionsError(f"{label}: {err}, got {v!r}")
+            got = "" if "got " in err else f", got {v!r}"  # a check may name the bad item
+            raise OptionsError(f"{label}: {err}{got}")
 
 
 def check_keys(table, allowed, where: str) -> None:

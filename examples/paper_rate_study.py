@@ -16,7 +16,7 @@ import sys
 
 from mpi4py import MPI
 
-from electrofem.rate_study import (
+from electrofem.studies.rate import (
     paper_thickness_um,
     rate_study_table,
     run_rate_study,

@@ -6,7 +6,7 @@ python examples/python_api.py           (or: mpirun -n 2 python examples/python_
 from mpi4py import MPI
 
 from electrofem.config import parse
-from electrofem.pipeline import run_generate
+from electrofem.jobs.generate import run_generate
 
 for name in ("L-Dry-S", "Mix", "S-Dry-L"):
     cfg = parse(

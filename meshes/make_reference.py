@@ -9,7 +9,7 @@ value; use a finer ``mesh.size`` for quantitative work.
 from pathlib import Path
 
 from electrofem.config import parse
-from electrofem.pipeline import run_generate
+from electrofem.jobs.generate import run_generate
 
 HERE = Path(__file__).parent
 

@@ -25,13 +25,14 @@ import pytest
 from mpi4py import MPI
 
 from electrofem.cli import main
-from electrofem.discharge_job import (
-    DischargeJobOptions,
-    run_discharge,
+from electrofem.jobs.discharge import run_discharge
+from electrofem.physics.electrochem import (
+    CellParams,
+    DischargeOptions,
+    ElectrochemError,
     theoretical_capacity,
 )
-from electrofem.physics.electrochem import CellParams, ElectrochemError
-from electrofem.rate_study import event_capacity
+from electrofem.studies.rate import event_capacity
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD
@@ -84,7 +85,7 @@ def workdir():
 @pytest.fixture(scope="module")
 def slow_fast(workdir):
     """C/20 then 2C on the test structure (fields every 20 steps)."""
-    opts = DischargeJobOptions(c_rates=(0.05, 2.0), fields_every_steps=20)
+    opts = DischargeOptions(c_rates=(0.05, 2.0), fields_every_steps=20)
     out = workdir / "rates"
     return run_discharge(workdir / "cell.toml", out, opts, progress=False), out
 
@@ -158,7 +159,7 @@ class Killed(Exception):
 
 
 def test_restart_matches_uninterrupted_run(workdir):
-    opts = DischargeJobOptions(
+    opts = DischargeOptions(
         c_rates=(4.0, 2.0),
         rest_s=300.0,
         charge=True,
@@ -222,10 +223,10 @@ def test_cli_runs(workdir, capsys):
 
 
 def test_isolated_particles_need_the_carbon_binder_network(workdir):
-    opts = DischargeJobOptions(c_rates=(0.2,), checkpoint_every_steps=0)
+    opts = DischargeOptions(c_rates=(0.2,), checkpoint_every_steps=0)
     with pytest.raises(RuntimeError, match="no particle touches it"):
         run_discharge(workdir / "gap.toml", workdir / "gap0", opts, progress=False, plots=False)
-    opts = DischargeJobOptions(c_rates=(0.2,), cbd_conductivity_S_m=1.0)
+    opts = DischargeOptions(c_rates=(0.2,), cbd_conductivity_S_m=1.0)
     rep = run_discharge(workdir / "gap.toml", workdir / "gap1", opts, progress=False, plots=False)
     d = rep.rates["0.2"]["discharge"]
     q_th = rep.metrics["theoretical"]["discharge_capacity_mAh_g"]
@@ -243,7 +244,7 @@ def test_isolated_particles_need_the_carbon_binder_network(workdir):
 
 def test_failure_keeps_what_was_written(workdir):
     out = workdir / "fail"
-    opts = DischargeJobOptions(c_rates=(0.5, 1e5), dt_min_s=0.05, checkpoint_every_steps=0)
+    opts = DischargeOptions(c_rates=(0.5, 1e5), dt_min_s=0.05, checkpoint_every_steps=0)
     with pytest.raises(ElectrochemError, match="100000C discharge: time step fell below"):
         run_discharge(workdir / "cell.toml", out, opts, progress=False, plots=False)
     m = json.loads((out / "discharge.json").read_text())
@@ -256,7 +257,7 @@ def test_cc_cv_charge(workdir):
     """CC-CV: after the constant-current charge reaches 4.3 V the voltage is held there and the
     current decays until it falls below the cut-off (C/20 of 1C here); Li is conserved with the
     measured CV current."""
-    opts = DischargeJobOptions(
+    opts = DischargeOptions(
         c_rates=(4.0,),
         charge=True,
         cv_hold=True,
@@ -289,7 +290,7 @@ def test_cc_cv_charge(workdir):
     m = json.loads((workdir / "cccv" / "discharge.json").read_text())
     assert m["rates"]["4"]["cv"]["stop_reason"] == "i_min"
     with pytest.raises(ValueError, match="cv_hold"):
-        DischargeJobOptions(cv_hold=True).validate()
+        DischargeOptions(cv_hold=True).validate()
 
 
 def test_event_capacity_interpolates_the_crossing():

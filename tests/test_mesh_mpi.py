@@ -13,7 +13,7 @@ from electrofem.config import parse
 from electrofem.mesh import ElectrodeMesh, MeshFileError, MeshOptions
 from electrofem.microstructure import Box, Particles
 from electrofem.microstructure.measure import union_volume
-from electrofem.pipeline import run_generate
+from electrofem.jobs.generate import run_generate
 
 pytestmark = pytest.mark.mpi
 

@@ -11,7 +11,7 @@ from mpi4py import MPI
 from electrofem.cli import main
 from electrofem.export import pybamm_parameters
 from electrofem.physics.transport import TransportOptions
-from electrofem.transport_job import run_transport
+from electrofem.jobs.transport import run_transport
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD

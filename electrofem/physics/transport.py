@@ -39,6 +39,8 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import tags
+from ..params import at_least, param, positive
+from ..params import validate as validate_params
 from ._petsc import destroy
 
 AXES = {"x": 0, "y": 1, "z": 2}
@@ -57,6 +59,33 @@ DEFAULT_PETSC_OPTIONS = {
 }
 
 
+def _phase_selection(v):
+    names = v.split(",") if v not in ("electrolyte", "solid") else []
+    for n in names:
+        if n.strip() not in tags.PHASES:
+            return (
+                f"unknown phase {n.strip()!r} (electrolyte, solid, or names from "
+                f"{sorted(tags.PHASES)}), got {v!r}"
+            )
+    return None
+
+
+def _directions(v):
+    for d in v:
+        if d not in ("all", *AXES):
+            return f"{d!r} is not x, y, z or all, got {list(v)}"
+    return None
+
+
+def _coefficients(v):
+    for k, c in v.items():
+        if k not in tags.PHASES:
+            return f"unknown phase {k!r}, got {v}"
+        if isinstance(c, bool) or not (isinstance(c, int | float) and c > 0 and math.isfinite(c)):
+            return f"{k} must be positive, got {c!r}"
+    return None
+
+
 @dataclass
 class TransportOptions:
     """What the ``transport`` job solves (the ``[transport]`` table of a config).
@@ -73,35 +102,42 @@ class TransportOptions:
         electrode: ``"positive"`` or ``"negative"``: which electrode the PyBaMM export fills.
     """
 
-    phase: str = "electrolyte"
-    directions: tuple[str, ...] = ("all",)
-    coefficients: dict[str, float] = field(default_factory=dict)
-    reference: float | None = None
-    n_slabs: int = 20
-    electrode: str = "positive"
+    TABLE = "transport"
 
-    def validate(self) -> None:
-        names = self.phase.split(",") if self.phase not in ("electrolyte", "solid") else []
-        for n in names:
-            if n.strip() not in tags.PHASES:
-                raise ValueError(
-                    f"transport.phase: unknown phase {n.strip()!r} "
-                    f"(electrolyte, solid, or names from {sorted(tags.PHASES)})"
-                )
-        for d in self.directions:
-            if d not in ("all", *AXES):
-                raise ValueError(f"transport.directions: {d!r} is not x, y, z or all")
-        for k, v in self.coefficients.items():
-            if k not in tags.PHASES:
-                raise ValueError(f"transport.coefficients.{k}: unknown phase")
-            if not (isinstance(v, int | float) and v > 0 and math.isfinite(v)):
-                raise ValueError(f"transport.coefficients.{k}: must be positive, got {v!r}")
-        if self.reference is not None and not self.reference > 0:
-            raise ValueError(f"transport.reference: must be positive, got {self.reference!r}")
-        if not (isinstance(self.n_slabs, int) and self.n_slabs >= 1):
-            raise ValueError(f"transport.n_slabs: must be a positive integer, got {self.n_slabs!r}")
-        if self.electrode not in ("positive", "negative"):
-            raise ValueError(f"transport.electrode: positive or negative, got {self.electrode!r}")
+    phase: str = param(
+        "electrolyte",
+        doc="electrolyte, solid, or phase names (active,second)",
+        check=_phase_selection,
+        flag="--phase",
+    )
+    directions: tuple[str, ...] = param(("all",), doc="axes x, y, z or all", check=_directions)
+    coefficients: dict[str, float] = param(
+        doc="diffusivity or conductivity per phase name (ratios matter)",
+        check=_coefficients,
+        factory=dict,
+    )
+    reference: float | None = param(
+        None, doc="D0 (default: the coefficient of the first selected phase)", check=positive
+    )
+    n_slabs: int = param(
+        20, doc="slabs of the through-thickness profiles", check=at_least(1), flag="--slabs"
+    )
+    electrode: str = param(
+        "positive",
+        doc="which electrode the PyBaMM export fills",
+        choices=("positive", "negative"),
+        flag="--electrode",
+    )
+
+    def __post_init__(self):
+        if isinstance(self.directions, str):
+            self.directions = (self.directions,)
+        elif isinstance(self.directions, list):
+            self.directions = tuple(self.directions)
+
+    def validate(self, names: dict[str, str] | None = None) -> None:
+        """Raise :class:`~electrofem.params.OptionsError` naming the field."""
+        validate_params(self, self.TABLE, names)
 
     def phase_coefficients(self, present: list[int]) -> dict[int, float]:
         """``{phase id: coefficient}`` of the selected phases that are present in the mesh."""

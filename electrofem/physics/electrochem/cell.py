@@ -1,0 +1,489 @@
+"""The half cell: its unknowns, the assembled Newton problem, a step, and the one time loop
+(:meth:`HalfCell.run`) that the job, the Python API and the tests all use."""
+
+from __future__ import annotations
+
+import itertools
+import time as _time
+
+import numpy as np
+from mpi4py import MPI
+
+from ... import LENGTH_UNIT_M
+from .._petsc import destroy
+from ..materials import FARADAY
+from ..state import gather, match, owned_values_and_coordinates
+from .domain import CoupledDomain, bounding_box
+from .forms import coupled_residuals, equation_scales, li_metal_current
+from .options import DEFAULT_PETSC_OPTIONS, CellParams, DischargeOptions
+from .protocol import CV_LANDING_TOL_V, Observer, Phase, PhaseOutcome, StepInfo, event
+from .records import DischargeResult, ElectrochemError, StepRecord
+
+#: Unique, rank-independent PETSc options prefixes (one per HalfCell).
+_PREFIX_COUNTER = itertools.count()
+
+# --- the half cell ------------------------------------------------------------------------------
+
+
+class HalfCell:
+    """The galvanostatic half-cell problem on an :class:`~electrofem.mesh.ElectrodeMesh`.
+
+    Usage::
+
+        with HalfCell(emesh, CellParams(), DischargeOptions(current_density_A_m2=20.0)) as cell:
+            result = cell.run()      # or cell.step(dt) for manual control
+
+    All methods are MPI-collective. ``cell.fields`` holds the dolfinx Functions (the unknowns):
+    ``c_hat`` (``c/c0``, electrolyte submesh), ``phi`` (V), ``x`` (``c_s/c_s,max``, active
+    submesh), ``phi_s`` (V) and ``V`` (collector potential, V; a Real space).
+    """
+
+    def __init__(self, emesh, params: CellParams | None = None, options=None):
+        import basix.ufl
+        import ufl
+        from dolfinx import fem
+        from dolfinx.fem.petsc import NonlinearProblem
+
+        self.params = params or CellParams()
+        self.options = options or DischargeOptions()
+        self.params.validate()
+        self.options.validate()
+        cbd = self.options.cbd
+        dom = CoupledDomain(emesh, self.options.quadrature_degree, cbd=cbd)
+        self.domain = dom
+        self.comm = dom.comm
+        p, el, am = self.params, self.params.electrolyte, self.params.active
+
+        Ve = fem.functionspace(dom.sub_e, ("Lagrange", 1))
+        Vs = fem.functionspace(dom.sub_s, ("Lagrange", 1))
+        # with the carbon-binder network the collector also touches electrolyte cells: V on
+        # the parent mesh (no entity map needed on either side)
+        rmesh = dom.mesh if cbd else dom.sub_s
+        R = fem.functionspace(rmesh, basix.ufl.real_element(rmesh.basix_cell(), ()))
+        # one space object per field (a Dirichlet bc added later acts on its own block only)
+        spaces = (Ve, Ve.clone(), Vs, Vs.clone(), R) + ((Ve.clone(),) if cbd else ())
+        W = ufl.MixedFunctionSpace(*spaces)
+        names = ("c_hat", "phi", "x", "phi_s", "V") + (("phi_cb",) if cbd else ())
+        self._names = names
+        self.u = [fem.Function(V, name=n) for V, n in zip(spaces, names, strict=True)]
+        self.ce_old = fem.Function(Ve, name="c_hat_old")
+        self.xs_old = fem.Function(Vs, name="x_old")
+        tests = ufl.TestFunctions(W)
+        self.dt = fem.Constant(dom.mesh, 1.0)
+
+        # geometry: cross-section (collector) area and contact area, SI
+        box = emesh.metadata.get("box_um") or bounding_box(dom.mesh)
+        self.cross_section = float(np.prod(box[: dom.tdim - 1])) * dom.L ** (dom.tdim - 1)
+        self.contact_area = dom.assemble(fem.Constant(dom.mesh, 1.0) * dom.ds_cc)
+        if cbd:
+            self.contact_area += dom.assemble(fem.Constant(dom.mesh, 1.0) * dom.ds_cce)
+        self.top_area = dom.assemble(fem.Constant(dom.mesh, 1.0) * dom.ds_top)
+        self.I_app = fem.Constant(dom.mesh, 0.0)  # total applied current (A or A/m)
+        # 1: galvanostatic (I_app), 0: potentiostatic (V = V_hold)
+        self._galv = fem.Constant(dom.mesh, 1.0)
+        self.V_hold = fem.Constant(dom.mesh, 0.0)
+
+        ce, pe, xs, ps, V = self.u[:5]
+        F, self._j = coupled_residuals(
+            dom, (ce, pe, xs, ps), tests[:4], p, self.dt, (self.ce_old, self.xs_old)
+        )
+        S = equation_scales(p, dom.tdim)
+        wc, ve, _, vs, r = tests[:5]
+        c = el.c0_mol_m3 * ce
+        self._jli = li_metal_current(c, pe, p)
+        self._icc = (ps - V) / p.contact_resistance_ohm_m2
+        F[0] += -S.c * self._jli / FARADAY * wc * dom.ds_top
+        F[1] += S.phi * self._jli * ve * dom.ds_top
+        F[3] += S.phi_s * self._icc * vs * dom.ds_cc
+        g = self._galv
+        hold = (V - self.V_hold) / p.contact_resistance_ohm_m2
+        F_V = S.phi_s * (g * (self._icc - self.I_app / self.contact_area) + (1 - g) * hold)
+        F_V = F_V * r * dom.ds_cc
+        icc_forms = [self._icc * dom.ds_cc]
+        if cbd:
+            pcb, wcb = self.u[5], tests[5]
+            o = self.options
+            R_cb = o.cbd_contact_resistance_ohm_m2
+            s_cb = LENGTH_UNIT_M ** (2 - dom.tdim) / (o.cbd_conductivity_S_m * p.thermal_voltage)
+            q_cb = (ps("-") - pcb("+")) / R_cb  # particle -> carbon-binder current density
+            icc_e = (pcb - V) / p.contact_resistance_ohm_m2
+            F[3] += S.phi_s * q_cb * vs("-") * dom.dS_i
+            F_cb = o.cbd_conductivity_S_m * ufl.inner(dom.grad(pcb), dom.grad(wcb)) * dom.dx_e
+            F_cb += -q_cb * wcb("+") * dom.dS_i + icc_e * wcb * dom.ds_cce
+            F_V += (
+                S.phi_s
+                * (g * (icc_e - self.I_app / self.contact_area) + (1 - g) * hold)
+                * r
+                * dom.ds_cce
+            )
+            icc_forms.append(icc_e * dom.ds_cce)
+        F.append(F_V)
+        if cbd:
+            F.append(s_cb * F_cb)
+        blocks = ufl.extract_blocks(sum(F))
+
+        opts = {**DEFAULT_PETSC_OPTIONS, **self.options.petsc_options}
+        self.problem = NonlinearProblem(
+            blocks,
+            self.u,
+            kind="mpi",
+            petsc_options=opts,
+            petsc_options_prefix=f"electrofem_halfcell_{next(_PREFIX_COUNTER)}_",
+            entity_maps=dom.entity_maps,
+        )
+        self._set_initial_state()
+        self._li_forms = (
+            fem.form(c * dom.dx_e, entity_maps=dom.entity_maps),
+            fem.form(am.c_max_mol_m3 * xs * dom.dx_s, entity_maps=dom.entity_maps),
+        )
+        self._current_forms = (
+            fem.form(-self._j * dom.dS_i, entity_maps=dom.entity_maps),
+            fem.form(sum(icc_forms), entity_maps=dom.entity_maps),
+            fem.form(self._jli * dom.ds_top, entity_maps=dom.entity_maps),
+        )
+        self.solid_volume = dom.assemble(fem.Constant(dom.mesh, 1.0) * dom.dx_s)
+        self.time = 0.0
+        self.charge = 0.0
+        self.records: list[StepRecord] = []
+        #: the applied current per box cross-section (A/m², + discharge) of the next steps
+        self.current_density_A_m2 = float(self.options.current_density_A_m2)
+
+    @property
+    def potentiostatic(self) -> bool:
+        return float(self._galv.value) == 0.0
+
+    def set_potentiostatic(self, voltage_V: float) -> None:
+        """Hold the collector at ``voltage_V`` (vs Li metal) from the next step on (CV)."""
+        self.V_hold.value = float(voltage_V)
+        self._galv.value = 0.0
+
+    def set_galvanostatic(self) -> None:
+        """Back to the constant current of ``options.current_density_A_m2`` (the default)."""
+        self._galv.value = 1.0
+
+    def collector_current(self) -> float:
+        """Current through the collector contacts of the current state (A, or A/m in 2D)."""
+        return self.scalar(self._current_forms[1])
+
+    @property
+    def fields(self) -> dict:
+        return dict(zip(self._names, self.u, strict=True))
+
+    def close(self) -> None:
+        """Free the PETSc solver objects now, on every rank (collective; idempotent).
+
+        Leaving them to the garbage collector can deadlock under MPI (see
+        :mod:`electrofem.physics._petsc`); the context manager calls this on exit.
+        """
+        destroy(getattr(self, "problem", None))
+
+    def __enter__(self) -> HalfCell:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _set_initial_state(self) -> None:
+        am = self.params.active
+        u0 = float(am.ocp_V(am.x0))
+        for f, v in zip(self.u, (1.0, 0.0, am.x0, u0, u0, u0), strict=False):
+            f.x.array[:] = v
+        self.ce_old.x.array[:] = 1.0
+        self.xs_old.x.array[:] = am.x0
+
+    def scalar(self, form) -> float:
+        from dolfinx import fem
+
+        return self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
+
+    def interface_current_field(self, out=None):
+        """The Butler--Volmer current density ``j`` (A/m², anodic positive: negative on
+        discharge) as a P1 field on the active submesh, for output.
+
+        ``j`` lives on the particle|electrolyte interface only. It is transferred to the particle
+        surface nodes by a lumped (row-sum) L² projection onto the trace space,
+        ``j_i = ∫_Γ j ψ_i dS / ∫_Γ ψ_i dS`` (``ψ_i``: the P1 hat function of node ``i``), so that
+        ``Σ_i j_i ∫_Γ ψ_i dS = ∫_Γ j dS`` exactly; nodes off the interface (particle interiors,
+        particle--particle contacts away from the electrolyte) get 0. Collective.
+
+        Args:
+            out: a Function on the active P1 space to fill (default: a new one, named
+                ``"j_interface"``).
+        """
+        import ufl
+        from dolfinx import fem, la
+
+        Vs = self.u[2].function_space
+        if out is None:
+            out = fem.Function(Vs, name="j_interface")
+        if getattr(self, "_jfield_forms", None) is None:
+            dom = self.domain
+            v = ufl.TestFunction(Vs)
+            one = fem.Constant(dom.mesh, 1.0)
+            em = dom.entity_maps
+            jf = fem.form(self._j * v("-") * dom.dS_i, entity_maps=em)
+            mf = fem.form(one * v("-") * dom.dS_i, entity_maps=em)
+            m = fem.assemble_vector(mf)
+            m.scatter_reverse(la.InsertMode.add)
+            m.scatter_forward()
+            self._jfield_forms = (jf, m.array.copy())
+        jf, mass = self._jfield_forms
+        b = fem.assemble_vector(jf)
+        b.scatter_reverse(la.InsertMode.add)
+        b.scatter_forward()
+        on = mass > 0.0  # exactly 0 off the interface
+        out.x.array[:] = 0.0
+        out.x.array[on] = b.array[on] / mass[on]
+        out.x.scatter_forward()
+        return out
+
+    def li_inventory(self) -> tuple[float, float]:
+        """Li in the electrolyte and in the particles (mol, or mol/m in 2D)."""
+        return self.scalar(self._li_forms[0]), self.scalar(self._li_forms[1])
+
+    def voltage(self) -> float:
+        """Collector potential vs Li metal (V)."""
+        V = self.u[4]
+        imap = V.function_space.dofmap.index_map
+        local = float(V.x.array[0]) if imap.size_local > 0 else 0.0
+        n = self.comm.allreduce(imap.size_local, op=MPI.SUM)
+        return self.comm.allreduce(local, op=MPI.SUM) / max(n, 1)
+
+    def _save(self):
+        return [f.x.array.copy() for f in self.u]
+
+    def _restore(self, saved) -> None:
+        for f, a in zip(self.u, saved, strict=True):
+            f.x.array[:] = a
+
+    def _finite(self) -> bool:
+        ok = all(np.all(np.isfinite(f.x.array)) for f in self.u)
+        return bool(self.comm.allreduce(ok, op=MPI.LAND))
+
+    def step(self, dt: float) -> tuple[bool, int, str]:
+        """Try one backward-Euler step of ``dt`` seconds from the current state.
+
+        Returns ``(converged, newton_iterations, reason)``; on failure the state is restored.
+        On success the state, time, charge and :attr:`records` advance.
+        """
+        saved = self._save()
+        self.dt.value = dt
+        self.I_app.value = self.current_density_A_m2 * self.cross_section
+        snes = self.problem.solver
+        try:
+            self.problem.solve()
+            reason = snes.getConvergedReason()
+            its = snes.getIterationNumber()
+        except RuntimeError as err:  # PETSc errors (e.g. MUMPS on a singular matrix)
+            reason, its = -100, snes.getIterationNumber()
+            self._restore(saved)
+            return False, its, f"PETSc error: {err}"
+        if reason <= 0 or not self._finite():
+            self._restore(saved)
+            why = _snes_reason(reason) if reason <= 0 else "non-finite values (NaN/inf)"
+            return False, its, why
+        self.time += dt
+        current = self.collector_current() if self.potentiostatic else float(self.I_app.value)
+        self.charge += current * dt
+        self.ce_old.x.array[:] = self.u[0].x.array
+        self.xs_old.x.array[:] = self.u[2].x.array
+        self.records.append(self._record(dt, its))
+        return True, its, "converged"
+
+    def _record(self, dt: float, its: int) -> StepRecord:
+        li_e, li_s = self.li_inventory()
+        ii, icc, ili = (self.scalar(f) for f in self._current_forms)
+        applied = icc if self.potentiostatic else float(self.I_app.value)
+        am = self.params.active
+        x_mean = li_s / (am.c_max_mol_m3 * self.solid_volume)
+        xmin, xmax, cmin = self._extremes()
+        return StepRecord(
+            step=len(self.records) + 1,
+            time_s=self.time,
+            dt_s=dt,
+            voltage_V=self.voltage(),
+            applied_current=applied,
+            interface_current=ii,
+            collector_current=icc,
+            li_metal_current=ili,
+            li_electrolyte_mol=li_e,
+            li_solid_mol=li_s,
+            li_total_mol=li_e + li_s,
+            charge_passed_C=self.charge,
+            newton_iterations=int(its),
+            x_mean=x_mean,
+            x_min=xmin,
+            x_max=xmax,
+            c_min_mol_m3=cmin,
+        )
+
+    def _extremes(self) -> tuple[float, float, float]:
+        """Smallest / largest particle stoichiometry and smallest electrolyte c (mol/m³)."""
+        xa, ca = self.u[2].x.array, self.u[0].x.array
+        xmin = self.comm.allreduce(float(np.min(xa, initial=np.inf)), op=MPI.MIN)
+        xmax = self.comm.allreduce(float(np.max(xa, initial=-np.inf)), op=MPI.MAX)
+        cmin = self.comm.allreduce(float(np.min(ca, initial=np.inf)), op=MPI.MIN)
+        return xmin, xmax, cmin * self.params.electrolyte.c0_mol_m3
+
+    def diagnosis(self) -> str:
+        """State summary for error messages (last accepted state)."""
+        xmin, xmax, cmin = self._extremes()
+        return (
+            f"voltage {self.voltage():.4f} V, particle stoichiometry in [{xmin:.4f}, {xmax:.4f}]"
+            f", electrolyte c >= {cmin:.4g} mol/m3"
+        )
+
+    # ------------------------------------------------------------------ state (restarts)
+    def reset(self) -> None:
+        """Back to the initial rest state (uniform ``c0``, ``x0``, the OCP); time, charge and
+        records cleared."""
+        self._set_initial_state()
+        self.time = 0.0
+        self.charge = 0.0
+        self.records = []
+
+    def state_arrays(self) -> dict:
+        """Every field's owned dofs with their coordinates, gathered to rank 0 (the checkpoint
+        arrays: ``<name>``, ``<name>_xyz``, and ``V``). Collective; empty on other ranks
+        except ``V``."""
+        arrays = {}
+        for name, f in self.fields.items():
+            if name == "V":
+                arrays["V"] = np.array([self.voltage()])
+                continue
+            vals, xyz = owned_values_and_coordinates(f)
+            vals, xyz = gather(self.comm, vals), gather(self.comm, xyz)
+            if self.comm.rank == 0:
+                arrays[name], arrays[name + "_xyz"] = vals, xyz
+        return arrays
+
+    def load_state_arrays(self, arrays: dict) -> None:
+        """Set every field from :meth:`state_arrays` of the same mesh (any number of ranks:
+        dofs are matched by coordinates; ValueError if they do not match)."""
+        for name, f in self.fields.items():
+            if name == "V":
+                f.x.array[:] = float(arrays["V"][0])
+                continue
+            xyz = f.function_space.tabulate_dof_coordinates()
+            idx = match(self.comm, arrays[name + "_xyz"], xyz, f"{name} field", 1e-6)
+            f.x.array[:] = arrays[name][idx]
+            f.x.scatter_forward()
+        self.ce_old.x.array[:] = self.u[0].x.array
+        self.xs_old.x.array[:] = self.u[2].x.array
+
+    # ------------------------------------------------------------------ the time loop
+    def direct_phase(self) -> Phase:
+        """The phase of a direct run: ``options.current_density_A_m2`` until ``t_end_s``."""
+        o = self.options
+        i = float(o.current_density_A_m2)
+        return Phase(
+            kind="discharge" if i >= 0 else "charge",
+            current_density_A_m2=i,
+            duration_s=o.t_end_s - self.time,
+            dt_initial_s=max(o.dt_initial_s, o.dt_min_s),
+            dt_max_s=o.dt_max_s,
+        )
+
+    def run(self, phases=None, observer: Observer | None = None, resume=None) -> DischargeResult:
+        """Run ``phases`` (default: :meth:`direct_phase`) one after another from the current
+        state; the one time loop of the package (the discharge job runs it with its protocol
+        and an observer that writes files).
+
+        dt grows by ``growth`` after easy steps and is cut by ``cut`` after a failed step (the
+        step is retried); below ``dt_min_s`` an :class:`ElectrochemError` is raised that keeps
+        the records of the completed steps. ``resume``: the phase state of a checkpoint
+        (``phase_start``, ``dt_next_s``) for the first phase.
+        """
+        t0 = _time.perf_counter()
+        li0 = sum(self.li_inventory())
+        stop = "t_end"
+        for k, phase in enumerate(phases if phases is not None else [self.direct_phase()]):
+            stop = self.run_phase(phase, observer, resume if k == 0 else None).stop_reason
+        return DischargeResult(list(self.records), stop, li0, _time.perf_counter() - t0)
+
+    def run_phase(self, phase: Phase, observer=None, resume=None) -> PhaseOutcome:
+        """Step through one phase with the adaptive dt until its end or an event."""
+        o = self.options
+        self.current_density_A_m2 = phase.current_density_A_m2
+        if phase.kind == "cv":  # constant voltage; the current follows
+            self.set_potentiostatic(phase.v_hold_V)
+        else:
+            self.set_galvanostatic()
+        if resume is not None and resume.get("phase_start") is not None:
+            start, dt = resume["phase_start"], resume["dt_next_s"]
+        else:
+            start = {"time_s": self.time, "charge_C": self.charge, "steps": len(self.records)}
+            dt = phase.dt_initial_s
+        wall0 = _time.perf_counter()
+        wall_before = float(start.get("wall_s", 0.0))  # this phase's wall time before a restart
+        stop = "t_end"
+        n_steps = len(self.records) - start["steps"]
+        t_end = start["time_s"] + phase.duration_s
+        while self.time < t_end * (1 - 1e-12) - 1e-12:
+            if n_steps >= o.max_steps_per_phase:
+                stop = "max_steps"
+                break
+            dt_try = min(dt, phase.dt_max_s, t_end - self.time)
+            land = phase.land_at_V
+            if land is not None:
+                snap = (self._save(), self.time, self.charge, len(self.records), self.voltage())
+            ok, its, why = self.step(dt_try)
+            if ok and land is not None and self.records[-1].voltage_V > land + CV_LANDING_TOL_V:
+                # overshoot of the hold voltage: undo the step, retry with the interpolated dt
+                v_new, v_old = self.records[-1].voltage_V, snap[4]
+                frac = (land - v_old) / (v_new - v_old) if v_new > v_old else 0.5
+                dt_new = dt_try * min(max(frac, 0.05), 0.95)
+                if dt_new >= o.dt_min_s:
+                    saved, self.time, self.charge, n_rec, _ = snap
+                    self._restore(saved)
+                    self.ce_old.x.array[:] = saved[0]
+                    self.xs_old.x.array[:] = saved[2]
+                    del self.records[n_rec:]
+                    dt = dt_new
+                    continue
+            if not ok:
+                dt = dt_try * o.cut
+                if dt < o.dt_min_s:
+                    raise ElectrochemError(
+                        f"{phase.label}: time step fell below dt_min_s={o.dt_min_s:g} s at "
+                        f"t={self.time:g} s (last failure: {why} after {its} Newton iterations; "
+                        f"{self.diagnosis()})",
+                        self.records,
+                    )
+                continue
+            n_steps += 1
+            rec = self.records[-1]
+            dt = dt_try * o.growth if its <= o.easy_iterations else dt_try
+            ends = event(o, phase, rec)
+            if ends is None:
+                start["wall_s"] = wall_before + _time.perf_counter() - wall0
+            if observer is not None:
+                info = StepInfo(rec, its, dt_try, dt, n_steps, start, ends)
+                observer.on_step(self, phase, info)
+            if ends is not None:
+                stop = ends
+                break
+        self.set_galvanostatic()
+        outcome = PhaseOutcome(
+            phase, stop, n_steps, start, wall_before + _time.perf_counter() - wall0
+        )
+        if observer is not None:
+            observer.on_phase_end(self, phase, outcome)
+        return outcome
+
+
+def _snes_reason(reason: int) -> str:
+    names = {
+        -1: "function domain error",
+        -2: "function count exceeded",
+        -3: "linear solve failed",
+        -4: "residual is NaN",
+        -5: "maximum Newton iterations reached",
+        -6: "line search failed",
+        -7: "inner solve failed",
+        -8: "local minimum",
+        -9: "dtol (divergence)",
+        -10: "Jacobian domain error",
+        -11: "trust region delta",
+    }
+    return f"SNES diverged: {names.get(reason, 'reason')} ({reason})"

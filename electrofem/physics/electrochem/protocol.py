@@ -1,0 +1,194 @@
+"""The cycling protocol of a half cell as a list of phases, the events that end them, and the
+observer hooks of :meth:`~electrofem.physics.electrochem.HalfCell.run`.
+
+Per C-rate: *discharge* (constant current to ``v_min_V``) → optional *rest* (zero current for
+``rest_s``) → optional *charge* (constant current to ``v_max_V``) → optional *cv* (CC-CV: the
+voltage held at ``v_max_V`` until the current falls below ``cv_cutoff_c_rate``). 1C is
+``specific_capacity_1C_mAh_g`` of the active mass. Every phase starts with the step
+``dt_initial_fraction · 3600/C`` and is capped at ``dt_max_fraction · 3600/C`` (the rest at a
+tenth of its length); a phase lasts at most 3× its nominal duration (the CV hold
+``cv_max_s``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..materials import FARADAY
+from .options import CellParams, DischargeOptions
+from .records import StepRecord
+
+#: With a CV hold, the CC charge's last step is shortened until it ends within this of v_max.
+CV_LANDING_TOL_V = 1e-3
+
+
+def rate_label(c_rate: float) -> str:
+    """``0.1`` → ``"0.1"`` (file names ``discharge_0.1C.csv``)."""
+    return f"{float(c_rate):g}"
+
+
+@dataclass
+class Phase:
+    """One constant-current or constant-voltage phase.
+
+    Attributes:
+        kind: ``"discharge"``, ``"rest"``, ``"charge"`` or ``"cv"``.
+        index: position in its protocol.
+        c_rate: the C-rate of the protocol (its discharge rate).
+        rate: this phase's C-rate (0 for a rest).
+        current_density_A_m2: applied current per box cross-section (+ discharge).
+        duration_s: longest duration.
+        dt_initial_s, dt_max_s: first and largest step.
+        v_hold_V: ``cv``: the held voltage.
+        land_at_V: a CC charge followed by a CV hold ends exactly at this voltage (the last
+            step is shortened until it lands within :data:`CV_LANDING_TOL_V`).
+        i_cutoff_A: ``cv``: the current (A, or A/m in 2D) below which the hold ends.
+    """
+
+    kind: str
+    index: int = 0
+    c_rate: float = 1.0
+    rate: float = 1.0
+    current_density_A_m2: float = 0.0
+    duration_s: float = 3600.0
+    dt_initial_s: float = 1.0
+    dt_max_s: float = 60.0
+    v_hold_V: float | None = None
+    land_at_V: float | None = None
+    i_cutoff_A: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{rate_label(self.c_rate)}C {self.kind}"
+
+
+@dataclass
+class StepInfo:
+    """What :meth:`Observer.on_step` gets after every accepted step."""
+
+    record: StepRecord
+    newton_iterations: int
+    dt_s: float
+    dt_next_s: float
+    steps: int  # accepted steps of this phase
+    start: dict  # the phase's start: time_s, charge_C, steps (records), wall_s
+    stop: str | None  # the event that ends the phase after this step, if any
+
+
+@dataclass
+class PhaseOutcome:
+    """How a phase ended."""
+
+    phase: Phase
+    stop_reason: str
+    steps: int
+    start: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+class Observer:
+    """Hooks of the time loop (override what you need); called on every rank."""
+
+    def on_step(self, cell, phase: Phase, info: StepInfo) -> None:
+        """After every accepted step."""
+
+    def on_phase_end(self, cell, phase: Phase, outcome: PhaseOutcome) -> None:
+        """After the last step of a phase."""
+
+
+def protocol(
+    options: DischargeOptions, c_rate: float, one_c_A: float, cross_section_m2: float
+) -> list[Phase]:
+    """The phases of one C-rate (see the module docstring). ``one_c_A``: the 1C current (A, or
+    A/m in 2D); ``cross_section_m2``: the box cross-section (m², or m in 2D)."""
+    o = options
+    kinds = [("discharge", c_rate)]
+    if o.rest_s > 0:
+        kinds.append(("rest", 0.0))
+    if o.charge:
+        kinds.append(("charge", o.charge_c_rate or c_rate))
+    if o.charge and o.cv_hold:
+        kinds.append(("cv", o.charge_c_rate or c_rate))
+    phases = []
+    for k, (kind, rate) in enumerate(kinds):
+        sign = {"discharge": 1.0, "rest": 0.0, "charge": -1.0, "cv": 0.0}[kind]
+        ref = 3600.0 / (rate if rate > 0 else c_rate)
+        dt_max = max(o.dt_min_s, ref * o.dt_max_fraction)
+        if kind == "rest":
+            t_len = o.rest_s
+            dt_max = max(o.dt_min_s, min(dt_max, o.rest_s / 10))
+        elif kind == "cv":
+            t_len = o.cv_max_s
+        else:
+            t_len = 3.0 * ref  # safety end: 3x the nominal duration
+        phases.append(
+            Phase(
+                kind=kind,
+                index=k,
+                c_rate=c_rate,
+                rate=rate,
+                current_density_A_m2=sign * rate * one_c_A / cross_section_m2,
+                duration_s=t_len,
+                dt_initial_s=max(o.dt_min_s, ref * o.dt_initial_fraction),
+                dt_max_s=dt_max,
+                v_hold_V=o.v_max_V if kind == "cv" else None,
+                land_at_V=o.v_max_V if kind == "charge" and o.cv_hold else None,
+                i_cutoff_A=o.cv_cutoff_c_rate * one_c_A if kind == "cv" else 0.0,
+            )
+        )
+    return phases
+
+
+def event(options: DischargeOptions, phase: Phase, rec: StepRecord) -> str | None:
+    """The event that ends ``phase`` after the step ``rec``, or None."""
+    o = options
+    if phase.kind == "discharge":
+        if rec.voltage_V <= o.v_min_V:
+            return "v_min"
+        if rec.x_max >= o.x_stop_max:
+            return "x_max"
+    if phase.kind == "charge":
+        if rec.voltage_V >= o.v_max_V:
+            return "v_max"
+        if rec.x_min <= o.x_stop_min:
+            return "x_min"
+    if phase.kind == "cv":
+        if abs(rec.applied_current) <= phase.i_cutoff_A:
+            return "i_min"
+        if rec.x_min <= o.x_stop_min:
+            return "x_min"
+    if phase.kind != "rest" and rec.c_min_mol_m3 <= o.c_stop_min_mol_m3:
+        return "c_min"
+    return None
+
+
+def theoretical_capacity(
+    params: CellParams, v_cut: float, density_g_cm3: float, charge=False, x_start=None
+):
+    """``(x_cut, mAh/g)``: Li the active material takes from ``x_start`` (default ``x0``) to
+    the stoichiometry where its OCP reaches ``v_cut`` (discharge: ``x`` grows, the OCP falls;
+    charge: ``x`` falls). If the OCP never reaches it in ``[0, 1]``, ``x_cut`` is 1
+    (discharge) or 0 (charge). ``Q = |x_cut − x_start| c_s,max F / (3.6 ρ)`` (mAh/g, with ρ in
+    g/cm³), independent of the geometry."""
+    am = params.active
+    x_start = am.x0 if x_start is None else float(x_start)
+    x = np.linspace(x_start, 0.0 if charge else 1.0, 20001)
+    u = np.asarray(am.ocp_V(x), dtype=float)
+    hit = np.flatnonzero(u >= v_cut) if charge else np.flatnonzero(u <= v_cut)
+    if hit.size == 0:
+        x_cut = float(x[-1])
+    else:  # linear interpolation between the bracketing samples, then bisection
+        k = int(hit[0])
+        a, b = float(x[max(k - 1, 0)]), float(x[k])
+        for _ in range(60):
+            m = 0.5 * (a + b)
+            um = float(am.ocp_V(m))
+            if (um >= v_cut) == charge:
+                b = m
+            else:
+                a = m
+        x_cut = 0.5 * (a + b)
+    q = abs(x_cut - x_start) * am.c_max_mol_m3 * FARADAY / 3.6 / (density_g_cm3 * 1e6)
+    return x_cut, q
