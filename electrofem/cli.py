@@ -221,6 +221,36 @@ def _cmd_infiltrate(args) -> int:
     return 0
 
 
+def _cmd_conductivity(args) -> int:
+    import dataclasses
+
+    from mpi4py import MPI
+
+    from .jobs.conductivity import run_conductivity
+
+    source, options = _source_and_options(args, "conductivity")
+    if args.direction:
+        options = dataclasses.replace(options, directions=tuple(args.direction))
+    for item in args.sigma or ():
+        name, _, value = item.partition("=")
+        try:
+            sigma = {**options.conductivities_S_m, name.strip(): float(value)}
+        except ValueError:
+            raise ValueError(
+                f"--sigma: expected PHASE=S/m (e.g. binder=10), got {item!r}"
+            ) from None
+        options = dataclasses.replace(options, conductivities_S_m=sigma)
+    options.validate(names={"directions": "--direction", "conductivities_S_m": "--sigma"})
+    m = run_conductivity(source, args.output, options, progress=not args.quiet)
+    if MPI.COMM_WORLD.rank == 0:
+        for name, d in m["directions"].items():
+            print(
+                f"solid {name}: eps_s {d['solid_fraction']:.4f} | sigma_eff "
+                f"{d['sigma_eff_S_m']:.4g} S/m | tau {d['tortuosity']:.4g} -> {args.output}"
+            )
+    return 0
+
+
 def _cmd_pybamm(args) -> int:
     from .export import write_pybamm_parameters
 
@@ -300,6 +330,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_flags(inf, InfiltrationOptions)
     inf.add_argument("-q", "--quiet", action="store_true")
     inf.set_defaults(func=_cmd_infiltrate)
+    ec = sub.add_parser("conductivity", help="effective electronic conductivity of the solid")
+    ec.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
+    ec.add_argument("-o", "--output", required=True, help="output directory")
+    ec.add_argument(
+        "--direction", action="extend", nargs="+", choices=["x", "y", "z", "all"], help="axes"
+    )
+    ec.add_argument("--sigma", action="append", help="PHASE=S/m, repeatable (e.g. binder=10)")
+    add_flags(ec, JOB_TABLES["conductivity"])
+    ec.add_argument("-q", "--quiet", action="store_true")
+    ec.set_defaults(func=_cmd_conductivity)
     pb = sub.add_parser("pybamm", help="PyBaMM DFN parameters from a transport.json")
     pb.add_argument("transport", help="transport.json of an electrolyte transport run")
     pb.add_argument("-o", "--output", required=True, help="parameter JSON to write")

@@ -99,7 +99,7 @@ from .microstructure import (
 )
 from .params import OptionsError, check_keys, from_table
 from .physics.electrochem.options import DischargeOptions
-from .physics.transport import TransportOptions
+from .physics.transport import ConductivityOptions, TransportOptions
 
 
 class ConfigError(OptionsError):
@@ -111,6 +111,7 @@ JOB_TABLES = {
     "transport": TransportOptions,
     "discharge": DischargeOptions,
     "infiltration": InfiltrationOptions,
+    "conductivity": ConductivityOptions,
 }
 
 
@@ -128,6 +129,7 @@ class Config:
     transport: TransportOptions = field(default_factory=TransportOptions)
     discharge: DischargeOptions = field(default_factory=DischargeOptions)
     infiltration: InfiltrationOptions = field(default_factory=InfiltrationOptions)
+    conductivity: ConductivityOptions = field(default_factory=ConductivityOptions)
 
 
 TOP_KEYS = {
@@ -148,6 +150,7 @@ TOP_KEYS = {
     "transport",
     "discharge",
     "infiltration",
+    "conductivity",
 }
 BOX_KEYS = {"width", "depth", "height", "periodic"}
 LAYER_KEYS = {"name", "thickness_fraction", "porosity", "particles"}

@@ -172,7 +172,7 @@ def run_transport(
     if plots and comm.rank == 0:
         files["profiles_png"] = outdir / "profiles.png"
         plot_profiles(profiles, files["profiles_png"], title=f"{options.phase} transport")
-    files["fields"] = _write_fields(result, outdir / "fields.xdmf")
+    files["fields"] = write_fields(result, outdir / "fields.xdmf")
 
     if options.phase == "electrolyte" and through in result.directions:
         from ..export import pybamm_parameters
@@ -190,7 +190,7 @@ def run_transport(
     return TransportReport(result, metrics, profiles, files)
 
 
-def _write_fields(result: TransportResult, path: Path) -> Path:
+def write_fields(result: TransportResult, path: Path) -> Path:
     """All directions' potentials on their (shared) submesh, one XDMF file."""
     from dolfinx.io import XDMFFile
 

@@ -39,7 +39,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import tags
-from ..params import at_least, param, positive
+from ..params import OptionsError, at_least, param, positive
 from ..params import validate as validate_params
 from ._petsc import destroy
 
@@ -161,6 +161,71 @@ class TransportOptions:
         if bad:
             raise ValueError(f"transport.directions: {bad[0]!r} is not an axis of a {dim}D mesh")
         return tuple(dict.fromkeys(self.directions))
+
+
+def _conductivities(v):
+    for k, c in v.items():
+        if k not in tags.PHASES or k == "electrolyte":
+            return f"unknown solid phase {k!r}, got {v}"
+        if isinstance(c, bool) or not (isinstance(c, int | float) and c > 0 and math.isfinite(c)):
+            return f"{k} must be positive, got {c!r}"
+    return None
+
+
+#: Electronic conductivities of the solid phases (S/m) and where they come from.
+SOLID_CONDUCTIVITY_S_M = {"active": 0.18, "second": 1e-6, "binder": 10.0}
+SOLID_CONDUCTIVITY_SOURCES = {
+    "active": "NMC811, Chen et al. 2020 (PyBaMM Chen2020 set; materials.ActiveMaterialParams)",
+    "second": "assumed: an insulating Al2O3-like coating, far below the active phase",
+    "binder": "assumed: carbon-binder domain, typically 1-100 S/m",
+}
+
+
+@dataclass
+class ConductivityOptions:
+    """The effective electronic conductivity of the solid network (the ``[conductivity]``
+    table, the ``electrofem conductivity`` flags): the cell problem of
+    :func:`solve_transport` on the solid phases with their conductivities (S/m)."""
+
+    TABLE = "conductivity"
+
+    phase: str = param(
+        "solid",
+        doc="solid (every solid phase present) or phase names (active,binder)",
+        check=_phase_selection,
+        flag="--phase",
+    )
+    directions: tuple[str, ...] = param(("all",), doc="axes x, y, z or all", check=_directions)
+    conductivities_S_m: dict[str, float] = param(
+        unit="S/m",
+        doc="electronic conductivity per solid phase (missing phases: the defaults)",
+        source="; ".join(f"{k}: {v}" for k, v in SOLID_CONDUCTIVITY_SOURCES.items()),
+        check=_conductivities,
+        factory=lambda: dict(SOLID_CONDUCTIVITY_S_M),
+    )
+
+    def __post_init__(self):
+        if isinstance(self.directions, str):
+            self.directions = (self.directions,)
+        elif isinstance(self.directions, list):
+            self.directions = tuple(self.directions)
+        self.conductivities_S_m = {**SOLID_CONDUCTIVITY_S_M, **self.conductivities_S_m}
+
+    def validate(self, names: dict[str, str] | None = None) -> None:
+        """Raise :class:`~electrofem.params.OptionsError` naming the field."""
+        validate_params(self, self.TABLE, names)
+        if self.phase == "electrolyte":
+            raise OptionsError(f"{self.TABLE}.phase: the electrolyte conducts no electrons")
+
+    def transport_options(self) -> TransportOptions:
+        """The same cell problem as :class:`TransportOptions` (σ as the coefficients; the
+        reference D0 is 1 S/m, so D_eff/D0 is σ_eff in S/m)."""
+        return TransportOptions(
+            phase=self.phase,
+            directions=self.directions,
+            coefficients=dict(self.conductivities_S_m),
+            reference=1.0,
+        )
 
 
 @dataclass
