@@ -244,9 +244,11 @@ def _cmd_conductivity(args) -> int:
     m = run_conductivity(source, args.output, options, progress=not args.quiet)
     if MPI.COMM_WORLD.rank == 0:
         for name, d in m["directions"].items():
+            tau = d["tortuosity"]
+            tau = f"{tau:.4g}" if isinstance(tau, float) else tau
             print(
                 f"solid {name}: eps_s {d['solid_fraction']:.4f} | sigma_eff "
-                f"{d['sigma_eff_S_m']:.4g} S/m | tau {d['tortuosity']:.4g} -> {args.output}"
+                f"{d['sigma_eff_S_m']:.4g} S/m | tau {tau} -> {args.output}"
             )
     return 0
 
