@@ -1,0 +1,84 @@
+"""Meshing options and reports: :class:`MeshOptions`, :class:`GeometryReport`, :class:`MeshStats`.
+
+Plain dataclasses, no gmsh or dolfinx: :mod:`electrofem.config` imports :class:`MeshOptions`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+# --------------------------------------------------------------------------------------------
+# Public data classes
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MeshOptions:
+    """Element sizes and meshing switches (lengths in µm).
+
+    Attributes:
+        size: global maximum element size (electrolyte far from particles).
+        radius_factor: element size at a particle surface = ``min(size, radius_factor * r)``.
+        neck_factor: element size at a contact neck of radius ``a`` (and at the circle where a
+            box face cuts a particle) = ``max(size_min, neck_factor * a)``.
+        size_min: lower bound on any element size.
+        optimize: 3D: Netgen optimisation of the tetrahedra.
+        quality_warn: log a warning when the minimum element quality (minSICN) is below this.
+        verbose: print gmsh's own output.
+    """
+
+    size: float = 1.0
+    radius_factor: float = 0.25
+    neck_factor: float = 0.5
+    size_min: float = 0.05
+    optimize: bool = True
+    quality_warn: float = 0.1
+    verbose: bool = False
+
+    def validate(self) -> None:
+        """Raise ValueError naming the offending field."""
+        for name in ("size", "radius_factor", "neck_factor", "size_min"):
+            v = getattr(self, name)
+            if not (_is_number(v) and math.isfinite(v) and v > 0):
+                raise ValueError(f"mesh.{name}: must be > 0, got {v!r}")
+        if self.size_min > self.size:
+            raise ValueError(
+                f"mesh.size_min: must be <= mesh.size ({self.size}), got {self.size_min}"
+            )
+        q = self.quality_warn
+        if not (_is_number(q) and 0 <= q <= 1):
+            raise ValueError(f"mesh.quality_warn: must be in [0, 1], got {q!r}")
+
+
+@dataclass
+class GeometryReport:
+    """What :func:`build_geometry` built (JSON-serialisable via ``dataclasses.asdict``).
+
+    Attributes:
+        n_volumes: number of gmsh entities of the top dimension.
+        phase_volumes: phase id -> total volume (area in 2D), µm^3, from OCC.
+        interface_areas: interface facet tag -> total area (length in 2D), µm^2.
+        boundary_areas: box-face tag (``tags.BOTTOM`` ...) -> area (length in 2D), µm^2.
+    """
+
+    n_volumes: int
+    phase_volumes: dict[int, float] = field(default_factory=dict)
+    interface_areas: dict[int, float] = field(default_factory=dict)
+    boundary_areas: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass
+class MeshStats:
+    """Size, quality (gmsh minSICN of the top-dimensional elements) and timings of a mesh."""
+
+    n_nodes: int
+    n_cells: int
+    min_quality: float
+    mean_quality: float
+    seconds_geometry: float
+    seconds_mesh: float

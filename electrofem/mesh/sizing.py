@@ -1,0 +1,250 @@
+"""The element-size field and the mesh: :func:`mesh_geometry`, :func:`build_and_mesh`.
+
+The size (``min(size, radius_factor * r)`` on particle surfaces, ``neck_factor * a`` on
+contact necks and on the circles where box faces cut particles, growing linearly away from
+them) is sampled on a regular grid from the exact distances to spheres and neck circles
+(:func:`_size_grid`) and handed to gmsh as a 'Structured' background field; the gmsh options
+(:func:`_set_mesh_options`) fix the algorithms, one thread and the random seed, so the same
+particles give the same mesh.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from typing import TYPE_CHECKING
+
+import gmsh
+import numpy as np
+
+from .occ import ATTRIBUTE, build_geometry
+from .options import GeometryReport, MeshOptions, MeshStats
+from .plan import _effective_shell, _fingerprint, _hint_text, _Plan, _plan
+
+if TYPE_CHECKING:
+    from ..microstructure.particles import Particles
+
+log = logging.getLogger("electrofem.mesh")
+
+#: Growth rate of the element size away from refined surfaces (size increase per unit length).
+GROWTH = 0.5
+#: Largest number of points of the structured size-field grid.
+GRID_MAX_POINTS = 4_000_000
+#: Fixed seed of gmsh's random perturbations (determinism).
+RANDOM_SEED = 1
+
+
+def _load_info() -> dict:
+    if ATTRIBUTE not in gmsh.model.getAttributeNames():
+        raise RuntimeError(
+            "mesh: the current gmsh model was not made by build_geometry (no "
+            f"{ATTRIBUTE!r} attribute)"
+        )
+    return json.loads(gmsh.model.getAttribute(ATTRIBUTE)[0])
+
+
+def _size_sources(options: MeshOptions, particles: Particles, plan: _Plan):
+    """Refinement sources ``(kind, centre, normal, radius, h)`` with ``h < size``.
+
+    ``"sphere"``: a particle (or core) surface; ``"ring"``: a contact neck or the circle where
+    a box face cuts a particle (two points in 2D).
+    """
+    size, smin = float(options.size), float(options.size_min)
+    t_shell = _effective_shell(particles)
+    h_part = np.minimum(size, options.radius_factor * np.asarray(particles.radii, float))
+    h_part = np.where(t_shell > 0, np.minimum(h_part, t_shell), h_part)
+    h_part = np.maximum(h_part, smin)
+    box = np.asarray(particles.box.size, float)
+    dim = len(box)
+    sources = []
+    for k in plan.live:
+        q = plan.inst[k]
+        h = float(h_part[q.particle])
+        if h < size:
+            sources.append(("sphere", q.center, None, q.radius, h))
+            if t_shell[q.particle] > 0:
+                sources.append(("sphere", q.center, None, q.radius - t_shell[q.particle], h))
+        # circles where the box faces cut the particle
+        for ax in range(dim):
+            for s, sign in ((q.center[ax], -1.0), (box[ax] - q.center[ax], 1.0)):
+                if abs(s) < q.radius:
+                    a = math.sqrt(q.radius**2 - s * s)
+                    hn = max(smin, options.neck_factor * a)
+                    if hn < h:
+                        n = np.zeros(dim)
+                        n[ax] = sign
+                        sources.append(("ring", q.center + n * s, n, a, hn))
+    for ka, kb, p, u, a in plan.contacts:
+        hn = max(smin, options.neck_factor * a)
+        ia, ib = plan.inst[ka].particle, plan.inst[kb].particle
+        if hn < min(h_part[ia], h_part[ib]):
+            sources.append(("ring", p, u, a, hn))
+    return sources
+
+
+def _size_grid(options: MeshOptions, particles: Particles, plan: _Plan):
+    """Element size on a regular grid over the box: ``min(size, h + GROWTH * distance)`` over
+    all refinement sources (exact distances to spheres and neck circles).
+
+    Returns ``(spacing, values)`` or None when nothing needs refinement.
+    """
+    sources = _size_sources(options, particles, plan)
+    if not sources:
+        return None
+    size = float(options.size)
+    box = np.asarray(particles.box.size, float)
+    dim = len(box)
+    h_min = min(src[4] for src in sources)
+    step = max(h_min / 2.5, (float(np.prod(box)) / GRID_MAX_POINTS) ** (1.0 / dim))
+    n = np.maximum(np.ceil(box / step).astype(int) + 1, 2)
+    spacing = box / (n - 1)
+    grid = np.full(tuple(n), size)
+    for kind, c, u, rad, h in sources:
+        reach = rad + (size - h) / GROWTH
+        lo = np.maximum(np.floor((c - reach) / spacing).astype(int), 0)
+        hi = np.minimum(np.ceil((c + reach) / spacing).astype(int) + 1, n)
+        if np.any(hi <= lo):
+            continue
+        axes = np.ix_(*[np.arange(lo[k], hi[k]) * spacing[k] - c[k] for k in range(dim)])
+        if kind == "sphere":
+            dist = np.abs(np.sqrt(sum(x * x for x in axes)) - rad)
+        else:
+            qn = sum(x * uk for x, uk in zip(axes, u, strict=True))
+            qp = np.sqrt(np.maximum(sum(x * x for x in axes) - qn * qn, 0.0))
+            dist = np.sqrt((qp - rad) ** 2 + qn * qn)
+        block = tuple(slice(lo[k], hi[k]) for k in range(dim))
+        np.minimum(grid[block], h + GROWTH * dist, out=grid[block])
+    return spacing, grid
+
+
+def _write_structured(path: str, spacing: np.ndarray, grid: np.ndarray) -> None:
+    """gmsh 'Structured' field file (binary): origin, spacing, counts, values (x slowest)."""
+    import struct
+
+    if grid.ndim == 2:
+        grid = grid[:, :, None]
+        spacing = np.array([spacing[0], spacing[1], 1.0])
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("=3d3d3i", 0.0, 0.0, 0.0, *map(float, spacing), *grid.shape))
+        fh.write(np.ascontiguousarray(grid, dtype="=f8").tobytes())
+
+
+def _set_mesh_options(options: MeshOptions, dim: int) -> None:
+    opt = gmsh.option.setNumber
+    opt("General.Terminal", 1 if options.verbose else 0)
+    opt("General.NumThreads", 1)
+    opt("Mesh.MaxNumThreads1D", 1)
+    opt("Mesh.MaxNumThreads2D", 1)
+    opt("Mesh.MaxNumThreads3D", 1)
+    opt("Mesh.RandomSeed", RANDOM_SEED)
+    opt("Mesh.Algorithm", 6)  # Frontal-Delaunay (2D, and the 3D surface mesh)
+    opt("Mesh.Algorithm3D", 1)  # Delaunay: deterministic (HXT is not)
+    opt("Mesh.Optimize", 1 if dim == 3 else 0)  # gmsh's cheap sliver removal
+    opt("Mesh.OptimizeNetgen", 1 if (options.optimize and dim == 3) else 0)
+    opt("Mesh.ElementOrder", 1)
+    opt("Mesh.LcIntegrationPrecision", 1e-3)
+    opt("Mesh.MeshSizeMax", float(options.size))
+    opt("Mesh.MeshSizeMin", float(options.size_min))
+    opt("Mesh.MeshSizeFromPoints", 0)
+    opt("Mesh.MeshSizeFromCurvature", 0)
+    opt("Mesh.MeshSizeExtendFromBoundary", 0)
+
+
+def mesh_geometry(options: MeshOptions, particles: Particles) -> MeshStats:
+    """Set the size field and generate the mesh of the current model (from build_geometry).
+
+    Element size: ``min(size, radius_factor * r)`` (and at most the shell thickness for
+    core-shell particles) on each particle's surfaces, ``max(size_min, neck_factor * a)`` on
+    contact necks and on the circles where box faces cut particles, growing linearly with the
+    distance (gradient :data:`GROWTH`) to ``size``. The size is sampled on a regular grid and
+    handed to gmsh as a 'Structured' background field. Any previous mesh and size fields of
+    the model are discarded.
+
+    Raises RuntimeError when gmsh fails or the model is not the particles' geometry.
+    """
+    options.validate()
+    if not gmsh.isInitialized():
+        raise RuntimeError("mesh: gmsh is not initialised; call gmsh.initialize() first")
+    info = _load_info()
+    dim = info["dim"]
+    if info["particles"] != _fingerprint(particles):
+        raise RuntimeError(
+            "mesh: the particles are not the ones the current geometry was built from"
+        )
+    _set_mesh_options(options, dim)
+    gmsh.model.mesh.clear()
+    field = gmsh.model.mesh.field
+    for fid in field.list():
+        field.remove(fid)
+    t0 = time.perf_counter()
+    grid = _size_grid(options, particles, _plan(particles, quiet=True))
+    path = None
+    try:
+        if grid is not None:
+            fd, path = tempfile.mkstemp(prefix="electrofem-size-", suffix=".bin")
+            os.close(fd)
+            _write_structured(path, *grid)
+            fid = field.add("Structured")
+            field.setString(fid, "FileName", path)
+            field.setNumber(fid, "TextFormat", 0)
+            field.setAsBackgroundMesh(fid)
+            log.debug(
+                "mesh: size grid %s in %.2f s",
+                "x".join(map(str, grid[1].shape)),
+                time.perf_counter() - t0,
+            )
+        gmsh.model.mesh.generate(dim)
+    except Exception as err:
+        raise RuntimeError(
+            f"mesh: gmsh failed to generate the {dim}D mesh: {err}{_hint_text(info['hints'])}"
+        ) from err
+    finally:
+        for fid in field.list():
+            field.remove(fid)
+        if path is not None:
+            os.remove(path)
+    seconds = time.perf_counter() - t0
+
+    _, etags, _ = gmsh.model.mesh.getElements(dim)
+    cell_tags = np.concatenate(etags) if len(etags) else np.zeros(0, np.uint64)
+    if cell_tags.size == 0:
+        raise RuntimeError(f"mesh: gmsh produced no {dim}D elements{_hint_text(info['hints'])}")
+    quality = np.asarray(gmsh.model.mesh.getElementQualities(cell_tags, "minSICN"))
+    node_tags, _, _ = gmsh.model.mesh.getNodes()
+    stats = MeshStats(
+        n_nodes=int(len(node_tags)),
+        n_cells=int(cell_tags.size),
+        min_quality=float(quality.min()),
+        mean_quality=float(quality.mean()),
+        seconds_geometry=float(info.get("seconds_geometry", 0.0)),
+        seconds_mesh=seconds,
+    )
+    log.info(
+        "mesh: %d nodes, %d cells, quality min %.3f mean %.3f in %.2f s",
+        stats.n_nodes,
+        stats.n_cells,
+        stats.min_quality,
+        stats.mean_quality,
+        seconds,
+    )
+    if stats.min_quality < options.quality_warn:
+        log.warning(
+            "mesh: minimum element quality (minSICN) %.3g is below %.3g%s",
+            stats.min_quality,
+            options.quality_warn,
+            _hint_text(info["hints"]),
+        )
+    return stats
+
+
+def build_and_mesh(
+    particles: Particles, options: MeshOptions, model_name: str = "electrofem"
+) -> tuple[GeometryReport, MeshStats]:
+    """:func:`build_geometry` then :func:`mesh_geometry`."""
+    options.validate()
+    report = build_geometry(particles, model_name, verbose=options.verbose)
+    return report, mesh_geometry(options, particles)
