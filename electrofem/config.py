@@ -84,7 +84,7 @@ from pathlib import Path
 
 from . import tags
 from .infiltration_job import InfiltrationJobOptions as InfiltrationOptions
-from .mesh.geometry import MeshOptions
+from .mesh.options import MeshOptions
 from .microstructure import (
     Box,
     ContactModel,
