@@ -10,7 +10,12 @@ from electrofem.cli import build_parser
 from electrofem.config import JOB_TABLES, ConfigError, parse_options
 from electrofem.params import OptionsError, default_of, describe, flag_names, specs
 
-VERBS = {"transport": "transport", "discharge": "discharge", "infiltration": "infiltrate"}
+VERBS = {
+    "transport": "transport",
+    "discharge": "discharge",
+    "infiltration": "infiltrate",
+    "conductivity": "conductivity",
+}
 
 
 def _subparser(verb: str) -> argparse.ArgumentParser:

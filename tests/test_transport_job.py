@@ -54,7 +54,7 @@ def test_job_writes_consistent_metrics(shared_tmp):
 
 
 def test_job_keeps_finished_directions_when_a_later_one_fails(shared_tmp, monkeypatch):
-    import electrofem.transport_job as job
+    import electrofem.jobs.transport as job
 
     real = job.solve_transport
 
@@ -104,7 +104,7 @@ def test_cli_transport_3d_solid_and_sia(shared_tmp, capsys):
 @pytest.mark.parametrize(
     "argv, field",
     [
-        (["--phase", "plasma"], "transport.phase"),
+        (["--phase", "plasma"], "--phase"),
         (["--direction", "z"], "transport.directions"),
         (["--density", "active"], "--density"),
     ],

@@ -209,7 +209,8 @@ class ConductivityOptions:
             self.directions = (self.directions,)
         elif isinstance(self.directions, list):
             self.directions = tuple(self.directions)
-        self.conductivities_S_m = {**SOLID_CONDUCTIVITY_S_M, **self.conductivities_S_m}
+        if isinstance(self.conductivities_S_m, dict):  # a bad type is left to validate()
+            self.conductivities_S_m = {**SOLID_CONDUCTIVITY_S_M, **self.conductivities_S_m}
 
     def validate(self, names: dict[str, str] | None = None) -> None:
         """Raise :class:`~electrofem.params.OptionsError` naming the field."""
