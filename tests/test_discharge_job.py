@@ -154,6 +154,13 @@ def test_files_exist_and_agree(slow_fast):
     assert 'Name="j_interface"' in xdmf
 
 
+#: state.json keys of a discharge checkpoint, as written before the jobs/ refactor.
+CHECKPOINT_KEYS = (
+    "phase time_s charge_C phase_start dt_next_s records version rate_index phase_index "
+    "rate_label options rates metrics_rates all_rows restarts seq arrays"
+).split()
+
+
 class Killed(Exception):
     pass
 
@@ -178,6 +185,8 @@ def test_restart_matches_uninterrupted_run(workdir):
         run_discharge(workdir / "cell.toml", out, opts, progress=False, step_callback=kill)
     state = json.loads((out / "checkpoint" / "state.json").read_text())
     assert state["rate_label"] == "2" and state["phase"] == "charge"
+    # the checkpoint format of earlier releases (old checkpoints restart): the same keys
+    assert set(state) == set(CHECKPOINT_KEYS), set(state) ^ set(CHECKPOINT_KEYS)
     m = json.loads((out / "discharge.json").read_text())
     assert m["status"] == "running" and "4" in m["rates"]
     res = run_discharge(workdir / "cell.toml", out, opts, progress=False, restart=True)

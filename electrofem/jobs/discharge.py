@@ -59,12 +59,9 @@ interface (particle interiors). In ParaView open the ``_active`` file, colour by
 ``j_interface``; the particle outlines then show where the reaction runs (``Extract
 Edges``/``Feature Edges`` in 2D, ``Extract Surface`` in 3D, restrict the view to them).
 
-**Checkpoints** (``checkpoint/``): every ``checkpoint_every_steps`` accepted steps or
-``checkpoint_every_s`` seconds of wall time, and at the end of each phase. The field dofs are
-gathered to rank 0 with their coordinates (``state_<seq>.npz``) next to ``state.json`` (time,
-charge, next dt, the rows and records so far, completed rates), so a run restarts on any number
-of ranks: each dof is matched by coordinates (the mesh must be the same). ``state.json`` is
-written last and atomically, so a kill while writing keeps the previous checkpoint.
+**Checkpoints** (``checkpoint/``, format in :mod:`electrofem.jobs.output`): every
+``checkpoint_every_steps`` steps or ``checkpoint_every_s`` wall seconds and at the end of each
+phase; ``state.json`` holds time, charge, next dt, rows, records and completed rates.
 
 MPI-collective; rank 0 writes the small files.
 """
