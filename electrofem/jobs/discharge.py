@@ -51,20 +51,15 @@ homogenised carbon-binder electronic network in the pores (:class:`CellParams`) 
 every particle surface to the collector: use it with gap contacts in 2D.
 
 **Interface current** (``j_interface`` in ``fields_<rate>C_active.xdmf``): the
-Butler--Volmer current density ``j`` (A/m², anodic positive, so negative on discharge) of the
-particle|electrolyte interface, as a P1 field of the active submesh obtained by a lumped L²
-projection onto the particle surface nodes (:meth:`HalfCell.interface_current_field`; the
-node values times their surface weights sum exactly to ``∫ j dS``). It is 0 at nodes off the
-interface (particle interiors). In ParaView open the ``_active`` file, colour by
-``j_interface``; the particle outlines then show where the reaction runs (``Extract
-Edges``/``Feature Edges`` in 2D, ``Extract Surface`` in 3D, restrict the view to them).
+Butler--Volmer current density (A/m², anodic positive) on the particle surface nodes
+(:meth:`HalfCell.interface_current_field`), 0 in particle interiors; in ParaView colour the
+``_active`` file by it and show the particle outlines.
 
 **Checkpoints** (``checkpoint/``, format in :mod:`electrofem.jobs.output`): every
 ``checkpoint_every_steps`` steps or ``checkpoint_every_s`` wall seconds and at the end of each
 phase; ``state.json`` holds time, charge, next dt, rows, records and completed rates.
 
-MPI-collective; rank 0 writes the small files.
-"""
+MPI-collective; rank 0 writes the small files."""
 
 from __future__ import annotations
 
