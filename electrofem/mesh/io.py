@@ -2,15 +2,19 @@
 
 * built from a Gmsh model on one rank and distributed (``shared_facet`` ghost mode, which the
   interface integrals ``dS`` of later solvers need);
-* written to / read from XDMF (with cell and facet tags) and Gmsh ``.msh``, under MPI;
-* metadata (microstructure parameters, version) travel in a JSON sidecar ``<name>.json``;
+* written to / read from XDMF (with cell and facet tags) and Gmsh ``.msh``, under MPI. Reading
+  either checks the file on rank 0 first (:mod:`.files`; gmsh parses a ``.msh`` there) and
+  raises the same one-line :class:`MeshFileError` on every rank when any rank fails: a corrupt
+  file never leaves ranks waiting in a collective call;
+* metadata (microstructure parameters, version) travel in a JSON sidecar ``<name>.json``; a
+  mesh without it still loads, with what can be derived from the mesh (:mod:`.metadata`);
 * other formats go through meshio (:func:`convert`, serial).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,13 +22,10 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import __version__, tags
+from .files import CELL_TAGS_NAME, FACET_TAGS_NAME, MeshFileError, check_msh, check_xdmf, one_line
+from .metadata import complete, jsonable, read_sidecar
 
-CELL_TAGS_NAME = "cell_tags"
-FACET_TAGS_NAME = "facet_tags"
-
-
-class MeshFileError(RuntimeError):
-    """A mesh file that is missing, foreign or corrupt."""
+__all__ = ["CELL_TAGS_NAME", "FACET_TAGS_NAME", "ElectrodeMesh", "MeshFileError", "convert"]
 
 
 def _partitioner():
@@ -33,11 +34,94 @@ def _partitioner():
     return create_cell_partitioner(GhostMode.shared_facet, 2)
 
 
-def _bcast_error(comm: MPI.Comm, message: str | None) -> None:
-    """Raise MeshFileError on every rank if rank 0 found a problem."""
+def _on_root(comm: MPI.Comm, call, *args):
+    """``call(*args)`` on rank 0, returning ``(message, value)``; its message (or exception,
+    as one line) is broadcast and raised as MeshFileError on every rank; returns the value
+    on rank 0 and None elsewhere."""
+    message, value = None, None
+    if comm.rank == 0:
+        try:
+            message, value = call(*args)
+        except MeshFileError as err:
+            message = str(err)
+        except Exception as err:  # noqa: BLE001 - rank 0 must reach the broadcast
+            message = f"{args[0]}: cannot read it ({one_line(err)})"
     message = comm.bcast(message, root=0)
     if message:
         raise MeshFileError(message)
+    return value
+
+
+def _agree(comm: MPI.Comm, message: str | None) -> None:
+    """Raise MeshFileError on every rank when any rank has a ``message`` (collective)."""
+    first = next((m for m in comm.allgather(message) if m), None)
+    if first:
+        raise MeshFileError(first)
+
+
+def _sidecar(comm: MPI.Comm, path: Path) -> tuple[dict | None, str | None]:
+    return comm.bcast(read_sidecar(path) if comm.rank == 0 else None, root=0)
+
+
+_models = itertools.count()
+
+
+class _GmshFile:
+    """Rank 0: a ``.msh`` file merged into a fresh gmsh model, with the terminal output off.
+    :meth:`close` removes the model and leaves a caller's gmsh session as it found it
+    (dolfinx's ``read_from_msh`` finalizes gmsh instead)."""
+
+    def __init__(self, path: Path):
+        import gmsh
+
+        self.path = path
+        self.started = not gmsh.isInitialized()
+        if self.started:
+            gmsh.initialize(readConfigFiles=False, interruptible=False)
+        self.previous = gmsh.model.getCurrent()
+        self.terminal = gmsh.option.getNumber("General.Terminal")
+        gmsh.option.setNumber("General.Terminal", 0)
+        self.name = f"electrofem-read-{next(_models)}"
+        gmsh.model.add(self.name)
+
+    def load(self) -> tuple[str | None, int]:
+        """Merge the file; ``(problem, gdim)``."""
+        import gmsh
+
+        try:
+            gmsh.merge(str(self.path))
+        except Exception as err:  # noqa: BLE001 - gmsh raises plain Exception
+            return f"{self.path}: not a readable Gmsh mesh ({one_line(err)})", 0
+        groups = gmsh.model.getPhysicalGroups()
+        dims = {d for d, _ in groups}
+        tdim = gmsh.model.getDimension()
+        if not groups:
+            return f"{self.path}: has no physical groups; not an electrofem mesh", 0
+        if tdim not in dims or tdim - 1 not in dims:
+            return (
+                f"{self.path}: no {tdim}D cell or facet physical groups; not an electrofem mesh",
+                0,
+            )
+        _, coords, _ = gmsh.model.mesh.getNodes()
+        if len(coords) == 0:
+            return f"{self.path}: has no mesh nodes", 0
+        flat = tdim == 2 and np.allclose(np.asarray(coords)[2::3], 0.0)
+        return None, 2 if flat else 3
+
+    def close(self) -> None:
+        import gmsh
+
+        if not gmsh.isInitialized():
+            return
+        if self.started:
+            gmsh.finalize()
+            return
+        if self.name in gmsh.model.list():
+            gmsh.model.setCurrent(self.name)
+            gmsh.model.remove()
+        gmsh.option.setNumber("General.Terminal", self.terminal)
+        if self.previous in gmsh.model.list():
+            gmsh.model.setCurrent(self.previous)
 
 
 @dataclass
@@ -106,14 +190,20 @@ class ElectrodeMesh:
             f.write_meshtags(self.facet_tags, self.mesh.geometry)
         if self.comm.rank == 0:
             meta = {"electrofem_version": __version__, **self.metadata}
-            path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=_jsonable))
+            path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=jsonable))
         self.comm.barrier()
         return path
 
     # --- input ----------------------------------------------------------------------------
     @classmethod
     def read(cls, path: str | Path, comm: MPI.Comm = MPI.COMM_WORLD) -> ElectrodeMesh:
-        """Read an electrofem mesh from ``.xdmf`` or Gmsh ``.msh``; clear error if corrupt."""
+        """Read an electrofem mesh from ``.xdmf`` (+ ``.h5``) or Gmsh ``.msh`` (collective).
+
+        Raises the same :class:`MeshFileError`, one line naming the file and what is wrong, on
+        every rank when the file is missing, foreign or corrupt on any rank. Without its
+        ``.json`` sidecar the metadata is derived from the mesh (:func:`.metadata.complete`:
+        ``derived`` and ``missing`` list what was derived and what is unknown).
+        """
         path = Path(path)
         if path.suffix == ".xdmf":
             return cls._read_xdmf(path, comm)
@@ -125,10 +215,10 @@ class ElectrodeMesh:
     def _read_xdmf(cls, path: Path, comm: MPI.Comm):
         from dolfinx.io import XDMFFile
 
-        msg = None
-        if comm.rank == 0:
-            msg = _check_xdmf(path)
-        _bcast_error(comm, msg)
+        # rank 0 checks the XML and every HDF5 dataset first: dolfinx's reads are collective
+        _on_root(comm, lambda p: (check_xdmf(p), None), path)
+        meta, why = _sidecar(comm, path)
+        problem, mesh, ct, ft = None, None, None, None
         try:
             with XDMFFile(comm, str(path), "r") as f:
                 mesh = f.read_mesh(name="mesh")
@@ -136,31 +226,48 @@ class ElectrodeMesh:
                 mesh.topology.create_connectivity(tdim - 1, tdim)
                 ct = f.read_meshtags(mesh, CELL_TAGS_NAME)
                 ft = f.read_meshtags(mesh, FACET_TAGS_NAME)
-        except RuntimeError as err:
-            raise MeshFileError(f"{path}: not a readable electrofem XDMF mesh ({err})") from None
-        return cls(mesh, ct, ft, _read_sidecar(path, comm))
+        except Exception as err:  # noqa: BLE001 - RuntimeError from dolfinx, others
+            problem = f"{path}: not a readable electrofem XDMF mesh ({one_line(err)})"
+        _agree(comm, problem)
+        return cls(mesh, ct, ft, complete(meta, why, path, mesh, ct))
 
     @classmethod
     def _read_msh(cls, path: Path, comm: MPI.Comm):
-        import gmsh
-        from dolfinx.io.gmsh import read_from_msh
+        from dolfinx.io.gmsh import model_to_mesh
 
-        msg = None
-        gdim = 3
-        if comm.rank == 0:
-            msg, gdim = _check_msh(path)
-        _bcast_error(comm, msg)
+        def load(p):
+            problem = check_msh(p)
+            if problem:
+                return problem, None
+            reader = _GmshFile(p)
+            problem, gdim = reader.load()
+            if problem:
+                reader.close()
+                return problem, None
+            return None, (reader, gdim)
+
+        # rank 0 parses the whole file with gmsh before anything is distributed
+        opened = _on_root(comm, load, path)
+        reader, gdim = opened if comm.rank == 0 else (None, None)
         gdim = comm.bcast(gdim, root=0)
+        meta, why = _sidecar(comm, path)
+        problem, data = None, None
         try:
-            started = gmsh.isInitialized()
-            data = read_from_msh(str(path), comm, 0, gdim=gdim, partitioner=_partitioner())
-            if started and not gmsh.isInitialized():
-                gmsh.initialize()
-        except Exception as err:  # gmsh raises plain Exception
-            raise MeshFileError(f"{path}: not a readable Gmsh mesh ({err})") from None
-        if data.cell_tags is None or data.facet_tags is None:
-            raise MeshFileError(f"{path}: has no physical groups; not an electrofem mesh")
-        return cls._from_meshdata(data, _read_sidecar(path, comm))
+            import gmsh
+
+            model = gmsh.model if comm.rank == 0 else None
+            data = model_to_mesh(model, comm, 0, gdim=gdim, partitioner=_partitioner())
+        except Exception as err:  # noqa: BLE001
+            problem = f"{path}: not a readable Gmsh mesh ({one_line(err)})"
+        finally:
+            if reader is not None:
+                reader.close()
+        if problem is None and (data.cell_tags is None or data.facet_tags is None):
+            problem = f"{path}: has no physical groups; not an electrofem mesh"
+        _agree(comm, problem)
+        em = cls._from_meshdata(data, None)
+        em.metadata = complete(meta, why, path, em.mesh, em.cell_tags)
+        return em
 
     # --- measures (MPI-reduced) -----------------------------------------------------------
     def phase_volumes(self) -> dict[int, float]:
@@ -207,85 +314,6 @@ class ElectrodeMesh:
             "phase_volumes": {tags.phase_name(k): v for k, v in self.phase_volumes().items()},
             "facet_measures": {tags.facet_name(k): v for k, v in self.facet_measures().items()},
         }
-
-
-def _jsonable(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj)}")
-
-
-def _read_sidecar(path: Path, comm: MPI.Comm) -> dict:
-    meta = {}
-    if comm.rank == 0:
-        side = path.with_suffix(".json")
-        if side.is_file():
-            try:
-                meta = json.loads(side.read_text())
-            except json.JSONDecodeError:
-                meta = {"warning": f"unreadable metadata {side.name}"}
-    return comm.bcast(meta, root=0)
-
-
-def _check_xdmf(path: Path) -> str | None:
-    if not path.is_file():
-        return f"{path}: no such mesh file"
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as err:
-        return f"{path}: corrupt XDMF (not valid XML: {err})"
-    if root.tag != "Xdmf":
-        return f"{path}: not an XDMF file (root element {root.tag!r})"
-    names = {g.get("Name") for g in root.iter("Grid")}
-    missing = {"mesh", CELL_TAGS_NAME, FACET_TAGS_NAME} - names
-    if missing:
-        return f"{path}: not an electrofem mesh (missing grids {sorted(missing)})"
-    for item in root.iter("DataItem"):
-        if item.get("Format") == "HDF" and item.text:
-            h5 = path.parent / item.text.strip().split(":")[0]
-            if not h5.is_file():
-                return f"{path}: its data file {h5.name} is missing"
-            try:
-                with open(h5, "rb") as fh:
-                    if fh.read(8) != b"\x89HDF\r\n\x1a\n":
-                        return f"{path}: its data file {h5.name} is not HDF5 (corrupt)"
-            except OSError as err:
-                return f"{path}: cannot read {h5.name}: {err}"
-            break
-    return None
-
-
-def _check_msh(path: Path) -> tuple[str | None, int]:
-    if not path.is_file():
-        return f"{path}: no such mesh file", 3
-    with open(path, "rb") as fh:
-        head = fh.read(64)
-    if not head.startswith(b"$MeshFormat"):
-        return f"{path}: not a Gmsh .msh file (no $MeshFormat header)", 3
-    meta = {}
-    side = path.with_suffix(".json")
-    if side.is_file():
-        try:
-            meta = json.loads(side.read_text())
-        except json.JSONDecodeError:
-            pass
-    gdim = int(meta.get("dim", 0)) or _msh_dim(path)
-    return None, gdim
-
-
-def _msh_dim(path: Path) -> int:
-    """Geometric dimension of a .msh: 2 when every node has z == 0."""
-    import meshio
-
-    try:
-        m = meshio.read(path)
-    except Exception:  # noqa: BLE001 - any meshio failure means "cannot tell"
-        return 3
-    return 2 if np.allclose(m.points[:, 2:], 0.0) else 3
 
 
 def convert(src: str | Path, dst: str | Path) -> Path:
