@@ -1,5 +1,5 @@
 """Mesh files: corrupt files fail the same way on every rank, meshes without their metadata
-sidecar load. Marked ``mpi``: also run under
+sidecar load, and facet counts. Marked ``mpi``: also run under
 ``mpirun -n 2``."""
 
 import math
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from electrofem import tags
 from electrofem.mesh import ElectrodeMesh, MeshFileError, MeshOptions
 from electrofem.microstructure import Box, Particles
 
@@ -153,3 +154,24 @@ def test_box_not_at_origin_is_reported(shared_tmp):
     assert "box_um" not in meta and "box_um" in meta["missing"]
     assert np.allclose(meta["bounds_um"], [[5.0, 5.0], [35.0, 29.0]])
     assert "not at the origin" in meta["warning"]
+
+
+# --- statistics ------------------------------------------------------------------------------
+def test_facet_counts_match_the_msh(meshdir):
+    src, em = meshdir
+    stats = em.statistics()
+    counts = stats["facets_by_tag"]
+    expected = None
+    if COMM.rank == 0:
+        import meshio
+
+        m = meshio.read(src / "mesh.msh")
+        expected = {}
+        for block, phys in zip(m.cells, m.cell_data["gmsh:physical"], strict=True):
+            if block.type == "line":
+                for t, n in zip(*np.unique(phys, return_counts=True), strict=True):
+                    name = tags.facet_name(int(t))
+                    expected[name] = expected.get(name, 0) + int(n)
+    assert counts == COMM.bcast(expected, root=0)
+    assert {"bottom", "top", "left", "right", "electrolyte|active"} <= set(counts)
+    assert counts.keys() == stats["facet_measures"].keys()

@@ -303,8 +303,22 @@ class ElectrodeMesh:
         local = set(np.unique(meshtags.values).tolist())
         return sorted(set().union(*self.comm.allgather(local)))
 
+    def facet_counts(self) -> dict[int, int]:
+        """Number of facets of every facet tag, over all ranks, each facet counted once."""
+        tdim = self.dim
+        self.mesh.topology.create_entities(tdim - 1)
+        n_owned = self.mesh.topology.index_map(tdim - 1).size_local
+        owned = self.facet_tags.indices < n_owned
+        values, counts = np.unique(self.facet_tags.values[owned], return_counts=True)
+        total: dict[int, int] = {}
+        for part in self.comm.allgather(dict(zip(values.tolist(), counts.tolist(), strict=True))):
+            for k, n in part.items():
+                total[k] = total.get(k, 0) + n
+        return {k: total[k] for k in sorted(total)}
+
     def statistics(self) -> dict:
-        """Global counts of cells, vertices and facets per tag."""
+        """Global counts of cells, vertices and facets per tag (``facets_by_tag``), and the
+        volume of every phase and the area of every facet tag (collective)."""
         tdim = self.dim
         imap = self.mesh.topology.index_map(tdim)
         vmap = self.mesh.topology.index_map(0)
@@ -313,6 +327,7 @@ class ElectrodeMesh:
             "n_vertices": int(vmap.size_global),
             "phase_volumes": {tags.phase_name(k): v for k, v in self.phase_volumes().items()},
             "facet_measures": {tags.facet_name(k): v for k, v in self.facet_measures().items()},
+            "facets_by_tag": {tags.facet_name(k): n for k, n in self.facet_counts().items()},
         }
 
 
