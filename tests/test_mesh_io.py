@@ -1,5 +1,5 @@
 """Mesh files: corrupt files fail the same way on every rank, meshes without their metadata
-sidecar load, and facet counts. Marked ``mpi``: also run under
+sidecar load, facet counts, and meshio conversion. Marked ``mpi``: also run under
 ``mpirun -n 2``."""
 
 import math
@@ -12,7 +12,7 @@ import pytest
 from mpi4py import MPI
 
 from electrofem import tags
-from electrofem.mesh import ElectrodeMesh, MeshFileError, MeshOptions
+from electrofem.mesh import ElectrodeMesh, MeshFileError, MeshOptions, convert
 from electrofem.microstructure import Box, Particles
 
 pytestmark = pytest.mark.mpi
@@ -175,3 +175,81 @@ def test_facet_counts_match_the_msh(meshdir):
     assert counts == COMM.bcast(expected, root=0)
     assert {"bottom", "top", "left", "right", "electrolyte|active"} <= set(counts)
     assert counts.keys() == stats["facet_measures"].keys()
+
+
+# --- meshio conversion (serial: rank 0) ------------------------------------------------------
+def _on_rank0(fn):
+    ok = None
+    if COMM.rank == 0:
+        fn()
+        ok = True
+    assert COMM.bcast(ok, root=0)
+
+
+def test_convert_own_xdmf_to_vtu(meshdir, shared_tmp):
+    src, em = meshdir
+    n_cells = em.mesh.topology.index_map(2).size_global
+    vols = em.phase_volumes()
+
+    def check():
+        import meshio
+
+        convert(src / "mesh.xdmf", shared_tmp / "mesh.vtu")
+        m = meshio.read(shared_tmp / "mesh.vtu")
+        blocks = {b.type: i for i, b in enumerate(m.cells)}
+        cells = m.cells[blocks["triangle"]].data
+        ct = m.cell_data["cell_tags"][blocks["triangle"]]
+        assert len(cells) == n_cells and set(np.unique(ct).tolist()) == {1, 2}
+        p = m.points[cells]
+        e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+        area = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+        for phase, v in vols.items():
+            assert math.isclose(area[ct == phase].sum(), v, rel_tol=1e-10)
+        ft = m.cell_data["facet_tags"][blocks["line"]]
+        assert {tags.BOTTOM, tags.TOP, tags.interface_tag(1, 2)} <= set(ft.tolist())
+
+    _on_rank0(check)
+
+
+def test_convert_own_xdmf_to_msh_reads_back(meshdir, shared_tmp):
+    src, em = meshdir
+    _on_rank0(lambda: convert(src / "mesh.xdmf", shared_tmp / "conv.msh"))
+    back = ElectrodeMesh.read(shared_tmp / "conv.msh", COMM)
+    assert back.phase_volumes() == pytest.approx(em.phase_volumes(), rel=1e-12)
+    assert back.statistics()["facets_by_tag"] == em.statistics()["facets_by_tag"]
+
+
+def test_convert_errors_are_one_line(meshdir, shared_tmp):
+    src, _ = meshdir
+
+    def check():
+        bad = shared_tmp / "bad"
+        bad.mkdir()
+        (bad / "mesh.msh").write_bytes((src / "mesh.msh").read_bytes()[:5000])
+        (bad / "mesh.xdmf").write_bytes((src / "mesh.xdmf").read_bytes())
+        (bad / "mesh.h5").write_bytes((src / "mesh.h5").read_bytes()[:3000])
+        cases = [
+            (src / "mesh.xdmf", shared_tmp / "out.nope", "unknown mesh format"),
+            (shared_tmp / "missing.msh", shared_tmp / "out.vtu", "no such mesh file"),
+            (bad / "mesh.msh", shared_tmp / "out.vtu", "meshio cannot read it"),
+            (bad / "mesh.xdmf", shared_tmp / "out.vtu", "mesh.h5"),
+            (src / "mesh.json", shared_tmp / "out.vtu", "unknown mesh format"),
+        ]
+        for s, d, text in cases:
+            with pytest.raises(MeshFileError, match=text) as info:
+                convert(s, d)
+            assert "\n" not in str(info.value)
+            assert not d.exists()
+
+    _on_rank0(check)
+
+
+def test_convert_cli_reports_one_line(meshdir, shared_tmp, capsys):
+    from electrofem.cli import main
+
+    if COMM.rank == 0:
+        (shared_tmp / "cut.msh").write_bytes((meshdir[0] / "mesh.msh").read_bytes()[:5000])
+        assert main(["convert", str(shared_tmp / "cut.msh"), str(shared_tmp / "o.vtu")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("electrofem: error:") and "\n" not in err
+    COMM.barrier()

@@ -8,7 +8,7 @@
   file never leaves ranks waiting in a collective call;
 * metadata (microstructure parameters, version) travel in a JSON sidecar ``<name>.json``; a
   mesh without it still loads, with what can be derived from the mesh (:mod:`.metadata`);
-* other formats go through meshio (:func:`convert`, serial).
+* other formats go through meshio (:func:`convert`, serial, :mod:`.conversion`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import __version__, tags
+from .conversion import convert
 from .files import CELL_TAGS_NAME, FACET_TAGS_NAME, MeshFileError, check_msh, check_xdmf, one_line
 from .metadata import complete, jsonable, read_sidecar
 
@@ -329,21 +330,3 @@ class ElectrodeMesh:
             "facet_measures": {tags.facet_name(k): v for k, v in self.facet_measures().items()},
             "facets_by_tag": {tags.facet_name(k): n for k, n in self.facet_counts().items()},
         }
-
-
-def convert(src: str | Path, dst: str | Path) -> Path:
-    """Convert a mesh between formats with meshio (serial), keeping physical tags as
-    ``cell_data["tags"]``. Example: ``convert("mesh.msh", "mesh.vtu")``."""
-    import meshio
-
-    src, dst = Path(src), Path(dst)
-    try:
-        m = meshio.read(src)
-    except Exception as err:  # noqa: BLE001
-        raise MeshFileError(f"{src}: meshio cannot read it ({err})") from None
-    if "gmsh:physical" in m.cell_data:
-        m.cell_data["tags"] = m.cell_data.pop("gmsh:physical")
-        m.cell_data.pop("gmsh:geometrical", None)
-    m.cell_sets = {}  # named groups are already in the "tags" cell data
-    meshio.write(dst, m)
-    return dst
