@@ -150,8 +150,10 @@ def test_box_not_at_origin_is_reported(shared_tmp):
     if COMM.rank == 0:
         (shared_tmp / "mesh.json").unlink()
     COMM.barrier()
-    meta = ElectrodeMesh.read(shared_tmp / "mesh.xdmf", COMM).metadata
+    em = ElectrodeMesh.read(shared_tmp / "mesh.xdmf", COMM)
+    meta = em.metadata
     assert "box_um" not in meta and "box_um" in meta["missing"]
+    assert np.allclose(em.bounding_box(), [[5.0, 5.0], [35.0, 29.0]])
     assert np.allclose(meta["bounds_um"], [[5.0, 5.0], [35.0, 29.0]])
     assert "not at the origin" in meta["warning"]
 

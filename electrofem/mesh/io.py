@@ -24,7 +24,7 @@ from mpi4py import MPI
 from .. import __version__, tags
 from .conversion import convert
 from .files import CELL_TAGS_NAME, FACET_TAGS_NAME, MeshFileError, check_msh, check_xdmf, one_line
-from .metadata import complete, jsonable, read_sidecar
+from .metadata import complete, global_bounds, jsonable, read_sidecar
 
 __all__ = ["CELL_TAGS_NAME", "FACET_TAGS_NAME", "ElectrodeMesh", "MeshFileError", "convert"]
 
@@ -298,6 +298,12 @@ class ElectrodeMesh:
             local = fem.assemble_scalar(fem.form(one * meas))
             out[int(t)] = self.comm.allreduce(local, op=MPI.SUM)
         return out
+
+    def bounding_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, hi)``: the global coordinate bounds, µm, ``dim`` values each (collective).
+        A generated mesh has ``lo == 0`` and ``hi == metadata["box_um"]``."""
+        lo, hi = global_bounds(self.mesh)
+        return lo[: self.dim], hi[: self.dim]
 
     def tag_values(self, meshtags) -> list[int]:
         """Tag values present on any rank (sorted)."""
