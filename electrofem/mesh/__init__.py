@@ -1,5 +1,12 @@
-"""Meshing: Gmsh OCC geometry with conformal phases (:mod:`.geometry`, no dolfinx) and the
-distributed dolfinx mesh with its XDMF/.msh/meshio I/O (:mod:`.io`).
+"""Meshing: Gmsh OCC geometry with conformal phases and the distributed dolfinx mesh.
+
+* :mod:`.geometry` -- the front door of the geometry and meshing (no dolfinx), re-exporting
+  :mod:`.options` (MeshOptions, GeometryReport, MeshStats), :mod:`.plan` (instances, radical
+  planes), :mod:`.pieces` (truncated balls), :mod:`.occ` (``build_geometry``) and
+  :mod:`.sizing` (size field, ``mesh_geometry``, ``build_and_mesh``);
+* :mod:`.io` -- :class:`ElectrodeMesh`: the distributed mesh, XDMF/.msh reading and writing
+  under MPI, with :mod:`.files` (file checks, MeshFileError), :mod:`.metadata` (the JSON
+  sidecar, and what a mesh without one derives) and :mod:`.conversion` (meshio ``convert``).
 
 Importing this package does not import gmsh or dolfinx: :func:`build_geometry` and
 :func:`build_and_mesh` (gmsh) are loaded on first use, and :mod:`.io` imports dolfinx inside
