@@ -1,5 +1,6 @@
-"""Deprecated import path: moved to :mod:`electrofem.jobs.transport`. This module re-exports it for one
-release and warns (DeprecationWarning)."""
+"""Deprecated import path: moved to :mod:`electrofem.jobs.transport`.
+
+Re-exported here for one release, with a DeprecationWarning."""
 
 import warnings
 

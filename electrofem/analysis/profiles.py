@@ -196,16 +196,9 @@ def _axis_index(axis, dim: int) -> int:
 
 
 def _extent(emesh) -> np.ndarray:
-    """``(dim, 2)`` box bounds, µm: ``[0, box_um]``, else the global bounding box."""
-    dim = emesh.dim
-    box = emesh.metadata.get("box_um")
-    if box:
-        return np.column_stack([np.zeros(dim), np.asarray(box, dtype=float)[:dim]])
-    x = emesh.mesh.geometry.x[:, :dim]
-    comm = emesh.comm
-    lo = comm.allreduce(x.min(axis=0) if len(x) else np.full(dim, np.inf), op=MPI.MIN)
-    hi = comm.allreduce(x.max(axis=0) if len(x) else np.full(dim, -np.inf), op=MPI.MAX)
-    return np.column_stack([lo, hi])
+    """``(dim, 2)`` box bounds, µm: ``[0, box_um]`` (collective)."""
+    box = np.asarray(emesh.box_um(), dtype=float)
+    return np.column_stack([np.zeros(len(box)), box])
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

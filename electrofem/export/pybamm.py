@@ -69,6 +69,8 @@ def pybamm_parameters(transport: dict, electrode: str = "positive", solid: dict 
     a_s = float(transport.get("reactive_surface_area_m-1", transport["specific_surface_area_m-1"]))
     if not (active > 0 and a_s > 0):
         raise ValueError("no active surface in contact with the electrolyte: a_s = 0")
+    if transport.get("thickness_um") is None:
+        raise ValueError("the electrode thickness is unknown (the mesh has no box_um)")
     params = {
         f"{name} electrode porosity": eps,
         f"{name} electrode active material volume fraction": active,

@@ -305,6 +305,21 @@ class ElectrodeMesh:
         lo, hi = global_bounds(self.mesh)
         return lo[: self.dim], hi[: self.dim]
 
+    def box_um(self) -> list[float]:
+        """The box size, µm: ``metadata["box_um"]``, else the bounding box if it starts at the
+        origin (collective); ValueError otherwise (a solver needs the box)."""
+        box = self.metadata.get("box_um")
+        if box:
+            return [float(v) for v in box][: self.dim]
+        lo, hi = self.bounding_box()
+        if np.any(np.abs(lo) > 1e-9 * max(float(np.max(np.abs(hi))), 1.0)):
+            raise ValueError(
+                "mesh: no box_um and the mesh does not start at the origin (bounds "
+                f"{np.round(lo, 6).tolist()} to {np.round(hi, 6).tolist()} µm); shift it to 0 or "
+                "give its mesh.json"
+            )
+        return [float(v) for v in hi]
+
     def tag_values(self, meshtags) -> list[int]:
         """Tag values present on any rank (sorted)."""
         local = set(np.unique(meshtags.values).tolist())

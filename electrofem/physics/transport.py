@@ -307,7 +307,7 @@ def solve_transport(
     msh = emesh.mesh
     comm = msh.comm
     tdim = msh.topology.dim
-    box = np.asarray(emesh.metadata.get("box_um") or _bbox(msh), dtype=float)
+    box = np.asarray(emesh.box_um(), dtype=float)
     result = TransportResult(dict(phases), ref)
 
     cells = _select_cells(emesh, phases)
@@ -422,9 +422,3 @@ def _reaction(energy, uh, V, dofs) -> float:
     comm = V.mesh.comm
     return comm.allreduce(fem.assemble_scalar(fem.form(form)), op=MPI.SUM)
 
-
-def _bbox(msh) -> list[float]:
-    comm = msh.comm
-    x = msh.geometry.x
-    hi = comm.allreduce(x.max(axis=0), op=MPI.MAX)
-    return list(hi[: msh.topology.dim])

@@ -13,7 +13,7 @@ from ... import LENGTH_UNIT_M
 from .._petsc import destroy
 from ..materials import FARADAY
 from ..state import gather, match, owned_values_and_coordinates
-from .domain import CoupledDomain, bounding_box
+from .domain import CoupledDomain
 from .forms import coupled_residuals, equation_scales, li_metal_current
 from .options import DEFAULT_PETSC_OPTIONS, CellParams, DischargeOptions
 from .protocol import CV_LANDING_TOL_V, Observer, Phase, PhaseOutcome, StepInfo, event
@@ -72,7 +72,7 @@ class HalfCell:
         self.dt = fem.Constant(dom.mesh, 1.0)
 
         # geometry: cross-section (collector) area and contact area, SI
-        box = emesh.metadata.get("box_um") or bounding_box(dom.mesh)
+        box = emesh.box_um()
         self.cross_section = float(np.prod(box[: dom.tdim - 1])) * dom.L ** (dom.tdim - 1)
         self.contact_area = dom.assemble(fem.Constant(dom.mesh, 1.0) * dom.ds_cc)
         if cbd:

@@ -160,9 +160,3 @@ class CoupledDomain:
 
         compiled = fem.form(form, entity_maps=self.entity_maps)
         return self.comm.allreduce(fem.assemble_scalar(compiled), op=MPI.SUM)
-
-
-def bounding_box(msh) -> list[float]:
-    x = msh.geometry.x
-    hi = msh.comm.allreduce(x.max(axis=0), op=MPI.MAX)
-    return list(hi[: msh.topology.dim])
