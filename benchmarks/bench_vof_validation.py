@@ -23,7 +23,7 @@ from pathlib import Path
 from mpi4py import MPI
 
 from electrofem.physics.vof import InfiltrationOptions
-from electrofem.physics.vof_cases import static_drop, washburn_rate
+from electrofem.physics.vof.cases import static_drop, washburn_rate
 
 COMM = MPI.COMM_WORLD
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -18,7 +18,7 @@ from electrofem.physics.vof import (
     VOFSolver,
     _tag_box_facets,
 )
-from electrofem.physics.vof_cases import CHANNEL, static_drop, washburn_rate
+from electrofem.physics.vof.cases import CHANNEL, static_drop, washburn_rate
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD

@@ -125,8 +125,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from mpi4py import MPI
 
-from .. import tags
-from ._petsc import destroy
+from ... import tags
+from .._petsc import destroy
 
 #: Boundary kinds understood by :class:`VOFSolver`.
 BOUNDARY_KINDS = ("wall", "inlet", "outlet", "slip", "normal_outflow")
@@ -1017,7 +1017,7 @@ class VOFSolver:
         :meth:`_compression_weight`; computed here from the current normals if ``None``;
         α̃ is fixed within a step, so the sub-cycles of a step share it). Returns the
         electrolyte volume in/out through the boundary."""
-        from .._vof import fct_correct, fct_predict
+        from ..._vof import fct_correct, fct_predict
 
         n, k = self.n_owned, self.tdim + 1
         area = self.area[:n]
