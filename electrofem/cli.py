@@ -222,7 +222,7 @@ def _cmd_infiltrate(args) -> int:
     import dataclasses
 
     from .config import parse_infiltration
-    from .infiltration_job import run_infiltration
+    from .jobs.infiltrate import run_infiltration
 
     source, options = _source_and_options(args.source, "infiltration", parse_infiltration)
     changes = {}

@@ -66,7 +66,7 @@ marked::
     cv_hold = false         # CC-CV: then hold v_max_V until the current < cv_cutoff_c_rate
     checkpoint_every_steps = 50
 
-    [infiltration]          # see electrofem.infiltration_job.InfiltrationJobOptions (SI units)
+    [infiltration]          # see electrofem.physics.vof.InfiltrationOptions (SI units)
     inlet_speed_m_s = 1e-4
     surface_tension_N_m = 0.035
     contact_angle_deg = 30.0
@@ -85,7 +85,6 @@ from pathlib import Path
 
 from . import tags
 from .discharge_job import DischargeJobOptions
-from .infiltration_job import InfiltrationJobOptions
 from .mesh.geometry import MeshOptions
 from .microstructure import (
     Box,
@@ -100,6 +99,7 @@ from .microstructure import (
     preset,
 )
 from .physics.transport import TransportOptions
+from .physics.vof.options import InfiltrationOptions
 
 
 class ConfigError(ValueError):
@@ -119,7 +119,7 @@ class Config:
     source: dict = field(default_factory=dict)
     transport: TransportOptions = field(default_factory=TransportOptions)
     discharge: DischargeJobOptions = field(default_factory=DischargeJobOptions)
-    infiltration: InfiltrationJobOptions = field(default_factory=InfiltrationJobOptions)
+    infiltration: InfiltrationOptions = field(default_factory=InfiltrationOptions)
 
 
 TOP_KEYS = {
@@ -284,12 +284,12 @@ def parse_discharge(dt: dict) -> DischargeJobOptions:
     return opts
 
 
-def parse_infiltration(it: dict) -> InfiltrationJobOptions:
-    """The ``[infiltration]`` table -> :class:`InfiltrationJobOptions` (ConfigError names the
+def parse_infiltration(it: dict) -> InfiltrationOptions:
+    """The ``[infiltration]`` table -> :class:`InfiltrationOptions` (ConfigError names the
     field)."""
-    _check_keys(it, {f.name for f in fields(InfiltrationJobOptions)}, "infiltration")
+    _check_keys(it, {f.name for f in fields(InfiltrationOptions)}, "infiltration")
     try:
-        opts = InfiltrationJobOptions(**it)
+        opts = InfiltrationOptions(**it)
         opts.validate()
     except (TypeError, ValueError) as err:
         msg = str(err)

@@ -5,7 +5,7 @@ Two series on the paper's 2D VOF domain (50 µm wide, 146 µm high, equal porosi
 * the architectures ``L-S``, ``Mix`` and ``S-L`` (L:S = 5:5, so equal loading and porosity);
 * ``L-Dry-S`` with L:S thickness ratios 3:7, 4:6, 5:5, 6:4 and 7:3.
 
-Each case is one :func:`electrofem.infiltration_job.run_infiltration` job in
+Each case is one :func:`electrofem.jobs.infiltrate.run_infiltration` job in
 ``outdir/<case>`` (its own mesh, ``infiltration.json``, fields, checkpoints). The table reports
 the paper's metric (time to 1 % of the maximum outlet electrolyte fraction), the final air
 fraction (trapped air once the state is steady) and whether the run reached a steady state.
@@ -32,7 +32,8 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-from .infiltration_job import InfiltrationJobOptions, run_infiltration
+from .jobs.infiltrate import run_infiltration
+from .physics.vof import InfiltrationOptions
 
 #: (case name, preset, L:S ratio) of paper 002's wetting study.
 ARCHITECTURE_CASES = (("L-S", "L-S", (5, 5)), ("Mix", "Mix", (5, 5)), ("S-L", "S-L", (5, 5)))
@@ -42,17 +43,17 @@ PAPER_CASES = ARCHITECTURE_CASES + RATIO_CASES
 PAPER_DT_SCHEDULE_S = ((0.0, 1e-4), (0.1, 2e-4))
 
 
-def paper_step_options(dt_scale: float = 1.0, **overrides) -> InfiltrationJobOptions:
+def paper_step_options(dt_scale: float = 1.0, **overrides) -> InfiltrationOptions:
     """The study's infiltration options: the paper's steps (times ``dt_scale``) under
     ``step_control = "scheduled"`` (flow Courant cap 10), contact-line slip 0.7 cell diameters;
-    ``overrides`` are further :class:`InfiltrationJobOptions` fields."""
+    ``overrides`` are further :class:`InfiltrationOptions` fields."""
     kw = {
         "step_control": "scheduled",
         "dt_schedule_s": [[t0, dt * dt_scale] for t0, dt in PAPER_DT_SCHEDULE_S],
         "dt_max_s": PAPER_DT_SCHEDULE_S[0][1] * dt_scale,
         "contact_line_slip": 0.7,
     }
-    return InfiltrationJobOptions(**{**kw, **overrides})
+    return InfiltrationOptions(**{**kw, **overrides})
 
 
 def wetting_config(
@@ -87,7 +88,7 @@ def wetting_config(
 def run_wetting_study(
     outdir: str | Path,
     cases=PAPER_CASES,
-    options: InfiltrationJobOptions | None = None,
+    options: InfiltrationOptions | None = None,
     *,
     comm: MPI.Comm = MPI.COMM_WORLD,
     skip_done: bool = True,
@@ -104,7 +105,7 @@ def run_wetting_study(
     ``on_result(rows)`` runs after every case. ``config_kw`` go to :func:`wetting_config`.
     """
     outdir = Path(outdir)
-    opts = options or InfiltrationJobOptions()
+    opts = options or InfiltrationOptions()
     rows: list[dict] = []
     t0 = time.perf_counter()
     for name, preset, ratio in cases:

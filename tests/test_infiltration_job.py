@@ -1,4 +1,4 @@
-"""The infiltration job (electrofem.infiltration_job) and ``electrofem infiltrate``.
+"""The infiltration job (electrofem.jobs.infiltrate) and ``electrofem infiltrate``.
 
 A small pore space (3 disks in a 20 × 24 µm box, ~440 pore cells) and a few dozen steps each:
 files, metrics, volume balance, restart, divergence, bad input. Marked ``mpi``: the same
@@ -12,14 +12,11 @@ import pytest
 from mpi4py import MPI
 
 from electrofem.cli import main
-from electrofem.infiltration_job import (
-    InfiltrationJobOptions,
-    _crossing,
-    run_infiltration,
-)
+from electrofem.jobs.infiltrate import run_infiltration
+from electrofem.jobs.infiltrate_metrics import crossing_time
 from electrofem.mesh import ElectrodeMesh, MeshOptions, build_and_mesh
 from electrofem.microstructure import Box, Particles
-from electrofem.physics.vof import VOFDivergenceError, VOFSolver
+from electrofem.physics.vof import InfiltrationOptions, VOFDivergenceError, VOFSolver
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD
@@ -49,7 +46,7 @@ def opts(**kw):
         checkpoint_every_steps=4,
         n_slabs=6,
     )
-    return InfiltrationJobOptions(**{**base, **kw})
+    return InfiltrationOptions(**{**base, **kw})
 
 
 def read_csv(path):
@@ -114,7 +111,7 @@ def test_full_infiltration_to_breakthrough(one_pore, shared_tmp):
     """A whole run, dry to wetted, at an inlet speed 500× the paper's (0.05 m/s, Ca ≈ 4e-3,
     still capillary-dominated) so that it takes ~240 steps: breakthrough is detected before the
     pore volume has entered, the pores end nearly saturated, the balance holds throughout."""
-    o = InfiltrationJobOptions(
+    o = InfiltrationOptions(
         inlet_speed_m_s=0.05, fill_factor=1.3, n_slabs=6, checkpoint_every_steps=0
     )
     rep = run_infiltration(one_pore, shared_tmp / "bt", o, progress=False, plots=False)
@@ -139,8 +136,8 @@ def test_full_infiltration_to_breakthrough(one_pore, shared_tmp):
 def test_breakthrough_definition():
     """First crossing of the level, linearly interpolated between steps."""
     rows = [{"t_s": t, "f": f} for t, f in ((1.0, 0.0), (2.0, 0.004), (3.0, 0.02), (4.0, 0.5))]
-    assert _crossing(rows, "f", 0.01) == pytest.approx(2.0 + 0.006 / 0.016)
-    assert _crossing(rows, "f", 0.9) is None
+    assert crossing_time(rows, "f", 0.01) == pytest.approx(2.0 + 0.006 / 0.016)
+    assert crossing_time(rows, "f", 0.9) is None
 
 
 class _Kill(Exception):
