@@ -219,35 +219,12 @@ def _cmd_discharge(args) -> int:
 
 
 def _cmd_infiltrate(args) -> int:
-    import dataclasses
-
     from .config import parse_infiltration
     from .jobs.infiltrate import run_infiltration
+    from .params import apply_flags
 
     source, options = _source_and_options(args.source, "infiltration", parse_infiltration)
-    changes = {}
-    for flag, key in (
-        ("t_end", "t_end_s"),
-        ("capillary_factor", "capillary_factor"),
-        ("contact_angle", "contact_angle_deg"),
-        ("max_steps", "max_steps"),
-    ):
-        if getattr(args, flag) is not None:
-            changes[key] = getattr(args, flag)
-    options = dataclasses.replace(options, **changes)
-    try:
-        options.validate()
-    except ValueError as err:
-        msg = str(err)
-        for flag, key in (
-            ("--t-end", "t_end_s"),
-            ("--capillary-factor", "capillary_factor"),
-            ("--contact-angle", "contact_angle_deg"),
-            ("--max-steps", "max_steps"),
-        ):
-            if msg.startswith(f"infiltration.{key}:") and key in changes:
-                msg = flag + msg[len(f"infiltration.{key}") :]
-        raise ValueError(msg) from None
+    options = apply_flags(options, args)  # a bad value is reported under its flag
     report = run_infiltration(
         source, args.output, options, progress=not args.quiet, restart=args.restart
     )
@@ -296,6 +273,9 @@ def _cmd_convert(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .params import add_flags
+    from .physics.vof.options import InfiltrationOptions
+
     ap = argparse.ArgumentParser(prog="electrofem", description=__doc__.split("\n")[0])
     ap.add_argument("--version", action="version", version=f"electrofem {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -334,11 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     inf = sub.add_parser("infiltrate", help="electrolyte infiltration (two-phase VOF, 2D; 3D demo)")
     inf.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
     inf.add_argument("-o", "--output", required=True, help="output directory")
-    inf.add_argument("--t-end", type=float, help="simulated end time (s)")
     inf.add_argument("--restart", action="store_true", help="continue from OUTDIR/checkpoint")
-    inf.add_argument("--capillary-factor", type=float, help="dt <= X x explicit capillary bound")
-    inf.add_argument("--contact-angle", type=float, help="static contact angle (degrees)")
-    inf.add_argument("--max-steps", type=int, help="stop after this many steps")
+    # --t-end, --capillary-factor, --contact-angle, --max-steps: from the option definitions
+    add_flags(inf, InfiltrationOptions)
     inf.add_argument("-q", "--quiet", action="store_true")
     inf.set_defaults(func=_cmd_infiltrate)
     pb = sub.add_parser("pybamm", help="PyBaMM DFN parameters from a transport.json")
