@@ -362,3 +362,20 @@ def test_each_option_has_one_default_in_api_table_config_and_cli():
         7,
         3.0,
     )
+
+
+def test_deprecated_module_reexports():
+    """electrofem.infiltration_job warns and re-exports the job and its options."""
+    import importlib
+    import sys
+
+    from electrofem.jobs import infiltrate
+
+    sys.modules.pop("electrofem.infiltration_job", None)
+    with pytest.warns(DeprecationWarning):
+        old = importlib.import_module("electrofem.infiltration_job")
+    assert old.InfiltrationJobOptions is InfiltrationOptions
+    assert old.run_infiltration is infiltrate.run_infiltration
+    assert old.InfiltrationReport is infiltrate.InfiltrationReport
+    assert "contact_angle_deg" in old.PARAMETER_SOURCES and "saturation" in old.DEFINITIONS
+    assert "contact_angle_deg" in old.option_names()

@@ -328,3 +328,56 @@ def test_electrode_infiltration_steps(electrode):
     assert all(r.courant <= 0.5 + 1e-9 for r in recs)
     with pytest.raises(VOFDivergenceError, match="Courant"):
         s.step(1.0)
+
+
+# --- the time loop and its observer ----------------------------------------------------------
+def test_run_loop_stop_reasons_and_observer():
+    """VOFSolver.run is the one time loop: it stops at t_end, after max_steps, after
+    max_wall_s (rank 0 decides) or when the observer's on_step returns a reason; on_start and
+    on_end are called around the steps."""
+    m, ft = box(1.0, 1.0, 8, 8)
+    calls = []
+
+    class Stop:
+        def on_start(self, solver):
+            calls.append(("start", solver.n_steps))
+
+        def on_step(self, solver, rec):
+            calls.append(("step", rec.step))
+            return "enough" if rec.step == 3 else None
+
+        def on_end(self, solver, reason):
+            calls.append(("end", reason))
+
+    with VOFSolver(m, ft, {}, ref_options(dt_max_s=1.0), velocity=vortex) as s:
+        s.set_alpha_fraction(lambda x: (x[0] - 0.5) ** 2 + (x[1] - 0.75) ** 2 < 0.15**2)
+        recs = s.run(1.0, observer=Stop())
+        assert recs.stop_reason == "enough" and [r.step for r in recs] == [1, 2, 3]
+        assert calls == [("start", 0), ("step", 1), ("step", 2), ("step", 3), ("end", "enough")]
+        recs = s.run(1.0, max_steps=2)
+        assert recs.stop_reason == "max_steps" and len(recs) == 2 and s.n_steps == 5
+        recs = s.run(1.0, max_wall_s=1e-12)
+        assert recs.stop_reason == "max_wall" and len(recs) == 0
+        t_end = s.t + 2.5e-3
+        recs = s.run(t_end, dt=1e-3)
+        assert recs.stop_reason == "t_end" and [r.dt for r in recs][:2] == [1e-3, 1e-3]
+        assert s.t == pytest.approx(t_end, rel=1e-12)
+
+
+def test_deprecated_aliases():
+    """FluidParams and electrofem.physics.vof_cases still work for one release, with a
+    DeprecationWarning; FluidParams converts to the options with the former solver defaults."""
+    import importlib
+    import sys
+
+    from electrofem.physics.vof import FluidParams
+
+    with pytest.warns(DeprecationWarning):
+        fl = FluidParams(contact_angle=45.0, sigma=0.02)
+    o = fl.to_options()
+    assert (o.contact_angle_deg, o.surface_tension_N_m) == (45.0, 0.02)
+    assert (o.capillary_factor, o.dt_max_s) == (1.0, 1e-3)
+    sys.modules.pop("electrofem.physics.vof_cases", None)
+    with pytest.warns(DeprecationWarning):
+        cases = importlib.import_module("electrofem.physics.vof_cases")
+    assert cases.static_drop is static_drop

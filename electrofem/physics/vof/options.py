@@ -205,7 +205,7 @@ class InfiltrationOptions:
         doc="Navier slip length at the contact line, in cell diameters (0: strongly imposed "
         "no-slip walls; the contact line then moves by numerical slip only and lags, about "
         "half the Lucas-Washburn rate; 0.7 is within 10 % of Lucas-Washburn at 8 cells per "
-        "channel width). See electrofem.physics.vof.flow.wall_terms",
+        "channel width). See electrofem.physics.vof.flow.TwoPhaseFlow.wall_terms",
     )
     step_control: str = param(
         "courant",
