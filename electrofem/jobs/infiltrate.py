@@ -211,18 +211,18 @@ def run_infiltration(
     s = VOFSolver.from_electrode_mesh(emesh, options)
     try:
         run = InfiltrationRun(
-            s,
-            emesh,
-            mesh_path,
-            box,
-            options,
-            outdir,
-            comm,
-            progress,
-            plots,
-            step_callback,
-            t0,
-            restored,
+            solver=s,
+            emesh=emesh,
+            mesh_path=mesh_path,
+            box=box,
+            options=options,
+            outdir=outdir,
+            comm=comm,
+            progress=progress,
+            plots=plots,
+            step_callback=step_callback,
+            t0=t0,
+            restored=restored,
         )
         return InfiltrationJob(run).execute()
     finally:
@@ -270,6 +270,7 @@ class InfiltrationJob:
             self.comm, o.checkpoint_every_steps, o.checkpoint_every_s
         )
         self.snapshots = run.plots and o.snapshots and dim == 2  # PNG α maps: 2D only
+        self.fields: FieldOutput | None = None  # made by execute (appends after a restart)
         self.steps_run = 0
         self.wall_run = time.perf_counter()
 
