@@ -116,6 +116,33 @@ Limitations (this installment)
   pore space). Electrode-scale runs use the scheduled step instead (above), with its
   time-step error.
 
+Cost of the adaptive step on the paper's geometry
+-------------------------------------------------
+Measured with the infiltration job (``benchmarks/bench_infiltration.py``) on the paper's L-S
+geometry at a coarse mesh (2 µm, particle surfaces 0.5 r, 4.7k pore cells, h_min 0.23 µm in the
+0.2 µm gaps of the 2D gap contacts): a step takes 0.13–0.36 s on one core of this machine,
+shared with other jobs. The step is the smaller of the Courant bound and
+``capillary_factor`` × the explicit capillary bound dt_σ (≈ 5.8e-9 s at h_min). With the default
+factor 20 the step is 1.2e-7 s and the ~0.6 s the inflow needs to fill the pores would take ~5e6
+steps (hundreds of hours): **a run to breakthrough at the paper's 1e-4 m/s is out of reach at
+the default**. Factors 200, 2000 and 0 (no capillary bound) ran stably (300 steps, α bounded,
+balance ~1e-13) with steps of 1.2e-6, 1.2e-5 and ~4e-5 s. Without the capillary bound the
+Courant bound takes over, and it collapses whenever capillary flow starts in a throat: a
+2500-step run (factor 0) reached t = 0.042 s in 13 min with steps down to 1.3e-6 s for hundreds
+of steps at |u|max ≈ 0.3 m/s (3000× the inlet speed), which extrapolates to ~3–4 h of one core
+to the ~0.6 s filling time at this coarse mesh; the issue's ≤ 15 min at 1 µm is not met.
+*Stable is not accurate*: the semi-implicit term is a surface viscosity ``dt σ``; against the
+viscous resistance of a pore of size ℓ its weight is ``Λ = dt σ / (μ_l ℓ)`` ≈ 0.65 at factor 20
+(ℓ = 2 µm) but ~200 at the Courant-limited steps, so large steps over-damp capillary motion
+(first 300 steps: |u|max 0.9 m/s at factor 20, 0.01 m/s without the bound). On a small domain at
+0.05 m/s the breakthrough time changed by 1.3 % and the final air fraction by 0.3 points between
+factors 5 and ∞; the effect at the paper's speed (where capillarity matters more) is not
+quantified. Use ``capillary_factor`` > 20 knowingly, and compare with a run at 20 on a small
+domain. On that small domain (3 disks, 20 × 24 µm, 440 pore cells) at the paper's 1e-4 m/s,
+factor 0 did run to breakthrough: 21k steps in 325 s, breakthrough at 0.108 s = 0.57 × the
+filling time (0.92 × at 0.05 m/s: capillary wicking runs ahead at low Ca), final air 0.01 %; for
+~0.03 s of it |u|max was 0.3–1.9 m/s and the step ~5e-7 s.
+
 Layout
 ------
 * :mod:`.options` — :class:`InfiltrationOptions`, every parameter once (fluids, contact angle,
