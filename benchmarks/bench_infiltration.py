@@ -9,7 +9,7 @@ Structure: ``preset = "L-Dry-S"`` (ratio 5:5, porosity 0.40, seed 1) of
 :mod:`electrofem.microstructure` through the config, 50 µm wide x 146 µm high, 11.3 µm disks at
 the bottom and 4.5 µm on top, laterally periodic, **gap** contacts (2D: open pores; the default
 gap 0.08 r leaves 0.2 µm throats), a coarse mesh (``--size`` 2 µm, particle surfaces at
-``--radius-factor`` 0.5 x r). The paper's set-up of :mod:`electrofem.infiltration_job`: inlet at
+``--radius-factor`` 0.5 x r). The paper's set-up of :mod:`electrofem.jobs.infiltrate`: inlet at
 the top (1e-4 m/s, α = 1), outlet at the bottom, symmetry sides, contact angle 30°, σ = 0.035 N/m
 (both assumed), starting with an electrolyte film of ``--film`` µm (20) below the inlet, so
 that the interface meets the particles from the first step (a dry start spends its first
@@ -39,8 +39,8 @@ from pathlib import Path
 from mpi4py import MPI
 
 from electrofem.config import parse
-from electrofem.infiltration_job import InfiltrationJobOptions, run_infiltration
-from electrofem.physics.vof import VOFDivergenceError
+from electrofem.jobs.infiltrate import run_infiltration
+from electrofem.physics.vof import InfiltrationOptions, VOFDivergenceError
 from electrofem.pipeline import run_generate
 
 COMM = MPI.COMM_WORLD
@@ -154,7 +154,7 @@ def main(argv=None) -> dict:
     cases = []
     for mode, value, label in runs:
         cf = value if mode == "cf" else 0.0
-        opts = InfiltrationJobOptions(
+        opts = InfiltrationOptions(
             capillary_factor=cf,
             step_control="scheduled" if mode == "fixed" else "courant",
             contact_line_slip=args.slip,

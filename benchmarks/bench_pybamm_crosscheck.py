@@ -64,9 +64,9 @@ def _resolved(run_dir: Path, label: str):
 
 def _transport(mesh_path: Path, outdir: Path):
     from electrofem.export import pybamm_parameters
+    from electrofem.jobs.transport import run_transport
     from electrofem.mesh import ElectrodeMesh
     from electrofem.physics.transport import TransportOptions
-    from electrofem.jobs.transport import run_transport
 
     emesh = ElectrodeMesh.read(mesh_path, COMM)
     axis = "xyz"[emesh.dim - 1]

@@ -10,7 +10,7 @@ meshed at ``--size`` (2.5 µm) with particle surfaces at ``--radius-factor`` (0.
 contact necks at ``--neck-factor`` (1) × the neck radius, at least ``--size-min`` (0.5 µm): a
 coarse mesh (~33k tetrahedra, ~22k in the pores), because every step factorises the 3D
 Taylor–Hood system with MUMPS (the cost grows fast with the pore cells). The
-paper's set-up of :mod:`electrofem.infiltration_job` in 3D: inlet at the top (z = H, 1e-4 m/s,
+paper's set-up of :mod:`electrofem.jobs.infiltrate` in 3D: inlet at the top (z = H, 1e-4 m/s,
 α = 1), outlet at the bottom, slip on the four sides, no-slip particle walls with θ = 30°,
 σ = 0.035 N/m, starting with an electrolyte film of ``--film`` µm below the inlet. Runs
 ``--steps`` adaptive steps (capillary factor ``--capillary-factor``, 20 by default).
@@ -36,7 +36,8 @@ from bench_infiltration import log_row, vs_serial  # benchmarks/ is sys.path[0]
 from mpi4py import MPI
 
 from electrofem.config import parse
-from electrofem.infiltration_job import InfiltrationJobOptions, run_infiltration
+from electrofem.jobs.infiltrate import run_infiltration
+from electrofem.physics.vof import InfiltrationOptions
 from electrofem.pipeline import run_generate
 
 COMM = MPI.COMM_WORLD
@@ -91,7 +92,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     emesh, summary = run_generate(cfg, work / "mesh", progress=False, picture=False)
     t_gen = time.perf_counter() - t0
-    opts = InfiltrationJobOptions(
+    opts = InfiltrationOptions(
         capillary_factor=args.capillary_factor,
         max_steps=args.steps,
         t_end_s=1.0,  # the step count ends the run

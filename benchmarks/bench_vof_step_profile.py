@@ -3,8 +3,10 @@
 Runs the infiltration job with the wetting study's settings (the paper's 1e-4 s steps, flow
 Courant ≤ 10, contact-line slip 0.7 h) to a short end time, timing the phases of
 :meth:`electrofem.physics.vof.VOFSolver.step` by wrapping them: the Navier–Stokes solve (assembly
-+ MUMPS), the α̃ / normal / curvature solves (``_update_properties``), the face-flux projection
-and the FCT transport of α (all sub-steps). Run it on an idle machine.
++ MUMPS, ``TwoPhaseFlow.solve``), the α̃ / normal / curvature solves
+(``TwoPhaseFlow.update_interface``), the face-flux projection (``AlphaTransport.face_fluxes``)
+and the FCT transport of α (``AlphaTransport.advect``, all sub-steps). Run it on an idle
+machine.
 
     python benchmarks/bench_vof_step_profile.py [--size 1.0] [--t-end 0.01]
     mpirun -n 2 python benchmarks/bench_vof_step_profile.py
@@ -23,8 +25,9 @@ from pathlib import Path
 from mpi4py import MPI
 
 from electrofem import __version__
-from electrofem.infiltration_job import run_infiltration
-from electrofem.physics.vof import VOFSolver
+from electrofem.jobs.infiltrate import run_infiltration
+from electrofem.physics.vof.flow import TwoPhaseFlow
+from electrofem.physics.vof.transport import AlphaTransport
 from electrofem.wetting_study import paper_step_options, wetting_config
 
 COMM = MPI.COMM_WORLD
@@ -53,28 +56,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--workdir", default="/tmp/electrofem-step-profile")
     args = ap.parse_args(argv)
     totals, counts = defaultdict(float), defaultdict(int)
-    for name in ("_update_properties", "_face_fluxes", "_advect"):
-        timed(VOFSolver, name, totals, counts)
-    ns = {"t": 0.0, "n": 0}
-    orig_step = VOFSolver.step
-
-    def step(self, dt):  # the NS solve: wrap the solver's LinearProblem once it exists
-        flow = self._flow
-        if not getattr(flow, "_timed", False):
-            solve = flow.solve
-
-            def timed_solve():
-                t = time.perf_counter()
-                try:
-                    return solve()
-                finally:
-                    ns["t"] += time.perf_counter() - t
-                    ns["n"] += 1
-
-            flow.solve, flow._timed = timed_solve, True
-        return orig_step(self, dt)
-
-    VOFSolver.step = step
+    timed(TwoPhaseFlow, "solve", totals, counts)
+    timed(TwoPhaseFlow, "update_interface", totals, counts)
+    timed(AlphaTransport, "face_fluxes", totals, counts)
+    timed(AlphaTransport, "advect", totals, counts)
     opts = paper_step_options(
         t_end_s=args.t_end,
         output_interval_s=args.t_end,
@@ -88,10 +73,10 @@ def main(argv=None) -> dict:
     m = json.loads((out / "infiltration.json").read_text())
     steps = int(m["steps"])
     phases = {
-        "navier_stokes_solve": ns["t"],
-        "alpha_smooth_normal_curvature": totals["_update_properties"],
-        "flux_projection": totals["_face_fluxes"],
-        "alpha_transport_fct": totals["_advect"],
+        "navier_stokes_solve": totals["solve"],
+        "alpha_smooth_normal_curvature": totals["update_interface"],
+        "flux_projection": totals["face_fluxes"],
+        "alpha_transport_fct": totals["advect"],
     }
     per_step = {k: v / max(steps, 1) for k, v in phases.items()}
     res = {
@@ -104,9 +89,9 @@ def main(argv=None) -> dict:
         "pore_cells": m.get("pore_cells"),
         "t_end_s": args.t_end,
         "steps": steps,
-        "alpha_substeps": counts["_advect"],
+        "alpha_substeps": counts["advect"],
         "wall_s": wall,
-        "ns_solves": ns["n"],
+        "ns_solves": counts["solve"],
         "phase_s": phases,
         "phase_s_per_step": per_step,
     }
@@ -114,7 +99,8 @@ def main(argv=None) -> dict:
         RESULTS.mkdir(exist_ok=True)
         path = RESULTS / f"vof_step_profile_n{COMM.size}.json"
         path.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"{steps} steps ({ns['n']} NS solves), {counts['_advect']} α sub-steps, {wall:.1f} s")
+        n_ns, n_sub = counts["solve"], counts["advect"]
+        print(f"{steps} steps ({n_ns} NS solves), {n_sub} α sub-steps, {wall:.1f} s")
         for k, v in phases.items():
             print(f"  {k:32s} {v:7.2f} s  {1e3 * per_step[k]:7.1f} ms/step")
         print(f"-> {path}")

@@ -23,7 +23,7 @@ from pathlib import Path
 from mpi4py import MPI
 
 from electrofem.physics.vof import InfiltrationOptions
-from electrofem.physics.vof_cases import static_drop, washburn_rate
+from electrofem.physics.vof.cases import SOLVER_REFERENCE, static_drop, washburn_rate
 
 COMM = MPI.COMM_WORLD
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,7 +52,12 @@ def main() -> None:
     o = None
     if args.scheduled_dt > 0:
         o = InfiltrationOptions(
-            step_control="scheduled", dt_max=args.scheduled_dt, flow_courant_max=1e9
+            **{
+                **SOLVER_REFERENCE,
+                "step_control": "scheduled",
+                "dt_max_s": args.scheduled_dt,
+                "flow_courant_max": 1e9,
+            }
         )
     rows = [static_drop(COMM, n, args.steps, o) for n in args.cells]
     if COMM.rank:

@@ -11,7 +11,7 @@ outlet at the bottom, symmetry sides; the paper's own time steps (first-order im
 1e-4 s for t < 0.1 s, 2e-4 s after) through ``step_control = "scheduled"`` (semi-implicit
 surface tension, α sub-cycled to Courant 0.5, flow Courant capped at 10), Navier slip of
 0.7 cell diameters at the contact line (``--slip``; the Lucas–Washburn-validated value).
-σ = 0.035 N/m and θ = 30° are the job defaults (sources: ``electrofem.infiltration_job``).
+σ = 0.035 N/m and θ = 30° are the job defaults (sources: ``electrofem.physics.vof.options``).
 No parameter is tuned to the paper's results.
 
 Each case runs to ``--fill-factor`` x the time the inflow takes to fill the pore volume (the

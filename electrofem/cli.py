@@ -199,7 +199,7 @@ def _cmd_discharge(args) -> int:
 
 
 def _cmd_infiltrate(args) -> int:
-    from .infiltration_job import run_infiltration
+    from .jobs.infiltrate import run_infiltration
 
     source, options = _source_and_options(args, "infiltration")
     report = run_infiltration(

@@ -83,7 +83,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from . import tags
-from .infiltration_job import InfiltrationJobOptions as InfiltrationOptions
 from .mesh.options import MeshOptions
 from .microstructure import (
     Box,
@@ -100,6 +99,7 @@ from .microstructure import (
 from .params import OptionsError, check_keys, from_table
 from .physics.electrochem.options import DischargeOptions
 from .physics.transport import ConductivityOptions, TransportOptions
+from .physics.vof.options import InfiltrationOptions
 
 
 class ConfigError(OptionsError):

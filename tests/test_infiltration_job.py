@@ -1,4 +1,4 @@
-"""The infiltration job (electrofem.infiltration_job) and ``electrofem infiltrate``.
+"""The infiltration job (electrofem.jobs.infiltrate) and ``electrofem infiltrate``.
 
 A small pore space (3 disks in a 20 × 24 µm box, ~440 pore cells) and a few dozen steps each:
 files, metrics, volume balance, restart, divergence, bad input. Marked ``mpi``: the same
@@ -6,20 +6,20 @@ assertions run under ``mpirun -n 2``."""
 
 import csv
 import json
+from pathlib import Path
 
 import gmsh
+import numpy as np
 import pytest
 from mpi4py import MPI
 
 from electrofem.cli import main
-from electrofem.infiltration_job import (
-    InfiltrationJobOptions,
-    _crossing,
-    run_infiltration,
-)
+from electrofem.jobs.infiltrate import run_infiltration
+from electrofem.jobs.infiltrate_metrics import crossing_time
+from electrofem.jobs.output import read_checkpoint, write_checkpoint
 from electrofem.mesh import ElectrodeMesh, MeshOptions, build_and_mesh
 from electrofem.microstructure import Box, Particles
-from electrofem.physics.vof import VOFDivergenceError, VOFSolver
+from electrofem.physics.vof import InfiltrationOptions, VOFDivergenceError, VOFSolver
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD
@@ -49,7 +49,7 @@ def opts(**kw):
         checkpoint_every_steps=4,
         n_slabs=6,
     )
-    return InfiltrationJobOptions(**{**base, **kw})
+    return InfiltrationOptions(**{**base, **kw})
 
 
 def read_csv(path):
@@ -114,7 +114,7 @@ def test_full_infiltration_to_breakthrough(one_pore, shared_tmp):
     """A whole run, dry to wetted, at an inlet speed 500× the paper's (0.05 m/s, Ca ≈ 4e-3,
     still capillary-dominated) so that it takes ~240 steps: breakthrough is detected before the
     pore volume has entered, the pores end nearly saturated, the balance holds throughout."""
-    o = InfiltrationJobOptions(
+    o = InfiltrationOptions(
         inlet_speed_m_s=0.05, fill_factor=1.3, n_slabs=6, checkpoint_every_steps=0
     )
     rep = run_infiltration(one_pore, shared_tmp / "bt", o, progress=False, plots=False)
@@ -139,16 +139,31 @@ def test_full_infiltration_to_breakthrough(one_pore, shared_tmp):
 def test_breakthrough_definition():
     """First crossing of the level, linearly interpolated between steps."""
     rows = [{"t_s": t, "f": f} for t, f in ((1.0, 0.0), (2.0, 0.004), (3.0, 0.02), (4.0, 0.5))]
-    assert _crossing(rows, "f", 0.01) == pytest.approx(2.0 + 0.006 / 0.016)
-    assert _crossing(rows, "f", 0.9) is None
+    assert crossing_time(rows, "f", 0.01) == pytest.approx(2.0 + 0.006 / 0.016)
+    assert crossing_time(rows, "f", 0.9) is None
 
 
 class _Kill(Exception):
     pass
 
 
-def test_restart_reproduces_uninterrupted_run(electrode, shared_tmp):
-    ref = run_infiltration(electrode, shared_tmp / "ref", opts(), progress=False, plots=False)
+@pytest.fixture(scope="module")
+def reference(electrode, tmp_path_factory):
+    """The uninterrupted run that the restarted ones must reproduce."""
+    path = COMM.bcast(str(tmp_path_factory.mktemp("ref")) if COMM.rank == 0 else None)
+    return run_infiltration(electrode, Path(path) / "ref", opts(), progress=False, plots=False)
+
+
+def assert_same_rows(ref, rep):
+    assert rep.metrics["steps"] == ref.metrics["steps"]
+    assert len(rep.rows) == len(ref.rows)
+    for a, b in zip(ref.rows, rep.rows, strict=True):
+        for key in ("t_s", "dt_s", "saturation", "outlet_fraction", "courant", "u_max_m_s"):
+            assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-300), (a["step"], key)
+
+
+def test_restart_reproduces_uninterrupted_run(electrode, shared_tmp, reference):
+    ref = reference
     out = shared_tmp / "killed"
 
     def kill(row):
@@ -162,11 +177,70 @@ def test_restart_reproduces_uninterrupted_run(electrode, shared_tmp):
     assert json.loads((out / "infiltration.json").read_text())["status"] == "running"
     rep = run_infiltration(electrode, out, opts(), progress=False, plots=False, restart=True)
     assert rep.metrics["restarts"] == 1 and rep.metrics["restart_changes"] == {}
-    assert rep.metrics["steps"] == ref.metrics["steps"]
-    assert len(rep.rows) == len(ref.rows)
-    for a, b in zip(ref.rows, rep.rows, strict=True):
-        for key in ("t_s", "dt_s", "saturation", "outlet_fraction", "courant", "u_max_m_s"):
-            assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-300), (a["step"], key)
+    assert_same_rows(ref, rep)
+
+
+#: The keys of a checkpoint's ``state.json`` as the job wrote them before the options and the
+#: time loop were unified (``seq`` and ``arrays`` are added by ``write_checkpoint``).
+FORMER_STATE_KEYS = (
+    "version",
+    "t",
+    "n_steps",
+    "rows",
+    "options",
+    "restarts",
+    "v0",
+    "inflow",
+    "outflow",
+    "next_out",
+    "last_out",
+    "out_index",
+)
+
+
+def former_state_arrays(s):
+    """The checkpoint arrays exactly as the former job built them (its ``_solver_arrays``)."""
+    n = s.n_owned
+    nu = s.V.dofmap.index_map.size_local
+    npd = s.Q.dofmap.index_map.size_local
+
+    def gather(a):
+        parts = COMM.gather(np.ascontiguousarray(a), root=0)
+        return np.concatenate(parts) if COMM.rank == 0 else None
+
+    out = {
+        "alpha": gather(s.alpha.x.array[s.c2d][:n]),
+        "alpha_xy": gather(s.centroid[:n]),
+        "u": gather(s.u.x.array.reshape(-1, s.gdim)[:nu]),
+        "u_xy": gather(s.V.tabulate_dof_coordinates()[:nu, : s.gdim]),
+        "p": gather(s.p.x.array[:npd]),
+        "p_xy": gather(s.Q.tabulate_dof_coordinates()[:npd, : s.gdim]),
+    }
+    return out if COMM.rank == 0 else {}
+
+
+def test_restart_from_a_checkpoint_in_the_former_layout(
+    electrode, shared_tmp, reference, monkeypatch
+):
+    """A checkpoint written before the refactor (arrays built by the former job, a state.json
+    with the former keys only) still restarts, and the run continues as if uninterrupted."""
+    out = shared_tmp / "former"
+
+    def kill(row):
+        if row["step"] == 10:
+            raise _Kill
+
+    with monkeypatch.context() as mp, pytest.raises(_Kill):
+        mp.setattr(VOFSolver, "state_arrays", former_state_arrays)
+        run_infiltration(electrode, out, opts(), progress=False, plots=False, step_callback=kill)
+    ckdir = out / "checkpoint"
+    state, arrays = read_checkpoint(ckdir, COMM)
+    assert sorted(arrays) == ["alpha", "alpha_xy", "p", "p_xy", "u", "u_xy"]
+    former = {k: state[k] for k in FORMER_STATE_KEYS}
+    write_checkpoint(ckdir, state["seq"], former, arrays if COMM.rank == 0 else {}, COMM)
+    rep = run_infiltration(electrode, out, opts(), progress=False, plots=False, restart=True)
+    assert rep.metrics["restarts"] == 1 and rep.metrics["restart_changes"] == {}
+    assert_same_rows(reference, rep)
 
 
 def test_restart_without_checkpoint_fails(electrode, shared_tmp):
@@ -236,3 +310,72 @@ def test_cli_bad_input_one_line(shared_tmp, capsys, args, text, field):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("electrofem: error: " + field), err
+
+
+def test_each_option_has_one_default_in_api_table_config_and_cli():
+    """Every field of InfiltrationOptions has one default: the dataclass's is what an empty
+    ``[infiltration]`` table, a config without the table and the command line without flags
+    give; each flag starts unset (None) and shows that default in its help, and sets its own
+    field. The job's defaults are the ones (30°, capillary factor 20, dt_max 1e-4 s)."""
+    import argparse
+
+    from electrofem import params
+    from electrofem.cli import build_parser
+    from electrofem.config import parse
+
+    api = InfiltrationOptions()
+    assert (api.contact_angle_deg, api.capillary_factor, api.dt_max_s) == (30.0, 20.0, 1e-4)
+    table = params.from_table(InfiltrationOptions, {}, "infiltration")
+    config = parse({"preset": "L-S", "box": {"width": W, "height": H}}).infiltration
+    ap = build_parser()
+    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    actions = {a.dest: a for a in sub.choices["infiltrate"]._actions}
+    cli = params.apply_flags(api, ap.parse_args(["infiltrate", "m.xdmf", "-o", "out"]))
+    flags = params.flag_names(InfiltrationOptions)
+    assert flags == {
+        "contact_angle_deg": "--contact-angle",
+        "t_end_s": "--t-end",
+        "max_steps": "--max-steps",
+        "capillary_factor": "--capillary-factor",
+    }
+    for row in params.describe(InfiltrationOptions):
+        name, default = row["name"], row["default"]
+        for where, obj in (("table", table), ("config", config), ("cli", cli)):
+            assert getattr(obj, name) == default, (name, where)
+        if name in flags:
+            action = actions[name]
+            assert action.option_strings == [flags[name]] and action.default is None
+            assert f"default {default!r}" in action.help
+    given = ap.parse_args(
+        ["infiltrate", "m.xdmf", "-o", "o", "--contact-angle", "45", "--t-end", "0.1"]
+        + ["--max-steps", "7", "--capillary-factor", "3"]
+    )
+    flagged = params.apply_flags(api, given)
+    assert (
+        flagged.contact_angle_deg,
+        flagged.t_end_s,
+        flagged.max_steps,
+        flagged.capillary_factor,
+    ) == (
+        45.0,
+        0.1,
+        7,
+        3.0,
+    )
+
+
+def test_deprecated_module_reexports():
+    """electrofem.infiltration_job warns and re-exports the job and its options."""
+    import importlib
+    import sys
+
+    from electrofem.jobs import infiltrate
+
+    sys.modules.pop("electrofem.infiltration_job", None)
+    with pytest.warns(DeprecationWarning):
+        old = importlib.import_module("electrofem.infiltration_job")
+    assert old.InfiltrationJobOptions is InfiltrationOptions
+    assert old.run_infiltration is infiltrate.run_infiltration
+    assert old.InfiltrationReport is infiltrate.InfiltrationReport
+    assert "contact_angle_deg" in old.PARAMETER_SOURCES and "saturation" in old.DEFINITIONS
+    assert "contact_angle_deg" in old.option_names()

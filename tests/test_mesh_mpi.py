@@ -10,10 +10,10 @@ from mpi4py import MPI
 
 from electrofem import tags
 from electrofem.config import parse
+from electrofem.jobs.generate import run_generate
 from electrofem.mesh import ElectrodeMesh, MeshFileError, MeshOptions
 from electrofem.microstructure import Box, Particles
 from electrofem.microstructure.measure import union_volume
-from electrofem.jobs.generate import run_generate
 
 pytestmark = pytest.mark.mpi
 

@@ -10,8 +10,8 @@ from mpi4py import MPI
 
 from electrofem.cli import main
 from electrofem.export import pybamm_parameters
-from electrofem.physics.transport import TransportOptions
 from electrofem.jobs.transport import run_transport
+from electrofem.physics.transport import TransportOptions
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD

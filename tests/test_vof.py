@@ -12,13 +12,12 @@ from mpi4py import MPI
 from electrofem.mesh import ElectrodeMesh, MeshOptions, build_and_mesh
 from electrofem.microstructure import Box, Particles
 from electrofem.physics.vof import (
-    FluidParams,
     InfiltrationOptions,
     VOFDivergenceError,
     VOFSolver,
-    _tag_box_facets,
+    tag_box_facets,
 )
-from electrofem.physics.vof_cases import CHANNEL, static_drop, washburn_rate
+from electrofem.physics.vof.cases import CHANNEL, SOLVER_REFERENCE, static_drop, washburn_rate
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD
@@ -28,12 +27,24 @@ def box(lx, ly, nx, ny):
     m = mesh.create_rectangle(
         COMM, [[0.0, 0.0], [lx, ly]], [nx, ny], ghost_mode=mesh.GhostMode.shared_facet
     )
-    return m, _tag_box_facets(m, lx, ly)
+    return m, tag_box_facets(m, lx, ly)
 
 
-def one_fluid(rho, mu, g):
-    return FluidParams(
-        rho_liquid=rho, rho_gas=rho, mu_liquid=mu, mu_gas=mu, sigma=0.0, gravity=(g, 0.0)
+def ref_options(**kw):
+    """The options these cases were validated with (:data:`SOLVER_REFERENCE`: 90°, capillary
+    factor 1, dt_max 1 ms) and ``kw``."""
+    return InfiltrationOptions(**{**SOLVER_REFERENCE, **kw})
+
+
+def one_fluid(rho, mu, g, **kw):
+    return ref_options(
+        rho_electrolyte_kg_m3=rho,
+        rho_air_kg_m3=rho,
+        mu_electrolyte_Pa_s=mu,
+        mu_air_Pa_s=mu,
+        surface_tension_N_m=0.0,
+        gravity_m_s2=(g, 0.0),
+        **kw,
     )
 
 
@@ -53,10 +64,10 @@ RHO, MU, G, H = 1200.0, 3.1e-3, 50.0, 1e-4
 def test_poiseuille_steady_exact():
     """Body-force-driven channel flow: P2 contains the parabola, so the discrete steady state
     is exact to round-off on every mesh (u_max = ρ g H² / 8μ)."""
-    opts = InfiltrationOptions(capillary_factor=0, advect_alpha=False)
+    opts = one_fluid(RHO, MU, G, capillary_factor=0, advect_alpha=False)
     for n in (4, 8):
         m, ft = box(2 * H, H, 2 * n, n)
-        s = VOFSolver(m, ft, CHANNEL, one_fluid(RHO, MU, G), opts)
+        s = VOFSolver(m, ft, CHANNEL, opts)
         s.set_alpha(lambda x: np.ones(x.shape[1]))
         for _ in range(3):
             rec = s.step(10.0)  # >> viscous time ρH²/μ = 4 ms: steady
@@ -80,8 +91,8 @@ def test_poiseuille_startup_first_order_in_time():
     m, ft = box(H, H, 4, 12)
     errs = []
     for k in (4, 8, 16):
-        opts = InfiltrationOptions(capillary_factor=0, advect_alpha=False)
-        s = VOFSolver(m, ft, CHANNEL, one_fluid(RHO, MU, G), opts)
+        opts = one_fluid(RHO, MU, G, capillary_factor=0, advect_alpha=False)
+        s = VOFSolver(m, ft, CHANNEL, opts)
         s.set_alpha(lambda x: np.ones(x.shape[1]))
         s.run(T, dt=T / k)
         errs.append(max_rel_error(s, exact))
@@ -112,15 +123,21 @@ def test_two_layer_channel_mesh_convergence():
     a cell row at every resolution (α = 0.5 there). The arithmetic mixing of μ in that row
     gives an O(h) error: observed order ≈ 1."""
     r1, r2, m1, m2 = 1200.0, 600.0, 3.1e-3, 3.1e-4
-    fl = FluidParams(
-        rho_liquid=r1, rho_gas=r2, mu_liquid=m1, mu_gas=m2, sigma=0.0, gravity=(G, 0.0)
+    opts = ref_options(
+        rho_electrolyte_kg_m3=r1,
+        rho_air_kg_m3=r2,
+        mu_electrolyte_Pa_s=m1,
+        mu_air_Pa_s=m2,
+        surface_tension_N_m=0.0,
+        gravity_m_s2=(G, 0.0),
+        capillary_factor=0,
+        advect_alpha=False,
     )
     errs = []
     for n in (8, 16, 32):
         a = H / 2 - 0.5 * H / n
         m, ft = box(H / 4, H, max(2, n // 4), n)
-        opts = InfiltrationOptions(capillary_factor=0, advect_alpha=False)
-        s = VOFSolver(m, ft, CHANNEL, fl, opts)
+        s = VOFSolver(m, ft, CHANNEL, opts)
         s.set_alpha_fraction(lambda x, a=a: x[1] < a, n_sub=16)
         for _ in range(2):
             s.step(1.0)
@@ -140,7 +157,7 @@ def vortex(x):
 
 
 def interface_cells(s):
-    a = s._alpha_cells()[: s.n_owned]
+    a = s.alpha_cells()[: s.n_owned]
     return COMM.allreduce(int(np.sum((a > 0.01) & (a < 0.99))), op=MPI.SUM)
 
 
@@ -149,9 +166,7 @@ def vortex_runs():
     m, ft = box(1.0, 1.0, 32, 32)
     out = {}
     for c in (0.0, 1.0):
-        s = VOFSolver(
-            m, ft, {}, options=InfiltrationOptions(compression=c, dt_max=1.0), velocity=vortex
-        )
+        s = VOFSolver(m, ft, {}, options=ref_options(compression=c, dt_max_s=1.0), velocity=vortex)
         s.set_alpha_fraction(lambda x: (x[0] - 0.5) ** 2 + (x[1] - 0.75) ** 2 < 0.15**2)
         v0, n0 = s.volume(), interface_cells(s)
         recs = s.run(1.0)
@@ -209,9 +224,9 @@ def test_static_slug_contact_angle_pressure():
     from dolfinx import geometry
 
     w, lc, th = 20e-6, 80e-6, 45.0
-    fl = FluidParams(contact_angle=th)
+    o = ref_options(contact_angle_deg=th, capillary_factor=20, dt_max_s=1e-5)
     m, ft = box(lc, w, 40, 10)
-    s = VOFSolver(m, ft, CHANNEL, fl, InfiltrationOptions(capillary_factor=20, dt_max=1e-5))
+    s = VOFSolver(m, ft, CHANNEL, o)
     s.set_alpha_fraction(lambda x: (x[0] > 30e-6) & (x[0] < 50e-6))
     v0 = s.volume()
     for _ in range(200):
@@ -221,7 +236,7 @@ def test_static_slug_contact_angle_pressure():
     cc = geometry.compute_colliding_cells(m, geometry.compute_collisions_points(tree, pts), pts)
     local = s.p.eval(pts, cc.links(0)[:1].astype(np.int32))[0] if len(cc.links(0)) else np.nan
     vals = [v for v in COMM.allgather(local) if np.isfinite(v)]
-    ratio = -vals[0] / (2 * fl.sigma * math.cos(math.radians(th)) / w)
+    ratio = -vals[0] / (2 * o.surface_tension_N_m * math.cos(math.radians(th)) / w)
     print(f"slug pressure / (-2σcosθ/w) = {ratio:.3f}, |u|max {rec.u_max:.2e} m/s, t {rec.t:.2e} s")
     assert 0.8 < ratio < 1.05
     assert abs(s.volume() - v0) / v0 < 1e-12
@@ -246,13 +261,14 @@ def test_scheduled_step_follows_schedule_and_flow_courant_cap(electrode):
     """``step_control = "scheduled"``: dt is the schedule's value for the current time (paper
     002: 1e-4 s, then 2e-4 s after 0.1 s), cut only by ``flow_courant_max``; α is sub-cycled
     so that every sub-step keeps Co ≤ courant_max, and stays bounded and conservative."""
-    o = InfiltrationOptions(
+    o = ref_options(
+        contact_angle_deg=30.0,
         step_control="scheduled",
-        dt_schedule=((0.0, 1e-4), (2e-4, 2e-4)),
+        dt_schedule_s=[[0.0, 1e-4], [2e-4, 2e-4]],
         flow_courant_max=1e9,
         contact_line_slip=0.7,
     )
-    with VOFSolver.from_electrode_mesh(electrode, FluidParams(contact_angle=30.0), o) as s:
+    with VOFSolver.from_electrode_mesh(electrode, o) as s:
         s.set_alpha(lambda x: (x[1] > 13e-6).astype(float))
         v0 = s.volume()
         assert s.stable_dt() == 1e-4
@@ -298,7 +314,7 @@ def test_electrode_infiltration_steps(electrode):
     """Paper set-up on a pore space: inlet 1e-4 m/s (α = 1) at the top, outlet at the bottom,
     symmetry sides, particle walls. A few adaptive steps: bounded, conservative, and the
     electrolyte that entered equals U·L_x·t."""
-    s = VOFSolver.from_electrode_mesh(electrode, options=InfiltrationOptions(capillary_factor=20))
+    s = VOFSolver.from_electrode_mesh(electrode, ref_options(capillary_factor=20))
     s.set_alpha(lambda x: (x[1] > 15e-6).astype(float))
     v0 = s.volume()
     recs = s.run(1.0, max_steps=5)
@@ -312,3 +328,56 @@ def test_electrode_infiltration_steps(electrode):
     assert all(r.courant <= 0.5 + 1e-9 for r in recs)
     with pytest.raises(VOFDivergenceError, match="Courant"):
         s.step(1.0)
+
+
+# --- the time loop and its observer ----------------------------------------------------------
+def test_run_loop_stop_reasons_and_observer():
+    """VOFSolver.run is the one time loop: it stops at t_end, after max_steps, after
+    max_wall_s (rank 0 decides) or when the observer's on_step returns a reason; on_start and
+    on_end are called around the steps."""
+    m, ft = box(1.0, 1.0, 8, 8)
+    calls = []
+
+    class Stop:
+        def on_start(self, solver):
+            calls.append(("start", solver.n_steps))
+
+        def on_step(self, solver, rec):
+            calls.append(("step", rec.step))
+            return "enough" if rec.step == 3 else None
+
+        def on_end(self, solver, reason):
+            calls.append(("end", reason))
+
+    with VOFSolver(m, ft, {}, ref_options(dt_max_s=1.0), velocity=vortex) as s:
+        s.set_alpha_fraction(lambda x: (x[0] - 0.5) ** 2 + (x[1] - 0.75) ** 2 < 0.15**2)
+        recs = s.run(1.0, observer=Stop())
+        assert recs.stop_reason == "enough" and [r.step for r in recs] == [1, 2, 3]
+        assert calls == [("start", 0), ("step", 1), ("step", 2), ("step", 3), ("end", "enough")]
+        recs = s.run(1.0, max_steps=2)
+        assert recs.stop_reason == "max_steps" and len(recs) == 2 and s.n_steps == 5
+        recs = s.run(1.0, max_wall_s=1e-12)
+        assert recs.stop_reason == "max_wall" and len(recs) == 0
+        t_end = s.t + 2.5e-3
+        recs = s.run(t_end, dt=1e-3)
+        assert recs.stop_reason == "t_end" and [r.dt for r in recs][:2] == [1e-3, 1e-3]
+        assert s.t == pytest.approx(t_end, rel=1e-12)
+
+
+def test_deprecated_aliases():
+    """FluidParams and electrofem.physics.vof_cases still work for one release, with a
+    DeprecationWarning; FluidParams converts to the options with the former solver defaults."""
+    import importlib
+    import sys
+
+    from electrofem.physics.vof import FluidParams
+
+    with pytest.warns(DeprecationWarning):
+        fl = FluidParams(contact_angle=45.0, sigma=0.02)
+    o = fl.to_options()
+    assert (o.contact_angle_deg, o.surface_tension_N_m) == (45.0, 0.02)
+    assert (o.capillary_factor, o.dt_max_s) == (1.0, 1e-3)
+    sys.modules.pop("electrofem.physics.vof_cases", None)
+    with pytest.warns(DeprecationWarning):
+        cases = importlib.import_module("electrofem.physics.vof_cases")
+    assert cases.static_drop is static_drop

@@ -15,15 +15,11 @@ from dolfinx import fem, mesh
 from mpi4py import MPI
 
 from electrofem import tags
-from electrofem.infiltration_job import InfiltrationJobOptions, run_infiltration
+from electrofem.jobs.infiltrate import run_infiltration
 from electrofem.mesh import ElectrodeMesh, MeshOptions, build_and_mesh
 from electrofem.microstructure import Box, Particles
-from electrofem.physics.vof import (
-    FluidParams,
-    InfiltrationOptions,
-    VOFSolver,
-    _tag_box_facets,
-)
+from electrofem.physics.vof import InfiltrationOptions, VOFSolver, tag_box_facets
+from electrofem.physics.vof.cases import SOLVER_REFERENCE
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD
@@ -37,7 +33,7 @@ def cube(n, lengths=(1.0, 1.0, 1.0), ns=None):
         cell_type=mesh.CellType.tetrahedron,
         ghost_mode=mesh.GhostMode.shared_facet,
     )
-    return m, _tag_box_facets(m, *lengths)
+    return m, tag_box_facets(m, *lengths)
 
 
 def deformation(x):
@@ -86,9 +82,10 @@ def test_exact_face_flux_3d():
         )
         vals = rng.standard_normal((s.V.dofmap.index_map.size_global, 3))  # same on all ranks
         s.u.x.array[:] = vals[glob].ravel()
-        F = s._fe_face_fluxes()
+        F = s.transport.fe_face_fluxes()
+        g = s.geom
         div = np.zeros(s.n_owned)
-        np.add.at(div, s._hf_cell, s._hf_sign * F[s._hf_face])
+        np.add.at(div, g.hf_cell, g.hf_sign * F[g.hf_face])
         v = ufl.TestFunction(s.V0)
         dx = ufl.dx(domain=m, metadata={"quadrature_degree": 2})
         ref = fem.assemble_vector(fem.form(ufl.div(s.u) * v * dx)).array[s.c2d[: s.n_owned]]
@@ -104,7 +101,7 @@ def test_advection_3d_bounded_and_conservative():
     """A sphere in the 3D deformation field (prescribed P2 velocity, closed box): projected
     face fluxes + FCT keep α in [0, 1] and conserve the volume to round-off."""
     m, ft = cube(10)
-    opts = InfiltrationOptions(compression=1.0, dt_max=1.0)
+    opts = InfiltrationOptions(compression=1.0, dt_max_s=1.0)
     with VOFSolver(m, ft, {}, options=opts, velocity=deformation) as s:
         r0 = 0.2
         s.set_alpha_fraction(lambda x: np.sum((x - 0.35) ** 2, axis=0) < r0**2)
@@ -139,10 +136,18 @@ def test_plane_poiseuille_3d_exact():
         tags.FRONT: "slip",
         tags.BACK: "slip",
     }
-    fl = FluidParams(
-        rho_liquid=rho, rho_gas=rho, mu_liquid=mu, mu_gas=mu, sigma=0.0, gravity=(g, 0.0, 0.0)
+    fluid = dict(
+        rho_electrolyte_kg_m3=rho,
+        rho_air_kg_m3=rho,
+        mu_electrolyte_Pa_s=mu,
+        mu_air_Pa_s=mu,
+        surface_tension_N_m=0.0,
+        gravity_m_s2=(g, 0.0, 0.0),
     )
-    with VOFSolver(m, ft, b, fl, InfiltrationOptions(capillary_factor=0, advect_alpha=False)) as s:
+    o = InfiltrationOptions(
+        **{**SOLVER_REFERENCE, **fluid, "capillary_factor": 0, "advect_alpha": False}
+    )
+    with VOFSolver(m, ft, b, o) as s:
         s.set_alpha(lambda x: np.ones(x.shape[1]))
         for _ in range(3):
             rec = s.step(10.0)  # >> the viscous time ρH²/μ = 4 ms: steady
@@ -160,7 +165,7 @@ def test_plane_poiseuille_3d_exact():
 def test_gravity_must_be_3d():
     m, ft = cube(1)
     with pytest.raises(ValueError, match="3 components"):
-        VOFSolver(m, ft, {}, FluidParams(gravity=(0.0, -9.81)))
+        VOFSolver(m, ft, {}, InfiltrationOptions(gravity_m_s2=(0.0, -9.81)))
 
 
 # --- a tiny 3D electrode -----------------------------------------------------------------------
@@ -197,7 +202,7 @@ def job_options(**kw):
         checkpoint_every_steps=5,
         n_slabs=4,
     )
-    return InfiltrationJobOptions(**{**base, **kw})
+    return InfiltrationOptions(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 import pytest
 from mpi4py import MPI
 
-from electrofem.infiltration_job import InfiltrationJobOptions
+from electrofem.physics.vof import InfiltrationOptions
 from electrofem.wetting_study import PAPER_CASES, orderings, run_wetting_study
 
 pytestmark = pytest.mark.mpi
@@ -16,7 +16,7 @@ COMM = MPI.COMM_WORLD
 
 def test_study_runs_each_case_and_resumes(shared_tmp):
     cases = [c for c in PAPER_CASES if c[0] in ("L-S", "S-L")]
-    opts = InfiltrationJobOptions(max_steps=3, snapshots=False, inlet_speed_m_s=1e-3)
+    opts = InfiltrationOptions(max_steps=3, snapshots=False, inlet_speed_m_s=1e-3)
     kw = dict(width_um=26.0, height_um=30.0, mesh_size_um=3.0, porosity=0.45)
     rows = run_wetting_study(shared_tmp, cases, opts, **kw)
     assert [r["case"] for r in rows] == ["L-S", "S-L"]

@@ -421,4 +421,3 @@ def _reaction(energy, uh, V, dofs) -> float:
     form = energy(uh, phi)
     comm = V.mesh.comm
     return comm.allreduce(fem.assemble_scalar(fem.form(form)), op=MPI.SUM)
-

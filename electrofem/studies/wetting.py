@@ -31,7 +31,8 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-from ..infiltration_job import InfiltrationJobOptions, run_infiltration
+from ..jobs.infiltrate import run_infiltration
+from ..physics.vof import InfiltrationOptions
 from .series import run_series
 
 #: (case name, preset, L:S ratio) of paper 002's wetting study.
@@ -42,17 +43,17 @@ PAPER_CASES = ARCHITECTURE_CASES + RATIO_CASES
 PAPER_DT_SCHEDULE_S = ((0.0, 1e-4), (0.1, 2e-4))
 
 
-def paper_step_options(dt_scale: float = 1.0, **overrides) -> InfiltrationJobOptions:
+def paper_step_options(dt_scale: float = 1.0, **overrides) -> InfiltrationOptions:
     """The study's infiltration options: the paper's steps (times ``dt_scale``) under
     ``step_control = "scheduled"`` (flow Courant cap 10), contact-line slip 0.7 cell diameters;
-    ``overrides`` are further :class:`InfiltrationJobOptions` fields."""
+    ``overrides`` are further :class:`InfiltrationOptions` fields."""
     kw = {
         "step_control": "scheduled",
         "dt_schedule_s": [[t0, dt * dt_scale] for t0, dt in PAPER_DT_SCHEDULE_S],
         "dt_max_s": PAPER_DT_SCHEDULE_S[0][1] * dt_scale,
         "contact_line_slip": 0.7,
     }
-    return InfiltrationJobOptions(**{**kw, **overrides})
+    return InfiltrationOptions(**{**kw, **overrides})
 
 
 def wetting_config(
@@ -87,7 +88,7 @@ def wetting_config(
 def run_wetting_study(
     outdir: str | Path,
     cases=PAPER_CASES,
-    options: InfiltrationJobOptions | None = None,
+    options: InfiltrationOptions | None = None,
     *,
     comm: MPI.Comm = MPI.COMM_WORLD,
     skip_done: bool = True,
@@ -104,7 +105,7 @@ def run_wetting_study(
     ``on_result(rows)`` runs after every case. ``config_kw`` go to :func:`wetting_config`.
     """
     outdir = Path(outdir)
-    opts = options or InfiltrationJobOptions()
+    opts = options or InfiltrationOptions()
 
     def folder(case):
         return outdir / case[0].replace(" ", "_").replace(":", "-")
