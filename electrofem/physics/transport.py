@@ -77,6 +77,13 @@ def _directions(v):
     return None
 
 
+def _axis_tuple(v):
+    """``"x"`` or ``["x", "y"]`` -> a tuple (anything else is left to validate())."""
+    if isinstance(v, str):
+        return (v,)
+    return tuple(v) if isinstance(v, list) else v
+
+
 def _coefficients(v):
     for k, c in v.items():
         if k not in tags.PHASES:
@@ -130,10 +137,7 @@ class TransportOptions:
     )
 
     def __post_init__(self):
-        if isinstance(self.directions, str):
-            self.directions = (self.directions,)
-        elif isinstance(self.directions, list):
-            self.directions = tuple(self.directions)
+        self.directions = _axis_tuple(self.directions)
 
     def validate(self, names: dict[str, str] | None = None) -> None:
         """Raise :class:`~electrofem.params.OptionsError` naming the field."""
@@ -205,10 +209,7 @@ class ConductivityOptions:
     )
 
     def __post_init__(self):
-        if isinstance(self.directions, str):
-            self.directions = (self.directions,)
-        elif isinstance(self.directions, list):
-            self.directions = tuple(self.directions)
+        self.directions = _axis_tuple(self.directions)
         if isinstance(self.conductivities_S_m, dict):  # a bad type is left to validate()
             self.conductivities_S_m = {**SOLID_CONDUCTIVITY_S_M, **self.conductivities_S_m}
 
