@@ -78,6 +78,29 @@ cdef inline int _offsets(int nc, int periodic_axis, int* out) noexcept nogil:
     return 1
 
 
+cdef inline void _neighbour_axes(Grid* g, int* cc, int* n, int* nb) noexcept nogil:
+    """Neighbour cells of the cell with coordinates ``cc``, axis by axis: ``n[a]`` distinct
+    coordinates ``nb[3*a + k]`` along axis ``a``, wrapped across periodic sides, -1 beyond a
+    wall (a single 0 on the unused third axis in 2D). The cell at ``(k0, k1, k2)`` is
+    ``nb[k0] + nc0 * (nb[3 + k1] + nc1 * nb[6 + k2])``."""
+    cdef int a, k, cn
+    cdef int off[3]
+    for a in range(3):
+        if a >= g.dim:
+            n[a] = 1
+            nb[3 * a] = 0
+            continue
+        n[a] = _offsets(g.nc[a], g.periodic and a < g.dim - 1, off)
+        for k in range(n[a]):
+            cn = cc[a] + off[k]
+            if cn < 0 or cn >= g.nc[a]:
+                if g.periodic and a < g.dim - 1:
+                    cn = (cn + g.nc[a]) % g.nc[a]
+                else:
+                    cn = -1
+            nb[3 * a + k] = cn
+
+
 cdef inline double _min_image(double dx, double L, bint periodic) noexcept nogil:
     if periodic:
         if dx > 0.5 * L:
@@ -117,51 +140,33 @@ cdef inline double _pair_force(double d, double s, double rmin, double hard_frac
 cdef Py_ssize_t _collect_pairs(double[:, ::1] x, double[::1] r, double[::1] L, Grid* g,
                                int[::1] head, int[::1] nxt, double frac, double skin,
                                int[::1] pi, int[::1] pj) noexcept nogil:
-    """Fill (pi, pj) with pairs i<j closer than s + frac*rmin + skin; return the count, or
-    -(needed) when the buffers are too small. Cells must be built."""
+    """Fill (pi, pj) with pairs i<j closer than r_i + r_j + frac*rmin + skin (minimum image
+    across periodic sides); return the count, or -(needed) when the buffers are too small.
+    Cells must be built. The one neighbour loop over particle pairs (``relax`` and
+    ``pairs_within``)."""
     cdef Py_ssize_t i, j, n = x.shape[0], cnt = 0, cap = pi.shape[0]
-    cdef int dim = g.dim, a, ox, oy, oz, nox, noy, noz, c, idx, stride, last = g.dim - 1
+    cdef int a, ox, oy, oz, c, idx, dim = g.dim, last = g.dim - 1
     cdef int cc[3]
-    cdef int cn[3]
-    cdef int offx[3]
-    cdef int offy[3]
-    cdef int offz[3]
+    cdef int nn[3]
+    cdef int nb[9]
     cdef double d2, reach, rmin, dxa
     cdef bint per = g.periodic
-    nox = _offsets(g.nc[0], per, offx)
-    if dim == 2:
-        noy = _offsets(g.nc[1], 0, offy)
-        noz = 1
-        offz[0] = 0
-    else:
-        noy = _offsets(g.nc[1], per, offy)
-        noz = _offsets(g.nc[2], 0, offz)
     for i in range(n):
         idx = _cell_of(x, i, g, L)
-        stride = idx
         for a in range(dim):
-            cc[a] = stride % g.nc[a]
-            stride = stride // g.nc[a]
-        for ox in range(nox):
-            for oy in range(noy):
-                for oz in range(noz):
-                    cn[0] = cc[0] + offx[ox]
-                    cn[1] = cc[1] + offy[oy]
-                    if dim == 3:
-                        cn[2] = cc[2] + offz[oz]
-                    c = 0
-                    stride = 1
-                    for a in range(dim):
-                        if cn[a] < 0 or cn[a] >= g.nc[a]:
-                            if per and a < last:
-                                cn[a] = (cn[a] + g.nc[a]) % g.nc[a]
-                            else:
-                                c = -1
-                                break
-                        c += cn[a] * stride
-                        stride *= g.nc[a]
-                    if c < 0:
+            cc[a] = idx % g.nc[a]
+            idx = idx // g.nc[a]
+        _neighbour_axes(g, cc, nn, nb)
+        for ox in range(nn[0]):
+            if nb[ox] < 0:
+                continue
+            for oy in range(nn[1]):
+                if nb[3 + oy] < 0:
+                    continue
+                for oz in range(nn[2]):
+                    if nb[6 + oz] < 0:
                         continue
+                    c = nb[ox] + g.nc[0] * (nb[3 + oy] + g.nc[1] * nb[6 + oz])
                     j = head[c]
                     while j >= 0:
                         if j > i:
@@ -178,6 +183,67 @@ cdef Py_ssize_t _collect_pairs(double[:, ::1] x, double[::1] r, double[::1] L, G
                                 cnt += 1
                         j = nxt[j]
     return cnt if cnt <= cap else -cnt
+
+
+cdef struct Cells:
+    int cc[3]      # cell coordinates the neighbour lists below belong to (-1: none yet)
+    int nn[3]
+    int nb[9]
+
+
+cdef inline Py_ssize_t _owner(double* p, double[:, ::1] x, double[::1] r, double[::1] L,
+                              Grid* g, int[::1] head, int[::1] nxt, Cells* q, bint first,
+                              double* pw_out) noexcept nogil:
+    """The particle containing point ``p`` with the smallest power distance
+    ``|p - c|^2 - r^2`` (the radical-plane split), or the first one found when ``first``;
+    -1 when no particle contains it. The one neighbour loop over point queries
+    (``phase_counts``). ``p`` must lie in the box; ``q`` caches the
+    neighbour cells between calls (set ``q.cc[0] = -1`` before the first)."""
+    cdef int a, ox, oy, oz, c, dim = g.dim, last = g.dim - 1
+    cdef bint per = g.periodic
+    cdef int cc[3]
+    cdef bint same = True
+    cdef int* nb = q.nb
+    cdef double d2, dxa, pw, bestpw = 0.0
+    cdef Py_ssize_t j, best = -1
+    for a in range(dim):
+        cc[a] = <int>floor(p[a] / g.cs[a])
+        if cc[a] >= g.nc[a]:
+            cc[a] = g.nc[a] - 1
+        elif cc[a] < 0:
+            cc[a] = 0
+        if cc[a] != q.cc[a]:
+            same = False
+    if not same:
+        for a in range(dim):
+            q.cc[a] = cc[a]
+        _neighbour_axes(g, cc, q.nn, nb)
+    for ox in range(q.nn[0]):
+        if nb[ox] < 0:
+            continue
+        for oy in range(q.nn[1]):
+            if nb[3 + oy] < 0:
+                continue
+            for oz in range(q.nn[2]):
+                if nb[6 + oz] < 0:
+                    continue
+                c = nb[ox] + g.nc[0] * (nb[3 + oy] + g.nc[1] * nb[6 + oz])
+                j = head[c]
+                while j >= 0:
+                    d2 = 0.0
+                    for a in range(dim):
+                        dxa = _min_image(p[a] - x[j, a], L[a], per and a < last)
+                        d2 += dxa * dxa
+                    pw = d2 - r[j] * r[j]
+                    if pw < 0.0 and (best < 0 or pw < bestpw):
+                        best = j
+                        bestpw = pw
+                        if first:
+                            pw_out[0] = pw
+                            return best
+                    j = nxt[j]
+    pw_out[0] = bestpw
+    return best
 
 
 cdef double _forces(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
@@ -257,6 +323,22 @@ cdef double _forces(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1
     return viol
 
 
+cdef tuple _pair_list(double[:, ::1] x, double[::1] r, double[::1] L, Grid* g,
+                      int[::1] head, int[::1] nxt, double frac, double skin, pi_a, pj_a):
+    """Pairs from :func:`_collect_pairs` into the int32 buffers ``(pi_a, pj_a)``, enlarged
+    when too small; returns ``(pi_a, pj_a, npair)``. Cells must be built."""
+    cdef int[::1] pi = pi_a
+    cdef int[::1] pj = pj_a
+    cdef Py_ssize_t npair = _collect_pairs(x, r, L, g, head, nxt, frac, skin, pi, pj)
+    if npair < 0:
+        pi_a = np.empty(-2 * npair, dtype=np.int32)
+        pj_a = np.empty(-2 * npair, dtype=np.int32)
+        pi = pi_a
+        pj = pj_a
+        npair = _collect_pairs(x, r, L, g, head, nxt, frac, skin, pi, pj)
+    return pi_a, pj_a, npair
+
+
 def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
           double[::1] L, bint periodic, double hard_frac=0.0, double band=0.0,
           int max_iter=20000, double tol=1e-4, double dt_max=0.3, int stall=0):
@@ -322,13 +404,9 @@ def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
                         if x[i, a] < 0.0 or x[i, a] >= L[a]:
                             x[i, a] = x[i, a] - L[a] * floor(x[i, a] / L[a])
             _build_cells(x, L, &g, head, nxt)
-            npair = _collect_pairs(x, r, L, &g, head, nxt, ext, skin, pi, pj)
-            if npair < 0:
-                pi_a = np.empty(-2 * npair, dtype=np.int32)
-                pj_a = np.empty(-2 * npair, dtype=np.int32)
-                pi = pi_a
-                pj = pj_a
-                npair = _collect_pairs(x, r, L, &g, head, nxt, ext, skin, pi, pj)
+            pi_a, pj_a, npair = _pair_list(x, r, L, &g, head, nxt, ext, skin, pi_a, pj_a)
+            pi = pi_a
+            pj = pj_a
             for i in range(n):
                 for a in range(dim):
                     x0[i, a] = x[i, a]
@@ -392,11 +470,9 @@ def pairs_within(double[:, ::1] x, double[::1] r, double[::1] L, bint periodic,
 
     Returns ``(i, j, d)`` arrays with ``i < j`` (minimum image across periodic sides). O(N).
     """
-    cdef Py_ssize_t n = x.shape[0], i, j
+    cdef Py_ssize_t n = x.shape[0], i, j, k, npair
     cdef int dim = x.shape[1], a, last = dim - 1
-    cdef double rmax = 0.0, s, rmin, d2, reach
-    cdef double dx[3]
-    ii, jj, dd = [], [], []
+    cdef double rmax = 0.0, d2, dxa
     if n < 2:
         return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     for i in range(n):
@@ -408,63 +484,23 @@ def pairs_within(double[:, ::1] x, double[::1] r, double[::1] L, bint periodic,
     cdef int[::1] head = head_a
     cdef int[::1] nxt = nxt_a
     _build_cells(x, L, &g, head, nxt)
-    cdef int offx[3]
-    cdef int offy[3]
-    cdef int offz[3]
-    cdef int nox, noy, noz, ox, oy, oz, c, stride, idx
-    cdef int cc[3]
-    cdef int cn[3]
-    nox = _offsets(g.nc[0], periodic, offx)
-    if dim == 2:
-        noy = _offsets(g.nc[1], 0, offy)
-        noz = 1
-        offz[0] = 0
-    else:
-        noy = _offsets(g.nc[1], periodic, offy)
-        noz = _offsets(g.nc[2], 0, offz)
-    for i in range(n):
-        idx = _cell_of(x, i, &g, L)
-        stride = idx
-        for a in range(dim):
-            cc[a] = stride % g.nc[a]
-            stride = stride // g.nc[a]
-        for ox in range(nox):
-            for oy in range(noy):
-                for oz in range(noz):
-                    cn[0] = cc[0] + offx[ox]
-                    cn[1] = cc[1] + offy[oy]
-                    if dim == 3:
-                        cn[2] = cc[2] + offz[oz]
-                    c = 0
-                    stride = 1
-                    for a in range(dim):
-                        if cn[a] < 0 or cn[a] >= g.nc[a]:
-                            if periodic and a < last:
-                                cn[a] = (cn[a] + g.nc[a]) % g.nc[a]
-                            else:
-                                c = -1
-                                break
-                        c += cn[a] * stride
-                        stride *= g.nc[a]
-                    if c < 0:
-                        continue
-                    j = head[c]
-                    while j >= 0:
-                        if j > i:
-                            s = r[i] + r[j]
-                            rmin = r[i] if r[i] < r[j] else r[j]
-                            reach = s + gap_frac * rmin
-                            d2 = 0.0
-                            for a in range(dim):
-                                dx[a] = _min_image(x[i, a] - x[j, a], L[a], periodic and a < last)
-                                d2 += dx[a] * dx[a]
-                            if d2 < reach * reach:
-                                ii.append(i)
-                                jj.append(j)
-                                dd.append(sqrt(d2))
-                        j = nxt[j]
-    return (np.asarray(ii, dtype=np.int64), np.asarray(jj, dtype=np.int64),
-            np.asarray(dd, dtype=float))
+    pi_a, pj_a, npair = _pair_list(x, r, L, &g, head, nxt, gap_frac, 0.0,
+                                   np.empty(8 * n, dtype=np.int32),
+                                   np.empty(8 * n, dtype=np.int32))
+    cdef int[::1] pi = pi_a
+    cdef int[::1] pj = pj_a
+    d_a = np.empty(npair)
+    cdef double[::1] d = d_a
+    with nogil:
+        for k in range(npair):
+            i = pi[k]
+            j = pj[k]
+            d2 = 0.0
+            for a in range(dim):
+                dxa = _min_image(x[i, a] - x[j, a], L[a], periodic and a < last)
+                d2 += dxa * dxa
+            d[k] = sqrt(d2)
+    return pi_a[:npair].astype(np.int64), pj_a[:npair].astype(np.int64), d_a
 
 
 def phase_counts(double[:, ::1] x, double[::1] r, double[::1] rcore, int[::1] core_phase,
@@ -504,89 +540,28 @@ def phase_counts(double[:, ::1] x, double[::1] r, double[::1] rcore, int[::1] co
     cdef int[::1] head = head_a
     cdef int[::1] nxt = nxt_a
     _build_cells(x, L, &g, head, nxt)
-    cdef int ip, jp, kp, ox, oy, nox, noy, c, best, k, cz = 0, cx, cy, cxx, cyy
-    cdef int offx[3]
-    cdef int offy[3]
+    cdef Cells q
+    q.cc[0] = -1
+    cdef int ip, jp, kp, plane
     cdef double p[3]
-    cdef double dx[3]
-    cdef double d2, pw, bestpw
-    cdef Py_ssize_t j
+    cdef double pw
+    cdef Py_ssize_t best
     cdef int nk = npts[2] if dim == 3 else 1
-    nox = _offsets(g.nc[0], periodic, offx)
+    p[2] = 0.0
     with nogil:
         for ip in range(npts[0]):
             p[0] = (ip + 0.5) * hh[0]
-            cx = <int>floor(p[0] / g.cs[0])
-            if cx >= g.nc[0]:
-                cx = g.nc[0] - 1
             for jp in range(npts[1]):
                 p[1] = (jp + 0.5) * hh[1]
-                cy = <int>floor(p[1] / g.cs[1])
-                if cy >= g.nc[1]:
-                    cy = g.nc[1] - 1
                 for kp in range(nk):
                     if dim == 3:
                         p[2] = (kp + 0.5) * hh[2]
-                        cz = <int>floor(p[2] / g.cs[2])
-                        if cz >= g.nc[2]:
-                            cz = g.nc[2] - 1
-                    best = -1
-                    bestpw = 0.0
-                    for ox in range(-1, 2):
-                        cxx = cx + ox
-                        if cxx < 0 or cxx >= g.nc[0]:
-                            if periodic:
-                                cxx = (cxx + g.nc[0]) % g.nc[0]
-                            else:
-                                continue
-                        if periodic and g.nc[0] < 3 and ox != 0 and (g.nc[0] == 1 or ox == -1):
-                            continue
-                        for oy in range(-1, 2):
-                            cyy = cy + oy
-                            if cyy < 0 or cyy >= g.nc[1]:
-                                if periodic and dim == 3:
-                                    cyy = (cyy + g.nc[1]) % g.nc[1]
-                                else:
-                                    continue
-                            if dim == 3 and periodic and g.nc[1] < 3 and oy != 0 and (
-                                    g.nc[1] == 1 or oy == -1):
-                                continue
-                            if dim == 2:
-                                c = cxx + g.nc[0] * cyy
-                                j = head[c]
-                                while j >= 0:
-                                    d2 = 0.0
-                                    for a in range(dim):
-                                        dx[a] = _min_image(p[a] - x[j, a], L[a],
-                                                           periodic and a < last)
-                                        d2 += dx[a] * dx[a]
-                                    pw = d2 - r[j] * r[j]
-                                    if pw < 0.0 and (best < 0 or pw < bestpw):
-                                        best = <int>j
-                                        bestpw = pw
-                                    j = nxt[j]
-                            else:
-                                for k in range(-1, 2):
-                                    if cz + k < 0 or cz + k >= g.nc[2]:
-                                        continue
-                                    c = cxx + g.nc[0] * (cyy + g.nc[1] * (cz + k))
-                                    j = head[c]
-                                    while j >= 0:
-                                        d2 = 0.0
-                                        for a in range(dim):
-                                            dx[a] = _min_image(p[a] - x[j, a], L[a],
-                                                               periodic and a < last)
-                                            d2 += dx[a] * dx[a]
-                                        pw = d2 - r[j] * r[j]
-                                        if pw < 0.0 and (best < 0 or pw < bestpw):
-                                            best = <int>j
-                                            bestpw = pw
-                                        j = nxt[j]
+                    plane = kp if dim == 3 else jp
+                    best = _owner(p, x, r, L, &g, head, nxt, &q, False, &pw)
                     if best < 0:
-                        counts[kp if dim == 3 else jp, 1] += 1
+                        counts[plane, 1] += 1
+                    elif pw + r[best] * r[best] < rcore[best] * rcore[best]:
+                        counts[plane, core_phase[best]] += 1
                     else:
-                        if bestpw + r[best] * r[best] < rcore[best] * rcore[best]:
-                            counts[kp if dim == 3 else jp, core_phase[best]] += 1
-                        else:
-                            counts[kp if dim == 3 else jp, shell_phase[best]] += 1
+                        counts[plane, shell_phase[best]] += 1
     return counts_a, zs

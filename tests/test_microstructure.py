@@ -230,3 +230,30 @@ def test_csv_roundtrip(tmp_path):
     (tmp_path / "bad.csv").write_text("x,y,r\n1,2,oops\n")
     with pytest.raises(MicrostructureError, match="row 2 column 'r'"):
         Particles.from_csv(tmp_path / "bad.csv", p.box)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("periodic", [True, False])
+def test_pairs_within_matches_brute_force_on_coarse_and_fine_cell_grids(dim, periodic):
+    """The shared cell-list pair loop (relax, pairs_within) finds exactly the O(N²) pairs, also
+    with 1 or 2 cells along an axis (where -1 and +1 are the same periodic neighbour)."""
+    from electrofem._packing import pairs_within
+
+    rng = np.random.default_rng(dim + 2 * periodic)
+    for width in (3.0, 5.0, 9.0, 30.0):
+        size = np.array([width, 1.3 * width, 25.0][: dim - 1] + [25.0])
+        n = 60
+        x = np.ascontiguousarray(rng.uniform(0, 1, (n, dim)) * size)
+        r = rng.uniform(0.4, 1.2, n)
+        p = Particles(Box(tuple(size), periodic), x, r)
+        for gap in (0.0, 0.3, -0.1):
+            i, j, d = pairs_within(p.centers, p.radii, size, periodic, gap)
+            dx = p.centers[:, None, :] - p.centers[None, :, :]
+            if periodic:
+                dx[..., :-1] -= size[:-1] * np.round(dx[..., :-1] / size[:-1])
+            dist = np.sqrt((dx**2).sum(-1))
+            reach = r[:, None] + r[None, :] + gap * np.minimum(r[:, None], r[None, :])
+            bi, bj = np.nonzero(np.triu(dist < reach, 1))
+            found = sorted(zip(i.tolist(), j.tolist(), strict=True))
+            assert found == sorted(zip(bi.tolist(), bj.tolist(), strict=True))
+            assert np.allclose(d, dist[i, j], rtol=0, atol=1e-12)
