@@ -228,7 +228,8 @@ def test_csv_roundtrip(tmp_path):
     assert np.allclose(p.centers, q.centers) and np.allclose(p.radii, q.radii)
     assert np.array_equal(p.phase, q.phase) and np.array_equal(p.layer, q.layer)
     (tmp_path / "bad.csv").write_text("x,y,r\n1,2,oops\n")
-    with pytest.raises(MicrostructureError, match="row 2 column 'r'"):
+    # rows are numbered from the first data row (the header is line 1 of the file)
+    with pytest.raises(MicrostructureError, match=r"row 1 \(line 2\): column 'r'"):
         Particles.from_csv(tmp_path / "bad.csv", p.box)
 
 
