@@ -4,6 +4,7 @@ test) and the resource estimate that refuses oversized requests before packing."
 import csv
 import io
 import math
+import time
 
 import numpy as np
 import pytest
@@ -173,3 +174,56 @@ def test_csv_reader_loads_or_raises_microstructure_error(tmp_path, case):
     assert np.all((p.centers[:, -1] >= 0) & (p.centers[:, -1] <= box.height))
     assert set(p.phase.tolist()) <= set(tags.SOLID_PHASES)
     assert math.isfinite(float(np.sum(p.volumes())))
+
+
+# --- resources: refuse oversized requests before packing (issue 12, item 4) -----------------
+
+
+def test_resource_estimate_of_a_small_request_passes():
+    from electrofem.microstructure import check_resources, estimate_resources, generate, preset
+
+    spec = preset("L-S", width=50, height=80, porosity=0.45, seed=1)
+    est = estimate_resources(spec, mesh_size_um=1.0)
+    n = len(generate(spec))
+    assert 0.8 * n < est["n_particles"] < 1.25 * n  # (radii are rescaled to the porosity)
+    assert est["packing_bytes"] < 1e9 and est["mesh_cells"] > 0 and est["meshing_bytes"] < 1e9
+    out = check_resources(spec, mesh_size_um=1.0)
+    assert out["fits"] and out["memory_bytes"] > 0
+    # 3D, lognormal sizes, two layers: the count the packer draws (before any packing)
+    from electrofem.microstructure.layers import _sample_layers
+
+    spec3 = preset("S-L", dim=3, width=60, depth=60, height=60, std_fraction=0.3, seed=2)
+    n3 = len(_sample_layers(spec3, np.random.default_rng(2))["r"])
+    est3 = check_resources(spec3)
+    assert 0.9 * n3 < est3["n_particles"] < 1.1 * n3
+    assert est3["mesh_cells"] is None and est3["largest"] == "packing"
+
+
+def test_oversized_request_refused_quickly_naming_the_key():
+    from electrofem.microstructure import check_resources, generate, preset
+
+    # the issue: a 10 000 µm box of 1 µm particles grew past 6 GB in 100 s, then MemoryError
+    big = preset(
+        "Mix", dim=3, width=10_000, depth=10_000, height=146, large_diameter=1, small_diameter=1
+    )
+    t0 = time.perf_counter()
+    with pytest.raises(MicrostructureError) as err:
+        check_resources(big, memory_bytes=24 * 2**30)
+    msg = str(err.value)
+    assert msg.startswith("box.width: the request needs ~") and "\n" not in msg
+    assert "particles" in msg and "(this machine has 24 GB)" in msg and "--force" in msg
+    with pytest.raises(MicrostructureError, match="box.width"):
+        generate(big)  # refused before drawing a single radius
+    assert time.perf_counter() - t0 < 1.0
+    # forced: a warning, the estimate back
+    assert not check_resources(big, memory_bytes=24 * 2**30, force=True)["fits"]
+    # a small box with a fine mesh: the mesh size is the key to change
+    small = preset("L-S", dim=3, width=50, depth=50, height=60)
+    with pytest.raises(MicrostructureError, match=r"^mesh\.size: .* mesh cells"):
+        check_resources(small, mesh_size_um=0.1, memory_bytes=24 * 2**30)
+    assert check_resources(small, mesh_size_um=2.0, memory_bytes=24 * 2**30)["fits"]
+    # particles at hand (CSV): nothing is packed, the mesh is still estimated
+    parts = Particles(BOX2, [[10.0, 10.0]], [2.0])
+    assert check_resources(parts, mesh_size_um=0.5)["n_particles"] == 1
+    with pytest.raises(MicrostructureError, match="mesh.size"):
+        check_resources(parts, mesh_size_um=1e-4)

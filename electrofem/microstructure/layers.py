@@ -30,6 +30,7 @@ from .packing import (
     settle_contacts,
 )
 from .particles import Box, MicrostructureError, Particles
+from .resources import check_resources
 
 log = logging.getLogger("electrofem.microstructure")
 
@@ -168,13 +169,15 @@ def _sample_layers(spec: Electrode, rng: np.random.Generator):
     return {k: np.concatenate([np.asarray(a, float) for a in v]) for k, v in cols.items()}
 
 
-def generate(spec: Electrode, progress: bool = False) -> Particles:
+def generate(spec: Electrode, progress: bool = False, force: bool = False) -> Particles:
     """Pack the recipe; return particles whose ``meta`` records the provenance.
 
     Raises :class:`MicrostructureError` (or its subclass UnreachablePorosity) with the
-    offending field named.
+    offending field named, also before any work when the packing would not fit in this
+    machine's memory (:func:`resources.check_resources`; ``force`` packs anyway).
     """
     spec.validate()
+    check_resources(spec, force=force)
     rng = np.random.default_rng(spec.seed)
     cols = _sample_layers(spec, rng)
     _check_fit(spec.box, cols["r"], "layers")
