@@ -242,7 +242,7 @@ def summarize(parts: Particles, density: dict | None = None) -> dict:
     an independent check on the grid of the phase fractions.
     """
     box = parts.box
-    z, frac = phase_profile(parts)
+    _, frac = phase_profile(parts)
     bounds = parts.meta.get("layer_bounds_um") or [(0.0, box.height)]
     solid_by_phase = {
         int(p): float(frac[:, p].mean()) for p in tags.SOLID_PHASES if frac[:, p].any()
