@@ -6,8 +6,8 @@ Geometry conventions (shared with ``electrofem.microstructure``): ``x`` is ``(N,
 lateral axes are periodic (minimum image) or bounded by walls.
 
 Every routine is O(N) per sweep: particles are binned into a grid of cells at least one
-interaction range wide (a linked-cell list), so each particle only visits the 3^dim
-neighbouring cells.
+interaction range wide (a linked-cell list, ``cells.pxd``), so each particle only visits the
+3^dim neighbouring cells.
 """
 
 import numpy as np
@@ -17,97 +17,15 @@ from libc.math cimport fabs, floor, sqrt
 
 cnp.import_array()
 
-
-cdef struct Grid:
-    int nc[3]
-    double cs[3]
-    int dim
-    int periodic
-
-
-cdef inline int _cell_of(double[:, ::1] x, Py_ssize_t i, Grid* g, double[::1] L) noexcept nogil:
-    cdef int a, c, idx = 0, stride = 1
-    for a in range(g.dim):
-        c = <int>floor(x[i, a] / g.cs[a])
-        if c < 0:
-            c = g.nc[a] - 1 if (g.periodic and a < g.dim - 1) else 0
-        if c >= g.nc[a]:
-            c = 0 if (g.periodic and a < g.dim - 1) else g.nc[a] - 1
-        idx += c * stride
-        stride *= g.nc[a]
-    return idx
-
-
-cdef void _build_cells(double[:, ::1] x, double[::1] L, Grid* g,
-                       int[::1] head, int[::1] nxt) noexcept nogil:
-    cdef Py_ssize_t i, n = x.shape[0]
-    cdef int c
-    head[:] = -1
-    for i in range(n):
-        c = _cell_of(x, i, g, L)
-        nxt[i] = head[c]
-        head[c] = <int>i
-
-
-cdef Grid _make_grid(double[::1] L, int dim, bint periodic, double reach):
-    cdef Grid g
-    cdef int a
-    g.dim = dim
-    g.periodic = periodic
-    for a in range(3):
-        g.nc[a] = 1
-        g.cs[a] = 1.0
-    for a in range(dim):
-        g.nc[a] = max(1, <int>floor(L[a] / reach))
-        g.cs[a] = L[a] / g.nc[a]
-    return g
-
-
-cdef inline int _offsets(int nc, int periodic_axis, int* out) noexcept nogil:
-    """Distinct neighbour-cell offsets along one axis."""
-    if nc >= 3 or not periodic_axis:
-        out[0] = -1
-        out[1] = 0
-        out[2] = 1
-        return 3
-    if nc == 2:
-        out[0] = 0
-        out[1] = 1
-        return 2
-    out[0] = 0
-    return 1
-
-
-cdef inline void _neighbour_axes(Grid* g, int* cc, int* n, int* nb) noexcept nogil:
-    """Neighbour cells of the cell with coordinates ``cc``, axis by axis: ``n[a]`` distinct
-    coordinates ``nb[3*a + k]`` along axis ``a``, wrapped across periodic sides, -1 beyond a
-    wall (a single 0 on the unused third axis in 2D). The cell at ``(k0, k1, k2)`` is
-    ``nb[k0] + nc0 * (nb[3 + k1] + nc1 * nb[6 + k2])``."""
-    cdef int a, k, cn
-    cdef int off[3]
-    for a in range(3):
-        if a >= g.dim:
-            n[a] = 1
-            nb[3 * a] = 0
-            continue
-        n[a] = _offsets(g.nc[a], g.periodic and a < g.dim - 1, off)
-        for k in range(n[a]):
-            cn = cc[a] + off[k]
-            if cn < 0 or cn >= g.nc[a]:
-                if g.periodic and a < g.dim - 1:
-                    cn = (cn + g.nc[a]) % g.nc[a]
-                else:
-                    cn = -1
-            nb[3 * a + k] = cn
-
-
-cdef inline double _min_image(double dx, double L, bint periodic) noexcept nogil:
-    if periodic:
-        if dx > 0.5 * L:
-            dx -= L
-        elif dx < -0.5 * L:
-            dx += L
-    return dx
+from cells cimport (
+    Cells,
+    Grid,
+    _build_cells,
+    _collect_pairs,
+    _make_grid,
+    _min_image,
+    _owner,
+)
 
 
 cdef inline double _pair_force(double d, double s, double rmin, double hard_frac,
@@ -135,115 +53,6 @@ cdef inline double _pair_force(double d, double s, double rmin, double hard_frac
             viol[0] = v
         return s + w - d
     return 0.0
-
-
-cdef Py_ssize_t _collect_pairs(double[:, ::1] x, double[::1] r, double[::1] L, Grid* g,
-                               int[::1] head, int[::1] nxt, double frac, double skin,
-                               int[::1] pi, int[::1] pj) noexcept nogil:
-    """Fill (pi, pj) with pairs i<j closer than r_i + r_j + frac*rmin + skin (minimum image
-    across periodic sides); return the count, or -(needed) when the buffers are too small.
-    Cells must be built. The one neighbour loop over particle pairs (``relax`` and
-    ``pairs_within``)."""
-    cdef Py_ssize_t i, j, n = x.shape[0], cnt = 0, cap = pi.shape[0]
-    cdef int a, ox, oy, oz, c, idx, dim = g.dim, last = g.dim - 1
-    cdef int cc[3]
-    cdef int nn[3]
-    cdef int nb[9]
-    cdef double d2, reach, rmin, dxa
-    cdef bint per = g.periodic
-    for i in range(n):
-        idx = _cell_of(x, i, g, L)
-        for a in range(dim):
-            cc[a] = idx % g.nc[a]
-            idx = idx // g.nc[a]
-        _neighbour_axes(g, cc, nn, nb)
-        for ox in range(nn[0]):
-            if nb[ox] < 0:
-                continue
-            for oy in range(nn[1]):
-                if nb[3 + oy] < 0:
-                    continue
-                for oz in range(nn[2]):
-                    if nb[6 + oz] < 0:
-                        continue
-                    c = nb[ox] + g.nc[0] * (nb[3 + oy] + g.nc[1] * nb[6 + oz])
-                    j = head[c]
-                    while j >= 0:
-                        if j > i:
-                            rmin = r[i] if r[i] < r[j] else r[j]
-                            reach = r[i] + r[j] + frac * rmin + skin
-                            d2 = 0.0
-                            for a in range(dim):
-                                dxa = _min_image(x[i, a] - x[j, a], L[a], per and a < last)
-                                d2 += dxa * dxa
-                            if d2 < reach * reach:
-                                if cnt < cap:
-                                    pi[cnt] = <int>i
-                                    pj[cnt] = <int>j
-                                cnt += 1
-                        j = nxt[j]
-    return cnt if cnt <= cap else -cnt
-
-
-cdef struct Cells:
-    int cc[3]      # cell coordinates the neighbour lists below belong to (-1: none yet)
-    int nn[3]
-    int nb[9]
-
-
-cdef inline Py_ssize_t _owner(double* p, double[:, ::1] x, double[::1] r, double[::1] L,
-                              Grid* g, int[::1] head, int[::1] nxt, Cells* q, bint first,
-                              double* pw_out) noexcept nogil:
-    """The particle containing point ``p`` with the smallest power distance
-    ``|p - c|^2 - r^2`` (the radical-plane split), or the first one found when ``first``;
-    -1 when no particle contains it. The one neighbour loop over point queries
-    (``phase_counts``). ``p`` must lie in the box; ``q`` caches the
-    neighbour cells between calls (set ``q.cc[0] = -1`` before the first)."""
-    cdef int a, ox, oy, oz, c, dim = g.dim, last = g.dim - 1
-    cdef bint per = g.periodic
-    cdef int cc[3]
-    cdef bint same = True
-    cdef int* nb = q.nb
-    cdef double d2, dxa, pw, bestpw = 0.0
-    cdef Py_ssize_t j, best = -1
-    for a in range(dim):
-        cc[a] = <int>floor(p[a] / g.cs[a])
-        if cc[a] >= g.nc[a]:
-            cc[a] = g.nc[a] - 1
-        elif cc[a] < 0:
-            cc[a] = 0
-        if cc[a] != q.cc[a]:
-            same = False
-    if not same:
-        for a in range(dim):
-            q.cc[a] = cc[a]
-        _neighbour_axes(g, cc, q.nn, nb)
-    for ox in range(q.nn[0]):
-        if nb[ox] < 0:
-            continue
-        for oy in range(q.nn[1]):
-            if nb[3 + oy] < 0:
-                continue
-            for oz in range(q.nn[2]):
-                if nb[6 + oz] < 0:
-                    continue
-                c = nb[ox] + g.nc[0] * (nb[3 + oy] + g.nc[1] * nb[6 + oz])
-                j = head[c]
-                while j >= 0:
-                    d2 = 0.0
-                    for a in range(dim):
-                        dxa = _min_image(p[a] - x[j, a], L[a], per and a < last)
-                        d2 += dxa * dxa
-                    pw = d2 - r[j] * r[j]
-                    if pw < 0.0 and (best < 0 or pw < bestpw):
-                        best = j
-                        bestpw = pw
-                        if first:
-                            pw_out[0] = pw
-                            return best
-                    j = nxt[j]
-    pw_out[0] = bestpw
-    return best
 
 
 cdef double _forces(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
@@ -565,3 +374,192 @@ def phase_counts(double[:, ::1] x, double[::1] r, double[::1] rcore, int[::1] co
                     else:
                         counts[plane, shell_phase[best]] += 1
     return counts_a, zs
+
+
+cdef inline unsigned long long _splitmix64(unsigned long long* s) noexcept nogil:
+    """SplitMix64 (Steele, Lea & Flood 2014): a small, fast, seedable generator."""
+    cdef unsigned long long z
+    s[0] += 0x9E3779B97F4A7C15ULL
+    z = s[0]
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline double _uniform(unsigned long long* s) noexcept nogil:
+    """Uniform double in [0, 1) (53 random bits)."""
+    return <double>(_splitmix64(s) >> 11) * (1.0 / 9007199254740992.0)
+
+
+def union_samples(double[:, ::1] x, double[::1] r, double[::1] L, bint periodic,
+                  int[::1] npts, double[::1] zedges, int nrep, unsigned long long seed):
+    """Stratified Monte Carlo of the union of the balls: ``nrep`` independent replicates, each
+    with one uniform random point in every cell of an ``npts[0] x npts[1] (x npts[2])`` grid
+    over the box (a jittered grid). Points are in the box, so parts of particles beyond its
+    faces are cut off; periodic sides use the minimum image.
+
+    Returns ``(inside, total)``, int64 arrays ``(nrep, nslab)``: the number of points in any
+    ball and of all points, per replicate and per slab ``zedges[s] <= z < zedges[s + 1]`` of
+    the through-plane axis. Deterministic for a given ``seed``. O(N + points).
+    """
+    cdef Py_ssize_t n = x.shape[0], i
+    cdef int dim = x.shape[1], a, last = dim - 1, nslab = zedges.shape[0] - 1
+    cdef int rep, ip, jp, kp, s
+    cdef int m[3]
+    cdef double hh[3]
+    cdef double p[3]
+    cdef double pw, rmax = 0.0
+    cdef unsigned long long state, mix
+    for a in range(3):
+        m[a] = 1
+        hh[a] = 1.0
+    for a in range(dim):
+        m[a] = max(1, npts[a])
+        hh[a] = L[a] / m[a]
+    inside_a = np.zeros((nrep, nslab), dtype=np.int64)
+    total_a = np.zeros((nrep, nslab), dtype=np.int64)
+    cdef long long[:, ::1] inside = inside_a
+    cdef long long[:, ::1] total = total_a
+    for i in range(n):
+        if r[i] > rmax:
+            rmax = r[i]
+    # a point query reaches r_max: cells one r_max wide (8x fewer candidates in 3D than 2 r_max)
+    cdef Grid g = _make_grid(L, dim, periodic, rmax * 1.0001 if n else L[0])
+    head_a = np.empty(g.nc[0] * g.nc[1] * g.nc[2], dtype=np.int32)
+    nxt_a = np.empty(max(n, 1), dtype=np.int32)
+    cdef int[::1] head = head_a
+    cdef int[::1] nxt = nxt_a
+    _build_cells(x, L, &g, head, nxt)
+    cdef Cells q
+    q.cc[0] = -1
+    p[2] = 0.0
+    with nogil:
+        for rep in range(nrep):
+            mix = seed ^ (<unsigned long long>rep * 0xD1B54A32D192ED03ULL)
+            state = _splitmix64(&mix)  # one decorrelated stream per replicate
+            for ip in range(m[0]):
+                for jp in range(m[1]):
+                    for kp in range(m[2]):
+                        p[0] = (ip + _uniform(&state)) * hh[0]
+                        p[1] = (jp + _uniform(&state)) * hh[1]
+                        if dim == 3:
+                            p[2] = (kp + _uniform(&state)) * hh[2]
+                        s = 0
+                        while s < nslab - 1 and p[last] >= zedges[s + 1]:
+                            s += 1
+                        total[rep, s] += 1
+                        if n and _owner(p, x, r, L, &g, head, nxt, &q, True, &pw) >= 0:
+                            inside[rep, s] += 1
+    return inside_a, total_a
+
+
+cdef inline double _worst(double* p, double* c0, double* c1, double* c2, double r0, double r1,
+                          double r2, int dim) noexcept nogil:
+    """max_k (|p - c_k|^2 - r_k^2): <= 0 when p lies in all three balls."""
+    cdef double f0 = -r0 * r0, f1 = -r1 * r1, f2 = -r2 * r2
+    cdef int a
+    for a in range(dim):
+        f0 += (p[a] - c0[a]) * (p[a] - c0[a])
+        f1 += (p[a] - c1[a]) * (p[a] - c1[a])
+        f2 += (p[a] - c2[a]) * (p[a] - c2[a])
+    if f1 > f0:
+        f0 = f1
+    if f2 > f0:
+        f0 = f2
+    return f0
+
+
+cdef bint _three_meet(double* c1, double* c2, double r0, double r1, double r2, int dim,
+                      double tol) noexcept nogil:
+    """Do the balls (0, r0), (c1, r1), (c2, r2) have a common point (up to ``tol``)?
+
+    The balls' functions |p - c_k|^2 - r_k^2 share one Hessian, so the minimiser of their
+    maximum is, for its set of active balls, the point of the centres' affine hull on their
+    radical plane/line: a centre, a pair's radical point on the line of centres, or the
+    triple's radical centre. The balls meet iff one of these candidates lies in all three.
+    """
+    cdef double c0[3]
+    cdef double p[3]
+    cdef double* cs[3]
+    cdef double rs[3]
+    cdef double uu, uv, vv, b1, b2, det, s, t, dd, lim
+    cdef int a, k, l
+    for a in range(3):
+        c0[a] = 0.0
+        p[a] = 0.0
+    cs[0] = c0
+    cs[1] = c1
+    cs[2] = c2
+    rs[0] = r0
+    rs[1] = r1
+    rs[2] = r2
+    lim = r0 if r0 < r1 else r1
+    lim = tol * (lim if lim < r2 else r2) ** 2
+    for k in range(3):  # centres
+        if _worst(cs[k], c0, c1, c2, r0, r1, r2, dim) <= lim:
+            return True
+    for k in range(3):  # pairs: radical point on the line of centres
+        l = (k + 1) % 3
+        dd = 0.0
+        for a in range(dim):
+            dd += (cs[l][a] - cs[k][a]) ** 2
+        if dd <= 0.0:
+            continue
+        t = (dd + rs[k] * rs[k] - rs[l] * rs[l]) / (2.0 * dd)
+        for a in range(dim):
+            p[a] = cs[k][a] + t * (cs[l][a] - cs[k][a])
+        if _worst(p, c0, c1, c2, r0, r1, r2, dim) <= lim:
+            return True
+    uu = uv = vv = 0.0  # the triple: p = s c1 + t c2 with equal powers
+    for a in range(dim):
+        uu += c1[a] * c1[a]
+        uv += c1[a] * c2[a]
+        vv += c2[a] * c2[a]
+    det = uu * vv - uv * uv
+    if det > 1e-12 * uu * vv:
+        b1 = 0.5 * (uu + r0 * r0 - r1 * r1)
+        b2 = 0.5 * (vv + r0 * r0 - r2 * r2)
+        s = (b1 * vv - b2 * uv) / det
+        t = (b2 * uu - b1 * uv) / det
+        for a in range(dim):
+            p[a] = s * c1[a] + t * c2[a]
+        if _worst(p, c0, c1, c2, r0, r1, r2, dim) <= lim:
+            return True
+    return False
+
+
+def triple_points(double[:, ::1] x, double[::1] r, double[::1] L, bint periodic,
+                  long long[::1] ptr, long long[::1] nbr, double tol=1e-9):
+    """Number of triples of balls with a common point, given the overlap graph as CSR
+    (``nbr[ptr[i]:ptr[i + 1]]``: the balls overlapping ball i, both directions).
+
+    Triangles of the graph are enumerated with a marker array (O(sum of degree^2)); each is
+    tested exactly (:func:`_three_meet`) with minimum-image offsets from its first ball, which
+    is exact when the periodic lengths are at least 4 r_max. ``tol`` (relative to r^2) counts
+    nearly-meeting triples too.
+    """
+    cdef Py_ssize_t n = x.shape[0], i, j, k, a1, a2
+    cdef int dim = x.shape[1], a, last = dim - 1
+    cdef long long count = 0
+    cdef double u[3]
+    cdef double v[3]
+    mark_a = np.full(max(n, 1), -1, dtype=np.int64)
+    cdef long long[::1] mark = mark_a
+    with nogil:
+        for i in range(n):
+            for a1 in range(ptr[i], ptr[i + 1]):
+                mark[nbr[a1]] = i
+            for a1 in range(ptr[i], ptr[i + 1]):
+                j = nbr[a1]
+                if j <= i:
+                    continue
+                for a2 in range(ptr[j], ptr[j + 1]):
+                    k = nbr[a2]
+                    if k <= j or mark[k] != i:
+                        continue
+                    for a in range(dim):
+                        u[a] = _min_image(x[j, a] - x[i, a], L[a], periodic and a < last)
+                        v[a] = _min_image(x[k, a] - x[i, a], L[a], periodic and a < last)
+                    if _three_meet(u, v, r[i], r[j], r[k], dim, tol):
+                        count += 1
+    return count

@@ -17,9 +17,10 @@ from .layers import (
     preset,
     summarize,
 )
-from .measure import phase_profile, union_volume
+from .measure import phase_profile, union_porosity, union_volume
 from .packing import ContactModel, UnreachablePorosity, calender, jam
 from .particles import Box, MicrostructureError, Particles, ball_volume
+from .resources import check_resources, estimate_resources
 
 __all__ = [
     "Box",
@@ -38,11 +39,14 @@ __all__ = [
     "UnreachablePorosity",
     "ball_volume",
     "calender",
+    "check_resources",
+    "estimate_resources",
     "fill_volume",
     "generate",
     "jam",
     "phase_profile",
     "preset",
     "summarize",
+    "union_porosity",
     "union_volume",
 ]

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import __version__, tags
 from .distributions import Fixed, LogNormal, SizeDistribution, fill_volume
-from .measure import loading_mg_cm2, phase_profile, slab_porosity, union_volume
+from .measure import loading_mg_cm2, phase_profile, union_porosity, union_volume
 from .packing import (
     ContactModel,
     UnreachablePorosity,
@@ -30,6 +30,7 @@ from .packing import (
     settle_contacts,
 )
 from .particles import Box, MicrostructureError, Particles
+from .resources import check_resources
 
 log = logging.getLogger("electrofem.microstructure")
 
@@ -168,13 +169,15 @@ def _sample_layers(spec: Electrode, rng: np.random.Generator):
     return {k: np.concatenate([np.asarray(a, float) for a in v]) for k, v in cols.items()}
 
 
-def generate(spec: Electrode, progress: bool = False) -> Particles:
+def generate(spec: Electrode, progress: bool = False, force: bool = False) -> Particles:
     """Pack the recipe; return particles whose ``meta`` records the provenance.
 
     Raises :class:`MicrostructureError` (or its subclass UnreachablePorosity) with the
-    offending field named.
+    offending field named, also before any work when the packing would not fit in this
+    machine's memory (:func:`resources.check_resources`; ``force`` packs anyway).
     """
     spec.validate()
+    check_resources(spec, force=force)
     rng = np.random.default_rng(spec.seed)
     cols = _sample_layers(spec, rng)
     _check_fit(spec.box, cols["r"], "layers")
@@ -229,15 +232,23 @@ def generate(spec: Electrode, progress: bool = False) -> Particles:
 
 
 def summarize(parts: Particles, density: dict | None = None) -> dict:
-    """Porosity (total and per layer), loading, counts; everything JSON-serialisable."""
+    """Porosity (total and per layer), loading, counts; everything JSON-serialisable.
+
+    ``porosity`` is that of the union of the particles (overlaps counted once, parts beyond the
+    top/bottom faces or lateral walls cut off): exact when the closed form is
+    (``porosity_method`` "exact", ``porosity_error`` 0), else a stratified Monte Carlo estimate
+    ("monte_carlo") with its standard error; the per-layer values are sampled, with
+    ``porosity_error_per_layer`` (see :func:`measure.union_porosity`). ``porosity_sampled`` is
+    an independent check on the grid of the phase fractions.
+    """
     box = parts.box
-    z, frac = phase_profile(parts)
+    _, frac = phase_profile(parts)
     bounds = parts.meta.get("layer_bounds_um") or [(0.0, box.height)]
     solid_by_phase = {
         int(p): float(frac[:, p].mean()) for p in tags.SOLID_PHASES if frac[:, p].any()
     }
     per_phase, total = loading_mg_cm2(solid_by_phase, box.height, density)
-    porosity_exact = 1 - union_volume(parts) / box.volume
+    por = union_porosity(parts, [tuple(b) for b in bounds])
     contact = parts.meta.get("contacts")
     out = {
         "dim": box.dim,
@@ -245,9 +256,12 @@ def summarize(parts: Particles, density: dict | None = None) -> dict:
         "periodic": box.periodic,
         "n_particles": len(parts),
         "n_particles_per_layer": [int(np.sum(parts.layer == k)) for k in range(len(bounds))],
-        "porosity": porosity_exact,
+        "porosity": por["porosity"],
+        "porosity_method": por["method"],
+        "porosity_error": por["error"],
         "porosity_sampled": float(frac[:, tags.ELECTROLYTE].mean()),
-        "porosity_per_layer": slab_porosity(z, frac, bounds),
+        "porosity_per_layer": por["per_layer"],
+        "porosity_error_per_layer": por["per_layer_error"],
         "layer_bounds_um": [list(b) for b in bounds],
         "loading_mg_cm2": total,
         "loading_mg_cm2_per_phase": {tags.phase_name(k): v for k, v in per_phase.items()},
@@ -258,6 +272,8 @@ def summarize(parts: Particles, density: dict | None = None) -> dict:
             "mean": float(parts.radii.mean()) if len(parts) else None,
         },
     }
+    if por["reason"]:
+        out["porosity_note"] = f"sampled: the closed form is not exact here ({por['reason']})"
     if contact:
         out["contacts"] = contact
     if "radius_scale_per_layer" in parts.meta:

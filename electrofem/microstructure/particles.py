@@ -6,7 +6,6 @@ All lengths are in micrometres (µm). The through-plane axis is the last coordin
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,16 +166,9 @@ class Particles:
     # --- CSV -----------------------------------------------------------------------------
     def to_csv(self, path: str | Path) -> None:
         """Write ``x,y[,z],r,phase,shell_thickness,shell_phase,layer`` (µm)."""
-        axes = ["x", "y", "z"][: self.dim]
-        with open(path, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow([*axes, "r", "phase", "shell_thickness", "shell_phase", "layer"])
-            for i in range(len(self)):
-                w.writerow(
-                    [*(f"{c:.9g}" for c in self.centers[i]), f"{self.radii[i]:.9g}"]
-                    + [int(self.phase[i]), f"{self.shell_thickness[i]:.9g}"]
-                    + [int(self.shell_phase[i]), int(self.layer[i])]
-                )
+        from .particles_csv import write_csv
+
+        write_csv(self, path)
 
     @classmethod
     def from_csv(cls, path: str | Path, box: Box) -> Particles:
@@ -184,66 +176,10 @@ class Particles:
 
         Required columns: ``x, y[, z], r``. Optional: ``phase`` (id or name, default active),
         ``shell_thickness``, ``shell_phase``, ``layer``. A ``d``/``diameter`` column may replace
-        ``r``. Lateral coordinates are wrapped into the box when it is periodic.
+        ``r``. Every row is checked; a bad one raises MicrostructureError naming the file, the
+        data row and the column (see :mod:`.particles_csv`). A particle must intersect the box;
+        lateral coordinates are then wrapped into it when it is periodic.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise MicrostructureError(f"particles.csv: no such file {path}")
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        if not rows:
-            raise MicrostructureError(f"particles.csv: {path} has no particle rows")
-        cols = {c.strip().lower(): c for c in rows[0]}
-        axes = ["x", "y", "z"][: box.dim]
-        missing = [a for a in axes if a not in cols]
-        if missing or not ({"r", "radius", "d", "diameter"} & cols.keys()):
-            raise MicrostructureError(
-                f"particles.csv: {path} needs columns {axes} and r (or d); has {list(cols)}"
-            )
+        from .particles_csv import read_csv
 
-        def col(name, conv=float, default=None):
-            if name not in cols:
-                return None if default is None else [default] * len(rows)
-            out = []
-            for k, row in enumerate(rows):
-                try:
-                    out.append(conv(row[cols[name]].strip()))
-                except (ValueError, AttributeError, TypeError):
-                    raise MicrostructureError(
-                        f"particles.csv: row {k + 2} column {name!r}: bad value {row[cols[name]]!r}"
-                    ) from None
-            return out
-
-        centers = np.array([col(a) for a in axes]).T
-        if "r" in cols or "radius" in cols:
-            radii = np.array(col("r" if "r" in cols else "radius"))
-        else:
-            radii = 0.5 * np.array(col("d" if "d" in cols else "diameter"))
-
-        def phase_conv(s):
-            return tags.phase_id(int(s) if s.lstrip("-").isdigit() else s)
-
-        try:
-            phase = col("phase", phase_conv, tags.ACTIVE)
-            shell_phase = col("shell_phase", phase_conv, tags.SECOND)
-        except ValueError as err:
-            raise MicrostructureError(f"particles.csv: {err}") from None
-        parts = cls(
-            box,
-            centers,
-            radii,
-            phase,
-            col("shell_thickness", float, 0.0),
-            shell_phase,
-            col("layer", int, -1),
-            meta={"source": str(path)},
-        )
-        if box.periodic:
-            parts.centers[:, :-1] %= np.asarray(box.lateral)
-        z = parts.centers[:, -1]
-        if np.any(z < 0) or np.any(z > box.height):
-            i = int(np.flatnonzero((z < 0) | (z > box.height))[0])
-            raise MicrostructureError(
-                f"particles.csv: row {i + 2} centre height {z[i]} is outside [0, {box.height}]"
-            )
-        return parts
+        return read_csv(path, box)
