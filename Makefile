@@ -13,7 +13,7 @@ $(PY):
 	echo "creating $(VENV) with $$PYBIN"; \
 	"$$PYBIN" -m venv $(VENV)
 
-$(STAMP): $(PY) pyproject.toml setup.py $(wildcard ext/*.pyx)
+$(STAMP): $(PY) pyproject.toml setup.py $(wildcard ext/*.pyx) $(wildcard ext/*.pxd)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel "cython>=3.0" "numpy>=1.26"
 	$(PY) -m pip install -q --no-build-isolation -e ".[dev]"
 	@touch $(STAMP)

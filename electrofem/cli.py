@@ -50,7 +50,7 @@ def _cmd_generate(args) -> int:
         cfg.electrode = dataclasses.replace(cfg.electrode, seed=args.seed)
         cfg.seed = args.seed
         cfg.source = {**cfg.source, "seed": args.seed}
-    _, summary = run_generate(cfg, args.output, progress=not args.quiet)
+    _, summary = run_generate(cfg, args.output, progress=not args.quiet, force=args.force)
     _print_summary(summary, args.output)
     return 0
 
@@ -61,8 +61,10 @@ def _print_summary(summary: dict, outdir) -> None:
     if MPI.COMM_WORLD.rank:
         return
     lay = ", ".join(f"{p:.3f}" for p in summary["porosity_per_layer"])
+    err = summary.get("porosity_error") or 0.0
+    pm = f" ± {err:.4f}" if summary.get("porosity_method") == "monte_carlo" else ""
     print(
-        f"{summary['n_particles']} particles | porosity {summary['porosity']:.4f} "
+        f"{summary['n_particles']} particles | porosity {summary['porosity']:.4f}{pm} "
         f"(layers: {lay}; mesh: {summary['mesh']['porosity_mesh']:.4f}) | loading "
         f"{summary['loading_mg_cm2']:.2f} mg/cm² | {summary['mesh']['n_cells']} cells, "
         f"min quality {summary['mesh']['min_quality']:.3f} -> {outdir}"
@@ -297,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", required=True, help="output directory")
     g.add_argument("--particles", help="CSV of particles (x,y[,z],r,phase): skips packing")
     g.add_argument("--seed", type=int, help="override the config's seed")
+    g.add_argument(
+        "--force", action="store_true", help="run a request estimated not to fit in memory"
+    )
     g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     g.set_defaults(func=_cmd_generate)
     d = sub.add_parser("demo", help="run the built-in default case (2D L-S)")

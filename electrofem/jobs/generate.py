@@ -19,6 +19,7 @@ from .. import __version__, tags
 from ..config import Config
 from ..microstructure import MicrostructureError, Particles, generate, summarize
 from ..microstructure.measure import contact_pairs
+from ..microstructure.resources import check_resources
 
 log = logging.getLogger("electrofem")
 
@@ -43,10 +44,13 @@ def _root_call(comm: MPI.Comm, stage: str, fn, *args, **kw):
     return result
 
 
-def build_particles(cfg: Config, progress: bool = False) -> Particles:
-    """Generate the packing of a config, or read the user's CSV particles."""
+def build_particles(cfg: Config, progress: bool = False, force: bool = False) -> Particles:
+    """Generate the packing of a config, or read the user's CSV particles. A request whose
+    packing or mesh would not fit in this machine's memory is refused first (one line naming
+    the key to change); ``force`` runs it anyway."""
     if cfg.particles_csv is not None:
         parts = Particles.from_csv(cfg.particles_csv, cfg.box)
+        check_resources(parts, mesh_size_um=cfg.mesh.size, force=force)
         i, j, d = contact_pairs(parts, 1e-3)
         near = abs(d - parts.radii[i] - parts.radii[j]) < 1e-3 * parts.radii[[i, j]].min(axis=0)
         if near.any():
@@ -60,7 +64,8 @@ def build_particles(cfg: Config, progress: bool = False) -> Particles:
             )
         parts.meta.update({"seed": None, "version": __version__})
         return parts
-    return generate(cfg.electrode, progress=progress)
+    check_resources(cfg.electrode, mesh_size_um=cfg.mesh.size, force=force)
+    return generate(cfg.electrode, progress=progress, force=True)  # checked just above
 
 
 def _mesh_on_root(parts: Particles, cfg: Config, msh_path: Path):
@@ -79,6 +84,7 @@ def run_generate(
     comm: MPI.Comm = MPI.COMM_WORLD,
     progress: bool = True,
     picture: bool = True,
+    force: bool = False,
 ):
     """Run the whole job; return ``(ElectrodeMesh, summary dict)``.
 
@@ -95,7 +101,7 @@ def run_generate(
         outdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     log.info("packing particles")
-    parts = _root_call(comm, "packing", build_particles, cfg, progress)
+    parts = _root_call(comm, "packing", build_particles, cfg, progress, force)
     t_pack = time.perf_counter() - t0
     summary = None
     if comm.rank == 0:
@@ -130,6 +136,8 @@ def run_generate(
                 "length_unit_m": 1e-6,
                 "seed": parts.meta.get("seed"),
                 "porosity": summary["porosity"],
+                "porosity_method": summary.get("porosity_method"),
+                "porosity_error": summary.get("porosity_error"),
                 "porosity_per_layer": summary["porosity_per_layer"],
                 "layer_bounds_um": parts.meta.get("layer_bounds_um"),
                 "mesh_options": dataclasses.asdict(cfg.mesh),
