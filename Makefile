@@ -21,7 +21,7 @@ $(STAMP): $(PY) pyproject.toml setup.py $(wildcard ext/*.pyx) $(wildcard ext/*.p
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/electrofem demo -o $(DEMO_OUT)
+	$(VENV)/bin/electrofem demo -o $(DEMO_OUT) --overwrite
 
 test: install
 	$(PY) -m pytest -q

@@ -50,6 +50,7 @@ def _cmd_generate(args) -> int:
         cfg.electrode = dataclasses.replace(cfg.electrode, seed=args.seed)
         cfg.seed = args.seed
         cfg.source = {**cfg.source, "seed": args.seed}
+    _claim(args)
     _, summary = run_generate(cfg, args.output, progress=not args.quiet, force=args.force)
     _print_summary(summary, args.output)
     return 0
@@ -80,9 +81,10 @@ def _cmd_demo(args) -> int:
 
     text = resources.files("electrofem.data").joinpath("demo.toml").read_text()
     cfg = parse(tomllib.loads(text))
+    _claim(args)
     emesh, summary = run_generate(cfg, args.output, progress=not args.quiet)
     _print_summary(summary, args.output)
-    report = run_transport(emesh, args.output, cfg.transport, cfg.density or None)
+    report = run_transport(emesh, args.output, cfg.transport, cfg.density or None, stop=args.stop)
     _print_transport(report.metrics, args.output)
     return 0
 
@@ -105,6 +107,20 @@ def _parse_densities(items) -> dict[int, float] | None:
         if not out[pid] > 0:
             raise ValueError(f"--density: {name} must be positive, got {value}")
     return out
+
+
+def _claim(args) -> None:
+    """Refuse an output folder with an earlier run's outputs unless --overwrite/--restart."""
+    from mpi4py import MPI
+
+    from .jobs.output import claim_outdir
+
+    claim_outdir(
+        args.output,
+        MPI.COMM_WORLD,
+        overwrite=getattr(args, "overwrite", False),
+        restart=getattr(args, "restart", False),
+    )
 
 
 def _source_and_options(args, table: str):
@@ -135,8 +151,10 @@ def _cmd_transport(args) -> int:
     if args.direction:
         options = dataclasses.replace(options, directions=tuple(args.direction))
         options.validate(names={"directions": "--direction"})
+    densities = _parse_densities(args.density)
+    _claim(args)
     report = run_transport(
-        source, args.output, options, _parse_densities(args.density), progress=not args.quiet
+        source, args.output, options, densities, progress=not args.quiet, stop=args.stop
     )
     _print_transport(report.metrics, args.output)
     return 0
@@ -182,8 +200,14 @@ def _cmd_discharge(args) -> int:
     if args.c_rates:
         options = dataclasses.replace(options, c_rates=_parse_rates(args.c_rates))
         options.validate(names={"c_rates": "--c-rates"})
+    _claim(args)
     report = run_discharge(
-        source, args.output, options, progress=not args.quiet, restart=args.restart
+        source,
+        args.output,
+        options,
+        progress=not args.quiet,
+        restart=args.restart,
+        stop=args.stop,
     )
     from mpi4py import MPI
 
@@ -204,8 +228,14 @@ def _cmd_infiltrate(args) -> int:
     from .jobs.infiltrate import run_infiltration
 
     source, options = _source_and_options(args, "infiltration")
+    _claim(args)
     report = run_infiltration(
-        source, args.output, options, progress=not args.quiet, restart=args.restart
+        source,
+        args.output,
+        options,
+        progress=not args.quiet,
+        restart=args.restart,
+        stop=args.stop,
     )
     from mpi4py import MPI
 
@@ -243,6 +273,7 @@ def _cmd_conductivity(args) -> int:
             ) from None
         options = dataclasses.replace(options, conductivities_S_m=sigma)
     options.validate(names={"directions": "--direction", "conductivities_S_m": "--sigma"})
+    _claim(args)
     m = run_conductivity(source, args.output, options, progress=not args.quiet)
     if MPI.COMM_WORLD.rank == 0:
         for name, d in m["directions"].items():
@@ -283,6 +314,9 @@ def _cmd_convert(args) -> int:
     return 0
 
 
+OVERWRITE_HELP = "replace the outputs of an earlier run in OUTDIR (default: refuse)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line; each job's flags come from its options class (``params.add_flags``)."""
     from .config import JOB_TABLES
@@ -302,10 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--force", action="store_true", help="run a request estimated not to fit in memory"
     )
+    g.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     g.set_defaults(func=_cmd_generate)
     d = sub.add_parser("demo", help="run the built-in default case (2D L-S)")
     d.add_argument("-o", "--output", default="demo-out", help="output directory")
+    d.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     d.add_argument("-q", "--quiet", action="store_true")
     d.set_defaults(func=_cmd_demo)
     t = sub.add_parser("transport", help="tortuosity, effective conductivity, a_s, SIA, profiles")
@@ -320,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_flags(t, TransportOptions)
     t.add_argument("--density", action="append", help="NAME=g/cm³ for SIA, repeatable")
+    t.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     t.add_argument("-q", "--quiet", action="store_true")
     t.set_defaults(func=_cmd_transport)
     dc = sub.add_parser("discharge", help="galvanostatic discharge at C-rates (half cell)")
@@ -328,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--c-rates", help="comma-separated C-rates, e.g. 0.1,0.5,1")
     dc.add_argument("--restart", action="store_true", help="continue from OUTDIR/checkpoint")
     add_flags(dc, DischargeOptions)
+    dc.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     dc.add_argument("-q", "--quiet", action="store_true")
     dc.set_defaults(func=_cmd_discharge)
     inf = sub.add_parser("infiltrate", help="electrolyte infiltration (two-phase VOF, 2D; 3D demo)")
@@ -335,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("-o", "--output", required=True, help="output directory")
     inf.add_argument("--restart", action="store_true", help="continue from OUTDIR/checkpoint")
     add_flags(inf, InfiltrationOptions)
+    inf.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     inf.add_argument("-q", "--quiet", action="store_true")
     inf.set_defaults(func=_cmd_infiltrate)
     ec = sub.add_parser("conductivity", help="effective electronic conductivity of the solid")
@@ -345,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ec.add_argument("--sigma", action="append", help="PHASE=S/m, repeatable (e.g. binder=10)")
     add_flags(ec, JOB_TABLES["conductivity"])
+    ec.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ec.add_argument("-q", "--quiet", action="store_true")
     ec.set_defaults(func=_cmd_conductivity)
     pb = sub.add_parser("pybamm", help="PyBaMM DFN parameters from a transport.json")
@@ -363,6 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; bad input -> status 2 and one line, printed once under MPI; an
+    interrupt (SIGINT/SIGTERM) -> one line and status 130/143."""
+    from mpi4py import MPI
+
+    from .jobs.stop import Interrupted, StopSignal
+
     args = build_parser().parse_args(argv)
     _setup_logging(getattr(args, "quiet", False))
     from .config import ConfigError
@@ -370,8 +416,14 @@ def main(argv: list[str] | None = None) -> int:
     from .mesh.io import MeshFileError
     from .microstructure import MicrostructureError
 
+    world = MPI.COMM_WORLD
+    errors = world.Dup()  # for agreeing on an error without disturbing the job's messages
+    args.stop = StopSignal().install()
     try:
         return args.func(args)
+    except Interrupted as err:
+        _report(errors, f"electrofem: {err}", err.exit_code, 3.0, only_rank0=True)
+        return err.exit_code
     except (
         ConfigError,
         MicrostructureError,
@@ -381,8 +433,33 @@ def main(argv: list[str] | None = None) -> int:
         RuntimeError,
         OSError,
     ) as err:
-        print(f"electrofem: error: {err}", file=sys.stderr)
+        _report(errors, f"electrofem: error: {err}", 2)
         return 2
+    finally:
+        args.stop.uninstall()
+        errors.Free()
+
+
+def _report(
+    comm, message: str, code: int, collective_within: float = 10.0, only_rank0: bool = False
+) -> None:
+    """Print ``message`` once. Every rank that failed the same way reaches this point; if the
+    other ranks do not arrive within ``collective_within`` seconds the failure was this rank's
+    alone: print it here (``only_rank0``: only if this is rank 0, for messages every rank has)
+    and abort the whole run with ``code`` (no hang)."""
+    import time
+
+    if comm.size > 1:
+        req = comm.Ibarrier()
+        t0 = time.monotonic()
+        while not req.Test():
+            if time.monotonic() - t0 > collective_within:
+                if comm.rank == 0 or not only_rank0:
+                    print(message, file=sys.stderr, flush=True)
+                comm.Abort(code)
+            time.sleep(0.005)
+    if comm.rank == 0:
+        print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

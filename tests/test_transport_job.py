@@ -69,7 +69,8 @@ def test_job_keeps_finished_directions_when_a_later_one_fails(shared_tmp, monkey
     with pytest.raises(RuntimeError, match="simulated"):
         run_transport(MESHES / "ls_2d.xdmf", shared_tmp, TransportOptions(), progress=False)
     m = json.loads((shared_tmp / "transport.json").read_text())
-    assert m["status"] == "running" and list(m["directions"]) == ["x"]
+    assert m["status"] == "failed" and list(m["directions"]) == ["x"]  # x kept
+    assert "simulated" in m["error"]
     assert m["directions"]["x"]["percolating"]
 
 

@@ -96,6 +96,7 @@ from .output import (
     write_csv,
 )
 from .source import load_source
+from .stop import Interrupted, StopSignal, soft
 
 log = logging.getLogger("electrofem")
 
@@ -184,6 +185,7 @@ class _Run:
     schedule: CheckpointSchedule
     progress: bool
     step_callback: object
+    stop: StopSignal | None = None
     rates: dict = field(default_factory=dict)
     all_rows: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
@@ -209,9 +211,11 @@ class _RateObserver(Observer):
         self.rows = run.all_rows[self.label]
         self.writer = writer
 
-    def checkpoint(self, state: dict, ri: int, pi: int, between: bool = False) -> None:
+    def checkpoint(
+        self, state: dict, ri: int, pi: int, between: bool = False, force: bool = False
+    ) -> None:
         r = self.run
-        if not r.schedule.due(force=between, count=not between):
+        if not r.schedule.due(force=between or force, count=not between):
             return
         m = r.record.metrics
         full = {
@@ -257,6 +261,17 @@ class _RateObserver(Observer):
         if info.stop is None:
             state = _phase_state(cell, phase.kind, info.start, info.dt_next_s)
             self.checkpoint(state, self.ri, phase.index)
+            if r.stop is not None and (sig := r.stop.requested(cell.comm)):
+                self.checkpoint(state, self.ri, phase.index, force=True)
+                self.interrupt(cell, phase, sig)
+
+    def interrupt(self, cell, phase, signum: int) -> None:
+        """Stop after a checkpoint: raise :class:`Interrupted` with the resume hint."""
+        raise Interrupted(
+            f"interrupted at step {len(cell.records)} of {phase.label}, t = {cell.time:.6g} s; "
+            "the checkpoint is written: resume with --restart",
+            signum,
+        )
 
     def on_phase_end(self, cell, phase, outcome) -> None:
         r, kind = self.run, phase.kind
@@ -297,13 +312,22 @@ class _RateObserver(Observer):
         pi = phase.index
         nxt = (self.ri, pi + 1) if pi + 1 < self.n_phases else (self.ri + 1, 0)
         self.checkpoint(_phase_state(cell, None, None, 0.0), *nxt, between=True)
+        if r.stop is not None and (sig := r.stop.requested(cell.comm)):
+            self.interrupt(cell, phase, sig)
 
 
-def _same_options(saved: dict, now: dict) -> bool:
-    """The checkpoint's options equal these (options added since it was written count as
-    equal at their defaults)."""
+#: Options a restart may change (how long and how often, not what is computed).
+RESTART_MAY_CHANGE = frozenset(
+    {"max_steps_per_phase", "checkpoint_every_steps", "checkpoint_every_s", "fields_every_steps"}
+)
+
+
+def _changed_options(saved: dict, now: dict) -> list[str]:
+    """The options that differ from the checkpoint's (options added since it was written
+    count as equal at their defaults)."""
     defaults = jsonable(asdict(DischargeOptions()))
-    return all(saved.get(k, defaults.get(k)) == now.get(k) for k in set(saved) | set(now))
+    keys = sorted(set(saved) | set(now))
+    return [k for k in keys if saved.get(k, defaults.get(k)) != now.get(k)]
 
 
 def run_discharge(
@@ -316,6 +340,7 @@ def run_discharge(
     plots: bool = True,
     restart: bool = False,
     step_callback=None,
+    stop: StopSignal | None = None,
 ) -> DischargeReport:
     """Run the discharge job on ``source`` (ElectrodeMesh, ``.xdmf``/``.msh`` path, config).
 
@@ -329,6 +354,9 @@ def run_discharge(
         params: :class:`CellParams` (materials; default Chen 2020 NMC811, Nyman electrolyte).
         restart: continue from ``outdir/checkpoint`` (the same source and options).
         step_callback: ``callback(row)`` after every accepted step (all ranks).
+        stop: a :class:`~electrofem.jobs.stop.StopSignal` (the command line's): a SIGINT or
+            SIGTERM then ends the run after the current step with a checkpoint,
+            ``status = "interrupted"`` and :class:`~electrofem.jobs.stop.Interrupted`.
 
     Raises:
         ElectrochemError: a failed Newton solve with dt below ``dt_min_s``; everything written
@@ -354,11 +382,17 @@ def run_discharge(
         options.active_density_g_cm3 = float(density)
     options.validate()
     params = params or CellParams()
-    if restart and not _same_options(state["options"], jsonable(asdict(options))):
-        raise ValueError(
-            "--restart: the options differ from the checkpoint's "
-            f"(checkpoint c_rates {state['options']['c_rates']}, now {list(options.c_rates)})"
-        )
+    if restart:
+        changed = _changed_options(state["options"], jsonable(asdict(options)))
+        fixed = [k for k in changed if k not in RESTART_MAY_CHANGE]
+        if fixed:
+            old = {k: state["options"].get(k) for k in fixed}
+            raise ValueError(
+                f"--restart: options differ from the checkpoint's: {', '.join(fixed)} "
+                f"(checkpoint: {old}); only {', '.join(sorted(RESTART_MAY_CHANGE))} may change"
+            )
+        if changed:
+            log.warning("restart: %s changed from the checkpoint's", ", ".join(changed))
     cell = HalfCell(emesh, params, options)
     try:
         mass_g = cell.solid_volume * density * 1e6  # g (3D) or g per metre of depth (2D)
@@ -380,6 +414,7 @@ def run_discharge(
             ),
             progress=progress,
             step_callback=step_callback,
+            stop=stop,
             files={"discharge": json_path},
         )
         start_rate, start_phase, resume = 0, 0, None
@@ -401,9 +436,15 @@ def run_discharge(
                     writer.write(0.0)
                 first = start_phase if resume is not None else 0
                 observer = _RateObserver(run, ri, c_rate, len(phases), writer)
-                cell.run(phases[first:], observer, resume)
+                with soft(stop):
+                    cell.run(phases[first:], observer, resume)
                 resume, start_phase = None, 0
                 run.files[f"fields_{label}"] = writer.paths["electrolyte"]
+        except Interrupted as err:
+            for lab, rows in run.all_rows.items():
+                write_csv(outdir / f"discharge_{lab}C.csv", rows, comm)
+            run.record.fail(err, status="interrupted")
+            raise
         except ElectrochemError as err:
             kept = len(run.all_rows.get(rate_label(options.c_rates[ri]), []))
             msg = f"{err}; {kept} steps of this rate kept in the CSV"

@@ -87,6 +87,7 @@ from .output import (
     write_csv,
 )
 from .source import load_source
+from .stop import Interrupted, StopSignal, soft
 
 log = logging.getLogger("electrofem")
 
@@ -124,6 +125,7 @@ class InfiltrationRun:
     step_callback: Callable[[dict], None] | None = None
     t0: float = 0.0  # wall clock at the job start
     restored: tuple[dict, dict] | None = None  # (state, arrays) of the checkpoint to continue
+    stop: StopSignal | None = None  # SIGINT/SIGTERM -> checkpoint, "interrupted"
 
 
 @dataclass
@@ -147,6 +149,7 @@ def run_infiltration(
     plots: bool = True,
     restart: bool = False,
     step_callback=None,
+    stop: StopSignal | None = None,
 ) -> InfiltrationReport:
     """Run the infiltration job on ``source`` (ElectrodeMesh, ``.xdmf``/``.msh`` path, config).
 
@@ -160,6 +163,9 @@ def run_infiltration(
         plots: PNG snapshots and the summary plot.
         restart: continue from ``outdir/checkpoint``.
         step_callback: ``callback(row)`` after every step (all ranks).
+        stop: a :class:`~electrofem.jobs.stop.StopSignal`: a SIGINT or SIGTERM then ends the
+            run after the current step with a checkpoint, ``status = "interrupted"`` and
+            :class:`~electrofem.jobs.stop.Interrupted`.
 
     Raises:
         VOFDivergenceError: a diverging step; everything written so far is kept
@@ -199,6 +205,7 @@ def run_infiltration(
             progress=progress,
             plots=plots,
             step_callback=step_callback,
+            stop=stop,
             t0=t0,
             restored=restored,
         )
@@ -384,6 +391,14 @@ class InfiltrationJob:
             self.checkpoint(force=True)
         else:
             self.checkpoint()
+        stop = self.run.stop
+        if stop is not None and (sig := stop.requested(self.comm)):
+            self.checkpoint(force=True, count=False)
+            raise Interrupted(
+                f"interrupted at step {s.n_steps}, t = {s.t:.6g} s; the checkpoint is written: "
+                "resume with --restart",
+                sig,
+            )
         if self.o.stop_at_breakthrough and row["outlet_fraction"] >= self.level:
             return "breakthrough"
         return None
@@ -402,12 +417,19 @@ class InfiltrationJob:
             self.output()
             self.checkpoint(force=True, count=False)
         try:
-            result = s.run(
-                self.t_end,
-                observer=self,
-                max_steps=max(o.max_steps - s.n_steps, 0),
-                max_wall_s=o.max_wall_s,
-            )
+            with soft(self.run.stop):
+                result = s.run(
+                    self.t_end,
+                    observer=self,
+                    max_steps=max(o.max_steps - s.n_steps, 0),
+                    max_wall_s=o.max_wall_s,
+                )
+        except Interrupted as err:
+            m["steps"] = s.n_steps
+            m["t_final_s"] = s.t
+            self._finish()
+            self.record.fail(err, status="interrupted")
+            raise
         except VOFDivergenceError as err:
             m["steps"] = s.n_steps
             m["t_final_s"] = s.t

@@ -198,3 +198,75 @@ def prepare_outdir(outdir, comm) -> Path:
         outdir.mkdir(parents=True, exist_ok=True)
     comm.barrier()
     return outdir
+
+
+#: What the jobs write into an output folder (``--overwrite`` removes exactly these).
+OUTPUT_PATTERNS = (
+    "summary.json",
+    "particles.csv",
+    "microstructure.png",
+    "mesh.msh",
+    "mesh.xdmf",
+    "mesh.h5",
+    "mesh.json",
+    "transport.json",
+    "profiles.csv",
+    "profiles.png",
+    "fields.xdmf",
+    "fields.h5",
+    "pybamm.json",
+    "conductivity.json",
+    "discharge.json",
+    "discharge_*C.csv",
+    "rate_capability.csv",
+    "discharge_curves.png",
+    "concentration_map.png",
+    "fields_*C_*.xdmf",
+    "fields_*C_*.h5",
+    "infiltration.json",
+    "infiltration.csv",
+    "infiltration.png",
+    "*.tmp",
+    CHECKPOINT_DIR,
+    "snapshots",
+)
+
+
+def previous_outputs(outdir: Path) -> list[Path]:
+    """The files and folders of an earlier run in ``outdir`` (by :data:`OUTPUT_PATTERNS`)."""
+    outdir = Path(outdir)
+    if not outdir.is_dir():
+        return []
+    found = {p for pat in OUTPUT_PATTERNS for p in outdir.glob(pat)}
+    return sorted(found)
+
+
+def claim_outdir(outdir, comm, overwrite: bool = False, restart: bool = False) -> Path:
+    """Make ``outdir`` ready for a new run (collective; the command line calls it).
+
+    A folder that holds an earlier run's outputs is refused (ValueError naming them), so that a
+    new mesh never sits beside results computed on another one; ``overwrite`` removes those
+    outputs first (and nothing else); ``restart`` continues the run that is there."""
+    import shutil
+
+    outdir = Path(outdir)
+    err = None
+    if comm.rank == 0 and not restart:
+        old = previous_outputs(outdir)
+        if old and not overwrite:
+            names = ", ".join(p.name for p in old[:3]) + (", ..." if len(old) > 3 else "")
+            err = (
+                f"-o {outdir}: holds the outputs of an earlier run ({names}); pass --overwrite "
+                "to replace them"
+                + (
+                    " or --restart to continue it"
+                    if any(p.name == CHECKPOINT_DIR for p in old)
+                    else ""
+                )
+            )
+        for p in old if overwrite else ():
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    err = comm.bcast(err, root=0)
+    if err:
+        raise ValueError(err)
+    return prepare_outdir(outdir, comm)

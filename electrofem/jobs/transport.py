@@ -34,6 +34,7 @@ from .. import __version__, tags
 from ..physics.transport import DirectionResult, TransportOptions, TransportResult, solve_transport
 from .output import JobRecord, jsonable, prepare_outdir, write_json
 from .source import load_source
+from .stop import Interrupted, StopSignal, soft
 
 log = logging.getLogger("electrofem")
 
@@ -59,6 +60,7 @@ def run_transport(
     comm: MPI.Comm = MPI.COMM_WORLD,
     progress: bool = True,
     plots: bool = True,
+    stop: StopSignal | None = None,
 ) -> TransportReport:
     """Run the transport job on ``source`` (ElectrodeMesh, ``.xdmf``/``.msh`` path, config).
 
@@ -70,9 +72,14 @@ def run_transport(
         options: what to solve (:class:`TransportOptions`); default electrolyte, all axes.
         densities: g/cm³ per phase id for SIA; default
             :data:`electrofem.microstructure.measure.DEFAULT_DENSITY_G_CM3`.
+        stop: a :class:`~electrofem.jobs.stop.StopSignal`: a SIGINT/SIGTERM ends the run
+            after the current direction (the finished ones stay in ``transport.json``,
+            ``status = "interrupted"``).
+
+    A failure marks ``transport.json`` ``"failed"`` with the error; the directions solved
+    before it are kept.
     """
     from .. import analysis
-    from ..plot import plot_profiles
 
     outdir = prepare_outdir(outdir, comm)
     t0 = time.perf_counter()
@@ -156,24 +163,51 @@ def run_transport(
             d.iterations,
             time.perf_counter() - t_solve,
         )
+        if stop is not None and (sig := stop.requested(comm)):
+            raise Interrupted(
+                f"interrupted after direction {name}; the finished directions are in "
+                f"{json_path}: run again for the others",
+                sig,
+            )
 
+    try:
+        with soft(stop):
+            result, profiles, files = _solve_and_write(
+                emesh, options, phases, axes, through, on_direction, outdir, plots, metrics
+            )
+    except Interrupted as err:
+        record.fail(err, status="interrupted")
+        raise
+    except Exception as err:
+        record.fail(err)
+        raise
+    metrics["files"] = {k: v.name for k, v in files.items()}
+    metrics["seconds"] = {"solve": time.perf_counter() - t_solve, "total": time.perf_counter() - t0}
+    record.finish()
+    return TransportReport(result, metrics, profiles, files)
+
+
+def _solve_and_write(emesh, options, phases, axes, through, on_direction, outdir, plots, metrics):
+    """Solve every direction, then the profiles, fields and the PyBaMM export (collective)."""
+    from .. import analysis
+    from ..plot import plot_profiles
+
+    comm = emesh.comm
     log.info("solving %s transport along %s", options.phase, ", ".join(axes))
     result = solve_transport(
         emesh, phases, directions=axes, reference=options.reference, callback=on_direction
     )
     metrics["reference_coefficient"] = result.reference
-
     prof_dir = through if through in result.directions else None
     profiles = analysis.through_thickness_profiles(
         emesh, n_slabs=options.n_slabs, transport=result, direction=prof_dir
     )
-    files = {"transport": json_path, "profiles": outdir / "profiles.csv"}
+    files = {"transport": outdir / "transport.json", "profiles": outdir / "profiles.csv"}
     profiles.to_csv(files["profiles"])
     if plots and comm.rank == 0:
         files["profiles_png"] = outdir / "profiles.png"
         plot_profiles(profiles, files["profiles_png"], title=f"{options.phase} transport")
     files["fields"] = write_fields(result, outdir / "fields.xdmf")
-
     if options.phase == "electrolyte" and through in result.directions:
         from ..export import pybamm_parameters
 
@@ -184,10 +218,7 @@ def run_transport(
         else:
             files["pybamm"] = outdir / "pybamm.json"
             write_json(files["pybamm"], pb, comm)
-    metrics["files"] = {k: v.name for k, v in files.items()}
-    metrics["seconds"] = {"solve": time.perf_counter() - t_solve, "total": time.perf_counter() - t0}
-    record.finish()
-    return TransportReport(result, metrics, profiles, files)
+    return result, profiles, files
 
 
 def write_fields(result: TransportResult, path: Path) -> Path:
