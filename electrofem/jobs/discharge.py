@@ -66,7 +66,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mpi4py import MPI
@@ -84,11 +84,17 @@ from ..physics.electrochem import (
     rate_label,
     theoretical_capacity,
 )
+from .discharge_output import (
+    METRIC_KEYS,
+    FieldWriter,
+    cell_params_dict,
+    rate_table,
+    step_row,
+)
 from .output import (
     CHECKPOINT_DIR,
     CheckpointSchedule,
     JobRecord,
-    XDMFSeries,
     jsonable,
     prepare_outdir,
     read_checkpoint,
@@ -132,45 +138,6 @@ class DischargeReport:
         return self.rates[rate_label(c_rate)][phase].capacity_mAh_g
 
 
-class _FieldWriter:
-    """XDMF time series of one rate: electrolyte (c, phi[, phi_cb]) and active (x, c_s,
-    phi_s, j_interface)."""
-
-    def __init__(self, cell: HalfCell, outdir: Path, label: str, append: bool):
-        from dolfinx import fem
-
-        self.cell = cell
-        ce, pe, xs, ps, _ = cell.u[:5]
-        self.c = fem.Function(ce.function_space, name="c")
-        self.phi = fem.Function(pe.function_space, name="phi")
-        self.x = fem.Function(xs.function_space, name="x")
-        self.cs = fem.Function(xs.function_space, name="c_s")
-        self.phis = fem.Function(ps.function_space, name="phi_s")
-        self.j = fem.Function(xs.function_space, name="j_interface")
-        self.pcb = cell.fields.get("phi_cb")
-        self.paths = {
-            "electrolyte": outdir / f"fields_{label}C_electrolyte.xdmf",
-            "active": outdir / f"fields_{label}C_active.xdmf",
-        }
-        both = append and all(p.is_file() for p in self.paths.values())
-        self.series = {
-            "electrolyte": XDMFSeries(self.paths["electrolyte"], cell.domain.sub_e, both),
-            "active": XDMFSeries(self.paths["active"], cell.domain.sub_s, both),
-        }
-
-    def write(self, t: float) -> None:
-        cell = self.cell
-        ce, pe, xs, ps, _ = cell.u[:5]
-        self.c.x.array[:] = ce.x.array * cell.params.electrolyte.c0_mol_m3
-        self.phi.x.array[:] = pe.x.array
-        self.x.x.array[:] = xs.x.array
-        self.cs.x.array[:] = xs.x.array * cell.params.active.c_max_mol_m3
-        self.phis.x.array[:] = ps.x.array
-        cell.interface_current_field(self.j)
-        self.series["electrolyte"].write(t, (self.c, self.phi) + ((self.pcb,) if self.pcb else ()))
-        self.series["active"].write(t, (self.x, self.cs, self.phis, self.j))
-
-
 @dataclass
 class _Run:
     """The state of one discharge job run (what its observer needs)."""
@@ -205,7 +172,7 @@ def _phase_state(cell, kind, phase_start, dt) -> dict:
 class _RateObserver(Observer):
     """Writes the rows, fields, checkpoints and results of one C-rate's phases."""
 
-    def __init__(self, run: _Run, ri: int, c_rate: float, n_phases: int, writer: _FieldWriter):
+    def __init__(self, run: _Run, ri: int, c_rate: float, n_phases: int, writer: FieldWriter):
         self.run, self.ri, self.c_rate, self.n_phases = run, ri, c_rate, n_phases
         self.label = rate_label(c_rate)
         self.rows = run.all_rows[self.label]
@@ -240,7 +207,7 @@ class _RateObserver(Observer):
         r, o, rec = self.run, self.run.options, info.record
         i_row = rec.applied_current / cell.cross_section if phase.kind == "cv" else None
         cap = abs(cell.charge - info.start["charge_C"]) / 3.6 / r.mass_g
-        row = _row(cell, rec, phase, self.c_rate, i_row, cap, info.start, r.diag)
+        row = step_row(cell, rec, phase, self.c_rate, i_row, cap, info.start, r.diag)
         self.rows.append(row)
         if r.progress:
             log.info(
@@ -290,12 +257,12 @@ class _RateObserver(Observer):
             final_voltage_V=cell.voltage(),
             x_mean_end=last.get("x_mean", float("nan")),
             wall_time_s=outcome.wall_s,  # summed over restarts
-            end_metrics={k: last.get(k) for k in _METRIC_KEYS},
+            end_metrics={k: last.get(k) for k in METRIC_KEYS},
         )
         m = r.record.metrics
         r.rates[self.label][kind] = res
         m["rates"][self.label] = {k: asdict(v) for k, v in r.rates[self.label].items()}
-        m["rate_capability"] = _rate_table(r.rates, r.q_th)
+        m["rate_capability"] = rate_table(r.rates, r.q_th)
         csv_path = r.outdir / f"discharge_{self.label}C.csv"
         write_csv(csv_path, self.rows, cell.comm)
         r.files[f"csv_{self.label}"] = csv_path
@@ -427,7 +394,7 @@ def run_discharge(
                 label = rate_label(c_rate)
                 rows = run.all_rows.setdefault(label, [])
                 run.rates.setdefault(label, {})
-                writer = _FieldWriter(cell, outdir, label, append=resume is not None)
+                writer = FieldWriter(cell, outdir, label, append=resume is not None)
                 one_c = options.specific_capacity_1C_mAh_g * 1e-3 * mass_g  # A (A/m in 2D)
                 phases = protocol(options, c_rate, one_c, cell.cross_section)
                 if resume is None:
@@ -475,7 +442,7 @@ def _initial_metrics(cell, emesh, options, params, density, mesh_path, diag) -> 
         "status": "running",
         "parameters": {
             "options": asdict(options),
-            "cell": _cell_params_dict(params, options),
+            "cell": cell_params_dict(params, options),
             "mesh": str(mesh_path) if mesh_path else None,
             "mesh_metadata": {
                 k: emesh.metadata.get(k) for k in ("seed", "porosity", "mesh_options", "version")
@@ -538,7 +505,7 @@ def _resume(run: _Run, state: dict, arrays: dict):
 def _finish(run: _Run, plots: bool) -> None:
     """The rate-capability table, its CSV and the figures."""
     cell, comm, options, m = run.cell, run.cell.comm, run.options, run.record.metrics
-    table = _rate_table(run.rates, run.q_th)
+    table = rate_table(run.rates, run.q_th)
     m["rate_capability"] = table  # also after a restart that had nothing left to run
     run.files["rate_capability"] = run.outdir / "rate_capability.csv"
     write_csv(run.files["rate_capability"], table, comm)
@@ -559,79 +526,3 @@ def _finish(run: _Run, plots: bool) -> None:
             if map_png is not None:  # 2D only
                 run.files["map_png"] = map_png
     m["files"] = {k: v.name for k, v in run.files.items()}
-
-
-_METRIC_KEYS = (
-    "c_bottom_mol_m3",
-    "c_top_mol_m3",
-    "c_drop_mol_m3",
-    "c_min_mol_m3",
-    "c_max_mol_m3",
-    "depleted_fraction",
-    "x_bottom",
-    "x_top",
-    "x_spread",
-)
-
-
-def _row(cell, rec: StepRecord, phase, c_rate, i_row, cap, start, diag) -> dict:
-    am = cell.params.active
-    m = diag()
-    return {
-        "c_rate": c_rate,
-        "phase": phase.kind,
-        "step": rec.step,
-        "time_s": rec.time_s,
-        "phase_time_s": rec.time_s - start["time_s"],
-        "dt_s": rec.dt_s,
-        "voltage_V": rec.voltage_V,
-        "current_density_A_m2": phase.current_density_A_m2 if i_row is None else i_row,
-        "capacity_mAh_g": cap,
-        "newton_iterations": rec.newton_iterations,
-        "x_mean": rec.x_mean,
-        "ocp_of_x_mean_V": float(am.ocp_V(rec.x_mean)),
-        "x_min": rec.x_min,
-        "x_max": rec.x_max,
-        **m,
-        "li_balance_error": rec.interface_current - rec.applied_current,
-    }
-
-
-def _rate_table(rates, q_th) -> list[dict]:
-    out = []
-    for label, ph in rates.items():
-        d = ph.get("discharge")
-        if d is None:
-            continue
-        out.append(
-            {
-                "c_rate": float(label),
-                "capacity_mAh_g": d.capacity_mAh_g,
-                "utilisation": d.capacity_mAh_g / q_th,
-                "stop_reason": d.stop_reason,
-                "final_voltage_V": d.final_voltage_V,
-                "steps": d.steps,
-                "newton_iterations": d.newton_iterations,
-                "wall_time_s": d.wall_time_s,
-            }
-        )
-    return out
-
-
-def _cell_params_dict(p: CellParams, options: DischargeOptions) -> dict:
-    def clean(obj):
-        out = {}
-        for f in fields(obj):
-            v = getattr(obj, f.name)
-            out[f.name] = getattr(v, "__name__", None) or v if callable(v) else v
-        return out
-
-    return {
-        "electrolyte": clean(p.electrolyte),
-        "active": clean(p.active),
-        "li_metal": clean(p.li_metal),
-        "temperature_K": p.temperature_K,
-        "contact_resistance_ohm_m2": p.contact_resistance_ohm_m2,
-        "cbd_conductivity_S_m": options.cbd_conductivity_S_m,
-        "cbd_contact_resistance_ohm_m2": options.cbd_contact_resistance_ohm_m2,
-    }

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import tags
-from .particles import Box, MicrostructureError, Particles
+from .box import Box, MicrostructureError
 
 RADIUS_COLUMNS = ("r", "radius", "d", "diameter")
 #: Largest layer index accepted (the arrays are int32).
 MAX_LAYER = 2**31 - 1
 
 
-def write_csv(parts: Particles, path: str | Path) -> None:
+def write_csv(parts, path: str | Path) -> None:
     """Write ``x,y[,z],r,phase,shell_thickness,shell_phase,layer`` (µm)."""
     axes = ["x", "y", "z"][: parts.dim]
     with open(path, "w", newline="") as fh:
@@ -161,8 +161,10 @@ def _parse_row(row: list[str], cols: dict[str, int], box: Box) -> tuple:
     return c, r, phase, shell, tags.SECOND if sphase is None else sphase, layer
 
 
-def read_csv(path: str | Path, box: Box) -> Particles:
-    """Read and check particles from a CSV (see the module doc); raise MicrostructureError."""
+def read_csv(path: str | Path, box: Box, make):
+    """Read and check particles from a CSV (see the module doc) into ``make(box, centers,
+    radii, phase, shell, shell_phase, layer, meta=...)`` (the Particles class); raise
+    MicrostructureError."""
     path = Path(path)
     if not path.is_file():
         raise MicrostructureError(f"particles.csv: no such file {path}")
@@ -200,7 +202,7 @@ def read_csv(path: str | Path, box: Box) -> Particles:
         raise MicrostructureError(f"{name}: no particle rows after the header")
     centers, radii, phase, shell, shell_phase, layer = (list(v) for v in zip(*fields, strict=True))
     try:
-        parts = Particles(
+        parts = make(
             box,
             np.array(centers, dtype=float),
             np.array(radii, dtype=float),
