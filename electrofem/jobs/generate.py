@@ -152,12 +152,6 @@ def run_generate(
                 },
                 "version": __version__,
             }
-            log.info(
-                "mesh: %d cells, min quality %.3f (%.1f s)",
-                stats.n_cells,
-                stats.min_quality,
-                stats.seconds_geometry + stats.seconds_mesh,
-            )
         dim = comm.bcast(parts.dim if comm.rank == 0 else None, root=0)
         emesh = ElectrodeMesh.from_gmsh(comm, dim, meta)
     finally:

@@ -23,6 +23,7 @@ Algorithm (all hot loops in ``ext/packing.pyx``, O(N) per sweep with cell lists)
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,12 @@ from .measure import phase_profile, union_volume
 from .particles import Box, MicrostructureError, Particles, ball_volume
 
 log = logging.getLogger("electrofem.packing")
+
+
+def _bar(progress: bool) -> bool:
+    """A progress bar only on a terminal (a log file would keep its carriage-return debris;
+    the job logs a line when packing ends)."""
+    return bool(progress) and sys.stderr.isatty()
 
 #: Solid-fraction increment of one growth step.
 GROWTH_STEP = 0.02
@@ -200,7 +207,7 @@ def grow(
     phis = list(np.arange(min(START_FRACTION, target), target, GROWTH_STEP)) + [target]
     kw = dict(hard_frac=hard_frac, stall=STALL_ITERATIONS)
     good_x, good_phi = state.x.copy(), None
-    bar = tqdm(phis, desc="packing", unit="step", disable=not progress, leave=False)
+    bar = tqdm(phis, desc="packing", unit="step", disable=not _bar(progress), leave=False)
     for phi in bar:
         scale = (phi / target) ** (1 / dim)
         it, viol = state.relax(scale, max_iter=max_iter, **kw)
@@ -377,7 +384,7 @@ def calender(
     h_final = box0.height * phi0 / target  # first guess: no overlap loss
     heights = np.linspace(box0.height, h_final, steps + 1)[1:]
     x = particles.centers.copy()
-    bar = tqdm(heights, desc="calendering", unit="step", disable=not progress, leave=False)
+    bar = tqdm(heights, desc="calendering", unit="step", disable=not _bar(progress), leave=False)
 
     def compress(x_ref, f_ref, f):
         box = Box((*box0.lateral, box0.height * f), box0.periodic)
