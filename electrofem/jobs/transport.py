@@ -31,6 +31,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import __version__, tags
+from ..microstructure.measure import DEFAULT_DENSITY_G_CM3
 from ..physics.transport import DirectionResult, TransportOptions, TransportResult, solve_transport
 from .output import JobRecord, jsonable, prepare_outdir, write_json
 from .source import load_source
@@ -121,10 +122,15 @@ def run_transport(
             **asdict(options),
             "mesh": str(mesh_path) if mesh_path else None,
             "densities_g_cm3": {tags.phase_name(k): v for k, v in (densities or {}).items()},
+            "densities_used_g_cm3": {
+                tags.phase_name(k): (densities or {}).get(k, DEFAULT_DENSITY_G_CM3[k])
+                for k in tags.SOLID_PHASES
+            },
             "mesh_metadata": {
                 k: emesh.metadata.get(k) for k in ("seed", "porosity", "mesh_options", "version")
             },
         },
+        **_sidecar_note(emesh),
         "phase": options.phase,
         "phases": {tags.phase_name(p): k for p, k in phases.items()},
         "dim": dim,
@@ -185,6 +191,19 @@ def run_transport(
     metrics["seconds"] = {"solve": time.perf_counter() - t_solve, "total": time.perf_counter() - t0}
     record.finish()
     return TransportReport(result, metrics, profiles, files)
+
+
+def _sidecar_note(emesh) -> dict:
+    """For a mesh read without its ``mesh.json``: what was derived and what is missing."""
+    md = emesh.metadata
+    if not md.get("missing"):
+        return {}
+    return {
+        "mesh_metadata_derived": md.get("derived"),
+        "mesh_metadata_missing": md.get("missing"),
+        "note": "the mesh has no mesh.json: box, dim and phases derived from the mesh; SIA uses "
+        "densities_used_g_cm3 (defaults unless --density or [density] gives them)",
+    }
 
 
 def _solve_and_write(emesh, options, phases, axes, through, on_direction, outdir, plots, metrics):
