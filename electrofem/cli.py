@@ -286,6 +286,28 @@ def _cmd_conductivity(args) -> int:
     return 0
 
 
+def _cmd_cell(args) -> int:
+    from mpi4py import MPI
+
+    from .config import load
+    from .jobs.cell import run_cell
+
+    cfg = load(args.config)
+    _claim(args)
+    out = run_cell(cfg, args.output, progress=not args.quiet, stop=args.stop)
+    if MPI.COMM_WORLD.rank == 0:
+        w = out["summary"].get("wetting") or {}
+        inf = out["summary"]["infiltration"]
+        print(
+            f"infiltration: final air {inf.get('final_air_fraction', float('nan')):.4f} | "
+            f"wetted active area {w.get('wetted_active_area_fraction', float('nan')):.4f}"
+        )
+        for r in out["summary"]["rate_capability"] or []:
+            print(f"{r['c_rate']:g}C: {r['capacity_mAh_g']:.2f} mAh/g ({r['stop_reason']})")
+        print(f"-> {args.output}")
+    return 0
+
+
 def _cmd_pybamm(args) -> int:
     from .export import write_pybamm_parameters
 
@@ -387,6 +409,13 @@ def build_parser() -> argparse.ArgumentParser:
     ec.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ec.add_argument("-q", "--quiet", action="store_true")
     ec.set_defaults(func=_cmd_conductivity)
+    ce = sub.add_parser("cell", help="generate -> infiltrate -> discharge on one mesh (coupled)")
+    ce.add_argument("config", help="TOML configuration with [infiltration] and [discharge]")
+    ce.add_argument("-o", "--output", required=True, help="output directory (one per stage)")
+    ce.add_argument("--restart", action="store_true", help="continue an interrupted run")
+    ce.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    ce.add_argument("-q", "--quiet", action="store_true")
+    ce.set_defaults(func=_cmd_cell)
     pb = sub.add_parser("pybamm", help="PyBaMM DFN parameters from a transport.json")
     pb.add_argument("transport", help="transport.json of an electrolyte transport run")
     pb.add_argument("-o", "--output", required=True, help="parameter JSON to write")

@@ -65,6 +65,8 @@ marked::
     charge = false          # CC charge after the discharge (and rest)
     cv_hold = false         # CC-CV: then hold v_max_V until the current < cv_cutoff_c_rate
     checkpoint_every_steps = 50
+    wetting = "infil-out"   # a partly wetted electrode: an infiltration output [:TIME s]
+    wetting_threshold = 0.5 # pore cells below this electrolyte fraction hold air
 
     [infiltration]          # see electrofem.physics.vof.InfiltrationOptions (SI units)
     inlet_speed_m_s = 1e-4
@@ -275,6 +277,9 @@ def _parse(data: dict, base_dir: Path) -> Config:
     cfg = _parse_structure(data, base_dir)
     for name, cls in JOB_TABLES.items():
         setattr(cfg, name, parse_options(cls, data.get(name, {}), name))
+    w = cfg.discharge.wetting  # like particles.csv: relative to the config file
+    if w and not Path(w.split(":")[0]).is_absolute():
+        cfg.discharge.wetting = str(base_dir / w)
     return cfg
 
 

@@ -185,14 +185,28 @@ def _gather_cells(f, scale: float = 1.0):
     return np.concatenate(tris), np.concatenate(vs)
 
 
+def _dry_cells(dom):
+    """Triangles of the owned pore cells without electrolyte (air), on rank 0 (2D)."""
+    from . import tags
+
+    msh = dom.mesh
+    n = msh.topology.index_map(2).size_local
+    dry = (dom.phase[:n] == tags.ELECTROLYTE) & ~dom.wet[:n]
+    tri = msh.geometry.x[:, :2][msh.geometry.dofmaps[0][:n][dry]]
+    parts = msh.comm.gather(tri, root=0)
+    return np.concatenate(parts) if msh.comm.rank == 0 else None
+
+
 def plot_field_map(cell, path: str | Path, title: str = "") -> Path | None:
     """Electrolyte concentration and particle stoichiometry maps of a 2D
-    :class:`~electrofem.physics.electrochem.HalfCell` state. MPI-collective; rank 0 draws."""
+    :class:`~electrofem.physics.electrochem.HalfCell` state; in a partly wetted electrode the
+    pore cells without electrolyte are drawn grey ("air"). MPI-collective; rank 0 draws."""
     if cell.domain.tdim != 2:
         return None
     c0 = cell.params.electrolyte.c0_mol_m3
     te, ve = _gather_cells(cell.u[0], c0)
     ts, vs = _gather_cells(cell.u[2])
+    dry = _dry_cells(cell.domain) if cell.domain.partial else None
     if cell.comm.rank:
         return Path(path)
     import matplotlib
@@ -214,6 +228,11 @@ def plot_field_map(cell, path: str | Path, title: str = "") -> Path | None:
         ax.set_xlabel("x (µm)")
         fig.colorbar(pc, ax=ax, label=label, shrink=0.8)
     axes[0].set_ylabel("y (µm), 0 = current collector")
+    if dry is not None and len(dry):
+        for ax in axes:
+            ax.add_collection(PolyCollection(dry, facecolors="0.82", edgecolors="none"))
+        axes[0].plot([], [], "s", color="0.82", label="air (not wetted)")
+        axes[0].legend(loc="upper right", fontsize=8)
     return _save(fig, path, title)
 
 

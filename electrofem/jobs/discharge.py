@@ -103,6 +103,7 @@ from .output import (
 )
 from .source import load_source
 from .stop import Interrupted, StopSignal, soft
+from .wetting import wetted_region
 
 log = logging.getLogger("electrofem")
 
@@ -308,6 +309,7 @@ def run_discharge(
     restart: bool = False,
     step_callback=None,
     stop: StopSignal | None = None,
+    wetting=None,
 ) -> DischargeReport:
     """Run the discharge job on ``source`` (ElectrodeMesh, ``.xdmf``/``.msh`` path, config).
 
@@ -321,6 +323,9 @@ def run_discharge(
         params: :class:`CellParams` (materials; default Chen 2020 NMC811, Nyman electrolyte).
         restart: continue from ``outdir/checkpoint`` (the same source and options).
         step_callback: ``callback(row)`` after every accepted step (all ranks).
+        wetting: a partly wetted electrode: a
+            :class:`~electrofem.physics.wetting.WettingState` (or ``"DIR[:TIME]"``); default
+            ``options.wetting`` (None: fully wetted). See :func:`wetted_region`.
         stop: a :class:`~electrofem.jobs.stop.StopSignal` (the command line's): a SIGINT or
             SIGTERM then ends the run after the current step with a checkpoint,
             ``status = "interrupted"`` and :class:`~electrofem.jobs.stop.Interrupted`.
@@ -360,13 +365,19 @@ def run_discharge(
             )
         if changed:
             log.warning("restart: %s changed from the checkpoint's", ", ".join(changed))
-    cell = HalfCell(emesh, params, options)
+    region = wetted_region(emesh, options, wetting) if wetting or options.wetting else None
+    if region is not None and not region.has_path:
+        return _no_electrolyte_path(emesh, options, params, density, outdir, region, t0)
+    mask = region.mask if region is not None else None
+    cell = HalfCell(emesh, params, options, electrolyte_cells=mask)
     try:
         mass_g = cell.solid_volume * density * 1e6  # g (3D) or g per metre of depth (2D)
         if not mass_g > 0:
             raise ValueError("the mesh has no active material")
         diag = PolarizationMetrics(cell, options.slab_fraction, options.depletion_threshold)
         metrics = _initial_metrics(cell, emesh, options, params, density, mesh_path, diag)
+        if region is not None:
+            metrics["wetting"] = region.metrics
         json_path = outdir / "discharge.json"
         run = _Run(
             cell=cell,
@@ -425,6 +436,59 @@ def run_discharge(
         return DischargeReport(metrics, run.rates, run.all_rows, run.files)
     finally:
         cell.close()  # PETSc objects freed on every rank at the same point
+
+
+def _no_electrolyte_path(emesh, options, params, density, outdir, region, t0):
+    """No wetted electrolyte connects the separator to a particle: no current can flow. Every
+    rate delivers 0 mAh/g with the stop reason ``no_electrolyte_path`` (no solve)."""
+    comm = emesh.comm
+    vol_um = emesh.phase_volumes().get(tags.ACTIVE, 0.0)
+    dim = emesh.dim
+    mass_g = vol_um * 1e-6**dim * density * 1e6
+    rates, rows = {}, {}
+    for c in options.c_rates:
+        lab = rate_label(c)
+        rates[lab] = {
+            "discharge": PhaseResult(
+                "discharge",
+                c,
+                0.0,
+                0.0,
+                "no_electrolyte_path",
+                0,
+                0,
+                0.0,
+                float("nan"),
+                float("nan"),
+                0.0,
+            )
+        }
+        rows[lab] = []
+    metrics = {
+        "version": __version__,
+        "status": "done",
+        "parameters": {"options": asdict(options), "cell": cell_params_dict(params, options)},
+        "dim": dim,
+        "active_mass_g": mass_g,
+        "wetting": region.metrics,
+        "rates": {k: {p: asdict(v) for p, v in ph.items()} for k, ph in rates.items()},
+        "rate_capability": [
+            {"c_rate": float(c), "capacity_mAh_g": 0.0, "stop_reason": "no_electrolyte_path"}
+            for c in options.c_rates
+        ],
+        "note": "the wetted electrolyte does not connect the separator to any particle surface: "
+        "no current can flow (nothing was solved)",
+        "seconds": {"total": time.perf_counter() - t0},
+        "mpi_ranks": comm.size,
+    }
+    files = {
+        "discharge": outdir / "discharge.json",
+        "rate_capability": outdir / "rate_capability.csv",
+    }
+    write_csv(files["rate_capability"], metrics["rate_capability"], comm)
+    JobRecord(files["discharge"], metrics, comm).write()
+    log.warning("no electrolyte path: every rate delivers 0 mAh/g")
+    return DischargeReport(metrics, rates, rows, files)
 
 
 def _initial_metrics(cell, emesh, options, params, density, mesh_path, diag) -> dict:

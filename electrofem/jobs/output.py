@@ -229,6 +229,11 @@ OUTPUT_PATTERNS = (
     "*.tmp",
     CHECKPOINT_DIR,
     "snapshots",
+    "wetting",
+    "cell.json",
+    "generate",
+    "infiltrate",
+    "discharge",
 )
 
 

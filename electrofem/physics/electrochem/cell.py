@@ -33,12 +33,24 @@ class HalfCell:
         with HalfCell(emesh, CellParams(), DischargeOptions(current_density_A_m2=20.0)) as cell:
             result = cell.run()      # or cell.step(dt) for manual control
 
+    ``electrolyte_cells``: a partly wetted electrode (a boolean per local parent cell, see
+    :func:`electrofem.physics.wetting.wet_cells`): the electrolyte equations live on these pore
+    cells only; their boundary with the others (air) is impermeable and insulating, and the
+    particle surface next to air carries no Butler--Volmer current. The carbon-binder network,
+    if on, keeps every pore cell. ``None``: every pore cell is wetted.
+
     All methods are MPI-collective. ``cell.fields`` holds the dolfinx Functions (the unknowns):
     ``c_hat`` (``c/c0``, electrolyte submesh), ``phi`` (V), ``x`` (``c_s/c_s,max``, active
     submesh), ``phi_s`` (V) and ``V`` (collector potential, V; a Real space).
     """
 
-    def __init__(self, emesh, params: CellParams | None = None, options=None):
+    def __init__(
+        self,
+        emesh,
+        params: CellParams | None = None,
+        options=None,
+        electrolyte_cells: np.ndarray | None = None,
+    ):
         import basix.ufl
         import ufl
         from dolfinx import fem
@@ -49,7 +61,9 @@ class HalfCell:
         self.params.validate()
         self.options.validate()
         cbd = self.options.cbd
-        dom = CoupledDomain(emesh, self.options.quadrature_degree, cbd=cbd)
+        dom = CoupledDomain(
+            emesh, self.options.quadrature_degree, cbd=cbd, electrolyte_cells=electrolyte_cells
+        )
         self.domain = dom
         self.comm = dom.comm
         p, el, am = self.params, self.params.electrolyte, self.params.active
@@ -61,7 +75,11 @@ class HalfCell:
         rmesh = dom.mesh if cbd else dom.sub_s
         R = fem.functionspace(rmesh, basix.ufl.real_element(rmesh.basix_cell(), ()))
         # one space object per field (a Dirichlet bc added later acts on its own block only)
-        spaces = (Ve, Ve.clone(), Vs, Vs.clone(), R) + ((Ve.clone(),) if cbd else ())
+        # the carbon-binder network lives in every pore cell, wetted or not
+        Vcb = (
+            Ve.clone() if dom.sub_p is dom.sub_e else fem.functionspace(dom.sub_p, ("Lagrange", 1))
+        )
+        spaces = (Ve, Ve.clone(), Vs, Vs.clone(), R) + ((Vcb,) if cbd else ())
         W = ufl.MixedFunctionSpace(*spaces)
         names = ("c_hat", "phi", "x", "phi_s", "V") + (("phi_cb",) if cbd else ())
         self._names = names
@@ -107,9 +125,9 @@ class HalfCell:
             s_cb = LENGTH_UNIT_M ** (2 - dom.tdim) / (o.cbd_conductivity_S_m * p.thermal_voltage)
             q_cb = (ps("-") - pcb("+")) / R_cb  # particle -> carbon-binder current density
             icc_e = (pcb - V) / p.contact_resistance_ohm_m2
-            F[3] += S.phi_s * q_cb * vs("-") * dom.dS_i
-            F_cb = o.cbd_conductivity_S_m * ufl.inner(dom.grad(pcb), dom.grad(wcb)) * dom.dx_e
-            F_cb += -q_cb * wcb("+") * dom.dS_i + icc_e * wcb * dom.ds_cce
+            F[3] += S.phi_s * q_cb * vs("-") * dom.dS_p
+            F_cb = o.cbd_conductivity_S_m * ufl.inner(dom.grad(pcb), dom.grad(wcb)) * dom.dx_p
+            F_cb += -q_cb * wcb("+") * dom.dS_p + icc_e * wcb * dom.ds_cce
             F_V += (
                 S.phi_s
                 * (g * (icc_e - self.I_app / self.contact_area) + (1 - g) * hold)

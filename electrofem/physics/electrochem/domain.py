@@ -24,6 +24,8 @@ def _cell_phase(emesh) -> np.ndarray:
 
 #: subdomain id of the BOTTOM facets of electrolyte cells (carbon-binder collector contact).
 _BOTTOM_E = 10_000
+#: subdomain id of every particle|pore facet, wetted or not (carbon-binder particle contact).
+_ALL_PORES = 10_001
 
 
 class _Scaled:
@@ -58,6 +60,7 @@ class CoupledDomain:
         interface_tag: int | None = None,
         require_boundaries: bool = True,
         cbd: bool = False,
+        electrolyte_cells: np.ndarray | None = None,
     ):
         import ufl
         from dolfinx import fem
@@ -80,11 +83,24 @@ class CoupledDomain:
             n = self.comm.allreduce(int(np.count_nonzero(phase == p)), op=MPI.SUM)
             if n == 0:
                 raise ElectrochemError(f"the mesh has no {name} cells (tag {p})")
-        cells_e = np.flatnonzero(phase == tags.ELECTROLYTE).astype(np.int32)
+        pore = phase == tags.ELECTROLYTE
+        wet = pore if electrolyte_cells is None else pore & np.asarray(electrolyte_cells, bool)
+        self.wet = wet  # local cells that carry the electrolyte equations
+        #: some pore cells hold air (a partly wetted electrode): the electrolyte submesh is the
+        #: wetted cells, the carbon-binder network (if any) keeps every pore cell
+        self.partial = bool(self.comm.allreduce(bool(np.any(pore & ~wet)), op=MPI.LOR))
+        if self.partial and self.comm.allreduce(int(np.count_nonzero(wet)), op=MPI.SUM) == 0:
+            raise ElectrochemError("the wetting state leaves no electrolyte cell")
+        cells_e = np.flatnonzero(wet).astype(np.int32)
         cells_s = np.flatnonzero(phase == tags.ACTIVE).astype(np.int32)
         self.sub_e, self.emap_e, _, _ = dmesh.create_submesh(msh, tdim, cells_e)
         self.sub_s, self.emap_s, _, _ = dmesh.create_submesh(msh, tdim, cells_s)
         self.entity_maps = [self.emap_e, self.emap_s]
+        self.sub_p = self.sub_e  # the pore space of the carbon-binder network
+        if self.partial and cbd:
+            cells_p = np.flatnonzero(pore).astype(np.int32)
+            self.sub_p, emap_p, _, _ = dmesh.create_submesh(msh, tdim, cells_p)
+            self.entity_maps.append(emap_p)
 
         ft = emesh.facet_tags
         IT = fem.IntegralType
@@ -104,11 +120,14 @@ class CoupledDomain:
             raise ElectrochemError(
                 f"facets tagged {itag} do not all separate an electrolyte and an active cell"
             )
+        inter_all = inter
+        if self.partial:  # the reaction only where the electrolyte wets the particle
+            inter = inter[wet[inter[:, 0]]]
         bottom_all = integration(IT.exterior_facet, ft.find(tags.BOTTOM))
         bottom = bottom_all[phase[bottom_all[:, 0]] == tags.ACTIVE]
         bottom_e = bottom_all[phase[bottom_all[:, 0]] == tags.ELECTROLYTE]
         top = integration(IT.exterior_facet, ft.find(tags.TOP))
-        top = top[phase[top[:, 0]] == tags.ELECTROLYTE]
+        top = top[wet[top[:, 0]]]
         needed = [(f"interface facets (tag {itag})", inter)]
         if require_boundaries and cbd:
             both = np.concatenate([bottom, bottom_e])
@@ -129,7 +148,12 @@ class CoupledDomain:
         d = tdim
         L = self.L
         dx = ufl.Measure("dx", domain=msh, subdomain_data=emesh.cell_tags, metadata=md)
-        dS = ufl.Measure("dS", domain=msh, subdomain_data=[(itag, inter.ravel())], metadata=md)
+        dS_data = [(itag, inter.ravel())]
+        if self.partial:
+            own = cells_e[cells_e < msh.topology.index_map(tdim).size_local]
+            dx_wet = ufl.Measure("dx", domain=msh, subdomain_data=[(1, own)], metadata=md)
+            dS_data.append((_ALL_PORES, inter_all.ravel()))
+        dS = ufl.Measure("dS", domain=msh, subdomain_data=dS_data, metadata=md)
         ds = ufl.Measure(
             "ds",
             domain=msh,
@@ -140,9 +164,12 @@ class CoupledDomain:
             ],
             metadata=md,
         )
-        self.dx_e = _Scaled(dx(tags.ELECTROLYTE), L**d)
+        self.dx_p = _Scaled(dx(tags.ELECTROLYTE), L**d)  # every pore cell
+        self.dx_e = _Scaled(dx_wet(1), L**d) if self.partial else self.dx_p
         self.dx_s = _Scaled(dx(tags.ACTIVE), L**d)
         self.dS_i = _Scaled(dS(itag), L ** (d - 1))
+        # particle|pore contact of the carbon-binder network: wetted or not
+        self.dS_p = _Scaled(dS(_ALL_PORES), L ** (d - 1)) if self.partial else self.dS_i
         self.ds_cc = _Scaled(ds(tags.BOTTOM), L ** (d - 1))
         self.ds_top = _Scaled(ds(tags.TOP), L ** (d - 1))
         self.ds_cce = _Scaled(ds(_BOTTOM_E), L ** (d - 1))

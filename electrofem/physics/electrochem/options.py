@@ -195,6 +195,21 @@ class DischargeOptions:
     cbd_contact_resistance_ohm_m2: float = param(
         1e-5, unit="ohm m2", doc="particle|carbon-binder contact resistance", check=positive
     )
+    wetting: str | None = param(
+        None,
+        doc="a partly wetted electrode: an infiltration output folder (or a wetting .npz), "
+        "optionally :TIME in s (default its last state); None: fully wetted",
+        flag="--wetting",
+    )
+    wetting_threshold: float = param(
+        0.5, doc="pore cells with electrolyte fraction below this hold air", check=_fraction
+    )
+    wetting_pockets: str = param(
+        "inactive",
+        doc="wetted pockets with no electrolyte path to the separator: inactive (no current) "
+        "or active (they take part)",
+        choices=("inactive", "active"),
+    )
     # --- direct runs (HalfCell.run() without a protocol) and the step control of every run
     current_density_A_m2: float = param(
         10.0,
