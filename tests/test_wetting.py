@@ -1,4 +1,4 @@
-"""The wetting state (electrofem.physics.wetting).
+"""The wetting state (electrofem.physics.wetting) and the infiltration job's wetting outputs.
 
 On the shipped 2D meshes (ls_2d: 50 × 60 µm). Marked ``mpi``: the same assertions run under
 ``mpirun -n 2``, and every distributed result is compared with the same computation on a copy
@@ -12,7 +12,9 @@ import pytest
 from mpi4py import MPI
 
 from electrofem import tags
+from electrofem.jobs.infiltrate import run_infiltration
 from electrofem.mesh import ElectrodeMesh
+from electrofem.physics.vof import InfiltrationOptions
 from electrofem.physics.wetting import (
     WettingState,
     analyse_wetting,
@@ -270,3 +272,34 @@ def test_cells_touching_at_a_vertex_are_not_connected():
     assert m["n_pockets"] == 1
     assert m["connected_pore_fraction"] == pytest.approx(0.25, rel=1e-12)
     assert m["isolated_electrolyte_volume_um3"] == pytest.approx(0.25, rel=1e-12)
+
+
+def test_infiltration_writes_wetting_states(ls, shared_tmp):
+    out = shared_tmp / "run"
+    o = InfiltrationOptions(
+        max_steps=3, snapshots=False, output_interval_s=1e-12, initial_film_um=6.0
+    )
+    rep = run_infiltration(ls, out, o, progress=False, plots=False)
+    assert rep.metrics["files"]["wetting"] == "wetting"
+    assert rep.metrics["mesh_fingerprint"] == mesh_fingerprint(ls)
+    index = json.loads((out / "wetting" / "index.json").read_text())
+    assert len(index) == 4  # t = 0 and every step
+    times = [e["time_s"] for e in index]
+    assert times == sorted(times) and times[0] == 0.0
+    assert times[-1] == pytest.approx(rep.metrics["t_final_s"], rel=1e-12)
+    last = read_wetting(str(out), COMM)
+    assert last.time_s == times[-1] and last.fingerprint == mesh_fingerprint(ls)
+    wet = wet_cells(ls, last)
+    n_wet = COMM.allreduce(int(np.count_nonzero(wet[: ls.mesh.topology.index_map(2).size_local])))
+    assert n_wet == int(np.count_nonzero(last.alpha >= 0.5)) > 0
+    first = read_wetting(f"{out}:0", COMM)
+    assert first.time_s == 0.0
+    phase, x = local_arrays(ls)
+    film = wet_cells(ls, first)  # the initial film below the inlet (y > 54 µm)
+    assert np.array_equal(film, (phase == tags.ELECTROLYTE) & (x[:, 1] > 54.0))
+    # a restart appends to the index
+    o.max_steps = 5
+    run_infiltration(ls, out, o, progress=False, plots=False, restart=True)
+    index2 = json.loads((out / "wetting" / "index.json").read_text())
+    assert index2[:4] == index and len(index2) == 6
+    assert [e["time_s"] for e in index2] == sorted(e["time_s"] for e in index2)

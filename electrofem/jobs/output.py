@@ -229,6 +229,7 @@ OUTPUT_PATTERNS = (
     "*.tmp",
     CHECKPOINT_DIR,
     "snapshots",
+    "wetting",
 )
 
 
