@@ -323,10 +323,12 @@ class WettingOutput:
             name = f"state_{index:04d}.npz"
             state.save(self.folder / name)
             path = self.folder / INDEX_NAME
-            entries = json.loads(path.read_text()) if path.is_file() else []
-            entries = [e for e in entries if e["file"] != name and e["time_s"] < state.time_s] + [
-                {"file": name, "time_s": state.time_s}
-            ]
+            try:
+                old = json.loads(path.read_text()) if path.is_file() else []
+                old = [e for e in old if e["file"] != name and e["time_s"] < state.time_s]
+            except (OSError, ValueError, KeyError, TypeError):  # unreadable: start it again
+                old = []
+            entries = [*old, {"file": name, "time_s": state.time_s}]
         write_json(self.folder / INDEX_NAME, entries, self.comm, indent=1)
 
 
