@@ -39,6 +39,10 @@ Files
 ``infiltration.png``       outlet fraction, saturation and the final air profile
 ``checkpoint/``            restart state every ``checkpoint_every_steps`` steps or
                            ``checkpoint_every_s`` wall seconds (and at outputs)
+``wetting/``               the wetting state at every output: ``state_<index>.npz``
+                           (α of the pore cells, centroids in µm, time, mesh
+                           fingerprint) and ``index.json``; read by ``--wetting``
+                           (:mod:`electrofem.physics.wetting`)
 =========================  ==========================================================
 
 **Restart** (``restart=True``, ``--restart``): the last checkpoint is read (fields gathered with
@@ -76,7 +80,15 @@ from mpi4py import MPI
 from .. import __version__
 from ..physics.vof import InfiltrationOptions, VOFDivergenceError, VOFSolver
 from ..physics.vof.options import SOLVER_KNOBS
-from .infiltrate_metrics import FieldOutput, Probe, finish_metrics, header_metrics, snapshot
+from ..physics.wetting import WETTING_DIR, mesh_fingerprint
+from .infiltrate_metrics import (
+    FieldOutput,
+    Probe,
+    WettingOutput,
+    finish_metrics,
+    header_metrics,
+    snapshot,
+)
 from .output import (
     CHECKPOINT_DIR,
     CheckpointSchedule,
@@ -248,7 +260,13 @@ class InfiltrationJob:
             "infiltration": self.record.path,
             "csv": self.csv_path,
             "fields": out / "fields.xdmf",
+            "wetting": out / WETTING_DIR,
         }
+        fingerprint = mesh_fingerprint(run.emesh)  # of the parent mesh, not the pore submesh
+        metrics["mesh_fingerprint"] = fingerprint
+        self.wetting = WettingOutput(
+            self.files["wetting"], fingerprint, self.comm, fresh=run.restored is None
+        )
         self.rows: list[dict] = []
         self.counters = RunCounters()
         self.schedule = CheckpointSchedule(
@@ -300,9 +318,10 @@ class InfiltrationJob:
 
     # ------------------------------------------------------------------ outputs
     def output(self) -> None:
-        """Fields (XDMF) and, in 2D, the α map at the current time."""
+        """Fields (XDMF), the wetting state and, in 2D, the α map at the current time."""
         s, c = self.s, self.counters
         self.fields.write(s.t)
+        self.wetting.write(s, c.out_index)
         if self.snapshots:
             sat = s.volume() / self.probe.pore_area
             snapshot(

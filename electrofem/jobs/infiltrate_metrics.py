@@ -32,6 +32,7 @@ is area-weighted and the air profile's slabs are along z (its ``y_*_um`` keys ho
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -41,7 +42,8 @@ from mpi4py import MPI
 from .. import __version__
 from ..physics.state import gather
 from ..physics.vof.options import PARAMETER_SOURCES
-from .output import XDMFSeries
+from ..physics.wetting import INDEX_NAME, WettingState
+from .output import XDMFSeries, write_json
 
 DEFINITIONS = {
     "outlet_fraction": "length-weighted mean of alpha over the pore facets of the outlet "
@@ -291,6 +293,43 @@ class FieldOutput:
         self.p.x.array[:] = s.p.x.array
         self.alpha.x.array[:] = s.alpha.x.array
         self.series.write(t, (self.alpha, self.u, self.p))
+
+
+class WettingOutput:
+    """The wetting states of a run: ``wetting/state_<index>.npz`` (α of the pore cells with
+    their centroids in µm, the time and the fingerprint of the parent mesh; see
+    :mod:`electrofem.physics.wetting`) and ``wetting/index.json`` (``[{"file", "time_s"}]``,
+    by time). A fresh run starts a new index (and removes the former states); a restarted
+    one appends to it: a state rewritten after the restart replaces the entry of its file and
+    any later one (left by the interrupted run)."""
+
+    def __init__(self, folder: Path, fingerprint: str, comm, fresh: bool):
+        self.folder = Path(folder)
+        self.fingerprint = fingerprint
+        self.comm = comm
+        if fresh and comm.rank == 0 and self.folder.is_dir():
+            for old in (*self.folder.glob("state_*.npz"), self.folder / INDEX_NAME):
+                old.unlink(missing_ok=True)
+        comm.barrier()
+
+    def write(self, s, index: int) -> None:
+        """The solver's current α as state number ``index`` (collective; rank 0 writes). The
+        solver's cells are the parent's electrolyte cells, in metres: centroids × 1e6 = µm."""
+        alpha = gather(self.comm, s.alpha_cells()[: s.n_owned])
+        xy = gather(self.comm, s.centroid[: s.n_owned] * 1e6)
+        entries = None
+        if self.comm.rank == 0:
+            state = WettingState(float(s.t), alpha, xy, self.fingerprint)
+            name = f"state_{index:04d}.npz"
+            state.save(self.folder / name)
+            path = self.folder / INDEX_NAME
+            try:
+                old = json.loads(path.read_text()) if path.is_file() else []
+                old = [e for e in old if e["file"] != name and e["time_s"] < state.time_s]
+            except (OSError, ValueError, KeyError, TypeError):  # unreadable: start it again
+                old = []
+            entries = [*old, {"file": name, "time_s": state.time_s}]
+        write_json(self.folder / INDEX_NAME, entries, self.comm, indent=1)
 
 
 def snapshot(s, path: Path, title: str, box_um) -> None:
