@@ -420,14 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("transport", help="transport.json of an electrolyte transport run")
     pb.add_argument("-o", "--output", required=True, help="parameter JSON to write")
     pb.add_argument("--electrode", choices=["positive", "negative"], default="positive")
-    pb.set_defaults(func=_cmd_pybamm)
+    pb.set_defaults(func=_cmd_pybamm, serial=True)
     i = sub.add_parser("info", help="statistics of a mesh file (.xdmf or .msh)")
     i.add_argument("mesh")
     i.set_defaults(func=_cmd_info)
     c = sub.add_parser("convert", help="convert a mesh with meshio (serial)")
     c.add_argument("src")
     c.add_argument("dst")
-    c.set_defaults(func=_cmd_convert)
+    c.set_defaults(func=_cmd_convert, serial=True)
     return ap
 
 
@@ -445,8 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     from .mesh.io import MeshFileError
     from .microstructure import MicrostructureError
 
-    world = MPI.COMM_WORLD
-    errors = world.Dup()  # for agreeing on an error without disturbing the job's messages
+    # for agreeing on an error without disturbing the job's messages (the serial commands,
+    # which may run on one rank of many, only print)
+    errors = MPI.COMM_SELF if getattr(args, "serial", False) else MPI.COMM_WORLD.Dup()
     args.stop = StopSignal().install()
     try:
         return args.func(args)
@@ -466,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         args.stop.uninstall()
-        errors.Free()
+        if errors != MPI.COMM_SELF:
+            errors.Free()
 
 
 def _report(

@@ -64,3 +64,13 @@ def _collect_garbage_together():
         MPI.COMM_WORLD.barrier()
         gc.collect()
         MPI.COMM_WORLD.barrier()
+
+
+def cli_error_lines(capsys) -> list[str]:
+    """The ``electrofem`` lines a command printed to stderr: under MPI only rank 0 prints
+    (checked here), and its lines are returned on every rank."""
+    comm = MPI.COMM_WORLD
+    err = [x for x in capsys.readouterr().err.strip().splitlines() if x.startswith("electrofem")]
+    if comm.rank != 0:
+        assert err == [], f"rank {comm.rank} printed {err}"
+    return comm.bcast(err, root=0)

@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import cli_error_lines
 from mpi4py import MPI
 
 from electrofem.cli import main
@@ -53,5 +54,5 @@ def test_gap_contacts_do_not_conduct_and_cli(shared_tmp, capsys):
     code = main(
         ["conductivity", str(MESHES / "ls_2d.xdmf"), "-o", str(out), "--sigma", "active=-1", "-q"]
     )
-    err = capsys.readouterr().err.strip()
+    err = "\n".join(cli_error_lines(capsys))
     assert code == 2 and err.startswith("electrofem: error: --sigma: active must be positive")

@@ -3,6 +3,7 @@
 import textwrap
 
 import pytest
+from conftest import cli_error_lines
 
 from electrofem.cli import main
 from electrofem.config import ConfigError, parse
@@ -14,7 +15,7 @@ def run_cli(tmp_path, text, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text(textwrap.dedent(text))
     code = main(["generate", str(cfg), "-o", str(tmp_path / "out"), "-q"])
-    err = capsys.readouterr().err.strip().splitlines()
+    err = cli_error_lines(capsys)
     return code, err
 
 

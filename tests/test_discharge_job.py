@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import cli_error_lines
 from mpi4py import MPI
 
 from electrofem.cli import main
@@ -206,18 +207,18 @@ def test_restart_matches_uninterrupted_run(workdir):
 def test_cli_errors_are_one_line(workdir, capsys):
     out = str(workdir / "cli")
     code = main(["discharge", str(workdir / "cell.toml"), "-o", out, "--c-rates=-1,0.5", "-q"])
-    err = capsys.readouterr().err.strip()
+    err = "\n".join(cli_error_lines(capsys))
     assert code == 2 and err == "electrofem: error: --c-rates: must be positive, got -1.0"
     bad = workdir / "bad.toml"
     if COMM.rank == 0:
         bad.write_text(CONFIG + "\n[discharge]\nc_rate = [1.0]\n")
     COMM.barrier()
     code = main(["discharge", str(bad), "-o", out, "-q"])
-    err = capsys.readouterr().err.strip()
+    err = "\n".join(cli_error_lines(capsys))
     assert code == 2 and err.startswith("electrofem: error: discharge.c_rate: unknown key")
     assert "\n" not in err
     code = main(["discharge", str(workdir / "cell.toml"), "-o", out, "--restart", "-q"])
-    err = capsys.readouterr().err.strip()
+    err = "\n".join(cli_error_lines(capsys))
     assert code == 2 and err.startswith("electrofem: error: --restart: no usable checkpoint")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import gmsh
 import numpy as np
 import pytest
+from conftest import cli_error_lines
 from mpi4py import MPI
 
 from electrofem.cli import main
@@ -307,7 +308,7 @@ def test_cli_bad_input_one_line(shared_tmp, capsys, args, text, field):
             src.write_text("<Xdmf/>")
         COMM.barrier()
     code = main(["infiltrate", str(src), "-o", str(shared_tmp / "o"), "-q", *args])
-    err = capsys.readouterr().err.strip().splitlines()
+    err = cli_error_lines(capsys)
     assert code == 2
     assert len(err) == 1 and err[0].startswith("electrofem: error: " + field), err
 

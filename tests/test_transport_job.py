@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import cli_error_lines
 from mpi4py import MPI
 
 from electrofem.cli import main
@@ -112,7 +113,7 @@ def test_cli_transport_3d_solid_and_sia(shared_tmp, capsys):
 )
 def test_cli_transport_bad_input_one_line(shared_tmp, capsys, argv, field):
     code = main(["transport", str(MESHES / "ls_2d.xdmf"), "-o", str(shared_tmp), "-q", *argv])
-    err = capsys.readouterr().err.strip().splitlines()
+    err = cli_error_lines(capsys)
     assert code == 2
     assert len(err) == 1 and err[0].startswith("electrofem: error:") and field in err[0], err
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from electrofem.physics.wetting import WettingState
 from mpi4py import MPI
 
 from electrofem.cli import main
 from electrofem.jobs.discharge import run_discharge
 from electrofem.jobs.source import load_source
 from electrofem.physics.electrochem import DischargeOptions
+from electrofem.physics.wetting import WettingState
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD
@@ -76,7 +76,12 @@ def test_full_wetting_is_the_uncoupled_run_bit_for_bit(cell):
     b = run_discharge(
         emesh, path / "full", o, progress=False, plots=False, wetting=WettingState.full(emesh)
     )
-    assert a.rows["2"] == b.rows["2"]  # every number of every step
+    if COMM.size == 1:
+        assert a.rows["2"] == b.rows["2"]  # every number of every step, bit for bit
+    else:  # a parallel LU is not bit-reproducible from run to run: round-off only
+        for ra, rb in zip(a.rows["2"], b.rows["2"], strict=True):
+            for k, v in ra.items():
+                assert v == rb[k] or math.isclose(v, rb[k], rel_tol=1e-8, abs_tol=1e-12), k
     w = b.metrics["wetting"]
     assert w["wetted_pore_fraction"] == 1.0 and w["wetted_active_area_fraction"] == 1.0
 
