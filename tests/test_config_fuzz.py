@@ -9,14 +9,16 @@ nested tables, unknown keys. Three generators: valid configurations with a few k
 (reaching every check), random trees, and each table alone (deep places such as a particle's
 phase get as many examples as the top level). A config that parses must hold finite numbers
 only and pass or fail the pre-packing size estimate in one line. 300 examples each, fixed seed;
-``ELECTROFEM_FUZZ_EXAMPLES=5000`` runs a longer random search. The bugs found are pinned as
-explicit regression tests at the end.
+``ELECTROFEM_FUZZ_EXAMPLES=5000`` runs a longer random search. The particles CSV reader
+(``[particles] csv``) gets the same treatment: random headers and rows either read or fail in
+one line naming the file. The bugs found are pinned as explicit regression tests at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import csv
 import dataclasses
 import datetime
 import io
@@ -28,6 +30,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,7 +47,13 @@ from electrofem.config import (
     parse,
 )
 from electrofem.mesh.options import MeshOptions
-from electrofem.microstructure import ContactModel, MicrostructureError, check_resources
+from electrofem.microstructure import (
+    Box,
+    ContactModel,
+    MicrostructureError,
+    Particles,
+    check_resources,
+)
 
 _EXAMPLES = os.environ.get("ELECTROFEM_FUZZ_EXAMPLES")
 FUZZ = settings(
@@ -549,6 +558,57 @@ def test_toml_writer_round_trips():
     assert tomllib.loads(to_toml(data)) == data
 
 
+# --- the particles CSV ---------------------------------------------------------------------
+
+CSV_COLUMNS = ["x", "y", "z", "r", "d", "radius", "diameter", "phase", "shell_thickness",
+               "shell_phase", "layer", "extra", "", "X", " r ", "\r", "a\nb", "\u2028"]  # fmt: skip
+cells = st.one_of(
+    st.sampled_from(["1", "2.5", "10", "25", "0", "-1", "1e400", "nan", "inf", "", " ", "active",
+                     "SECOND", "binder", "electrolyte", "2", "3", "2.0", "2.5e0", "9" * 30]),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.floats(min_value=0, max_value=60).map(lambda v: f"{v:.3g}"),
+    st.text(max_size=5),
+)  # fmt: skip
+
+
+@st.composite
+def csv_files(draw):
+    """``(text, box)``: a header of known and odd columns, rows of numbers, names and junk."""
+    dim = draw(st.sampled_from([2, 3]))
+    box = Box((30.0, 40.0) if dim == 2 else (30.0, 30.0, 40.0), draw(st.booleans()))
+    base = ["x", "y", "z"][:dim] + [draw(st.sampled_from(["r", "d", "radius", "diameter"]))]
+    header = base + draw(st.lists(st.sampled_from(CSV_COLUMNS) | st.text(max_size=4), max_size=3))
+    if draw(st.integers(0, 4)) == 0:
+        header = draw(st.permutations(header))
+    rows = draw(st.lists(st.lists(cells, min_size=len(header), max_size=len(header)), max_size=4))
+    if rows and draw(st.integers(0, 4)) == 0:
+        rows[-1] = rows[-1][: draw(st.integers(0, len(header)))]  # a short row
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    text = out.getvalue()
+    if draw(st.integers(0, 9)) == 0:
+        text = draw(st.sampled_from(["", "\n\n", 'x,y\n"unclosed', "\ufeffx,y,r\n1,2,3\n"]))
+    return text, box
+
+
+@FUZZ
+@given(csv_files())
+def test_particles_csv_reads_or_one_line_error(case):
+    text, box = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "particles.csv"
+        path.write_text(text, encoding="utf-8")
+        try:
+            parts = Particles.from_csv(path, box)
+        except MicrostructureError as err:
+            assert len(str(err).splitlines()) == 1, str(err)
+            assert str(err).startswith(str(path)), str(err)  # names the file (and the row)
+            return
+    assert len(parts) >= 1 and np.all(np.isfinite(parts.centers)) and np.all(parts.radii > 0)
+
+
 # --- regressions: the bugs found (by the fuzzer, and by probing its extremes) ---------------
 
 B2 = {"box": {"width": 30.0, "height": 40.0}}
@@ -725,3 +785,18 @@ def test_regressions_python_api():
     d = LogNormal(2.5, 0.5)
     s2 = math.log(1 + (0.5 / 2.5) ** 2)
     assert d.log_params() == (math.log(2.5) - 0.5 * s2, math.sqrt(s2))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'x,y,r,"\r"\r\n1\r\n',  # a short row under a header cell "\r" (was a 2-line message)
+        'x,"a\nb",r\n1,2,3\n',  # a header without y, one cell holding a line break
+    ],
+)
+def test_regression_csv_header_with_line_breaks_one_line(tmp_path, text):
+    path = tmp_path / "particles.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    with pytest.raises(MicrostructureError) as err:
+        Particles.from_csv(path, Box((30.0, 40.0)))
+    assert len(str(err.value).splitlines()) == 1, str(err.value)
