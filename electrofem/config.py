@@ -98,7 +98,7 @@ from .microstructure import (
     Population,
     preset,
 )
-from .params import OptionsError, check_keys, from_table
+from .params import OptionsError, check_keys, finite, from_table
 from .physics.electrochem.options import DischargeOptions
 from .physics.transport import ConductivityOptions, TransportOptions
 from .physics.vof.options import InfiltrationOptions
@@ -179,23 +179,32 @@ def _check_keys(table: dict, allowed: set, where: str) -> None:
         raise ConfigError(str(err)) from None
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def _num(table: dict, key: str, where: str, default=None, positive=False, kind=float):
+    name = f"{where}.{key}" if where else key
     if key not in table:
         if default is None:
-            raise ConfigError(f"{where}.{key}: required")
+            raise ConfigError(f"{name}: required")
         return default
     v = table[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ConfigError(f"{where}.{key}: must be a number, got {v!r}")
+    if not _is_number(v):
+        raise ConfigError(f"{name}: must be a number, got {v!r}")
+    if not finite(v):
+        raise ConfigError(f"{name}: must be a finite number, got {v}")
     if positive and not v > 0:
-        raise ConfigError(f"{where}.{key}: must be positive, got {v}")
+        raise ConfigError(f"{name}: must be positive, got {v}")
     return kind(v)
 
 
 def _phase(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ConfigError(f"{where}: must be a phase name or id, got {value!r}")
     try:
         p = tags.phase_id(value)
-    except (ValueError, TypeError) as err:
+    except ValueError as err:
         raise ConfigError(f"{where}: {err}") from None
     if p not in tags.SOLID_PHASES:
         raise ConfigError(f"{where}: particles must be a solid phase, got {value!r}")
@@ -204,12 +213,29 @@ def _phase(value, where: str) -> int:
 
 def _population(t: dict, where: str) -> Population:
     _check_keys(t, PARTICLE_KEYS, where)
+    try:
+        size = _size(t, where)
+    except MicrostructureError as err:  # the distribution's own checks (radii, µm)
+        raise ConfigError(f"{where}: {err}") from None
+    return Population(
+        size,
+        _phase(t.get("phase", "active"), f"{where}.phase"),
+        _num(t, "volume_fraction", where, default=1.0),
+        _num(t, "shell_thickness", where, default=0.0),
+        _phase(t.get("shell_phase", "second"), f"{where}.shell_phase"),
+    )
+
+
+def _size(t: dict, where: str):
+    """The radius distribution of a ``[[layers.particles]]`` table (diameters in it)."""
     kind = t.get("distribution", "fixed")
     if kind == "fixed":
         size = Fixed(_num(t, "diameter", where, positive=True) / 2)
     elif kind == "lognormal":
         mean = _num(t, "mean_diameter", where, positive=True) / 2
         std = _num(t, "std_diameter", where, default=0.0) / 2
+        if std < 0:
+            raise ConfigError(f"{where}.std_diameter: must be >= 0, got {2 * std}")
         lo = t.get("min_diameter")
         hi = t.get("max_diameter")
         size = LogNormal(
@@ -227,32 +253,34 @@ def _population(t: dict, where: str) -> Population:
                 "volume_fractions"
             )
         for k, d in enumerate(ds):
-            if isinstance(d, bool) or not isinstance(d, (int, float)) or d <= 0:
+            if not _is_number(d) or not (finite(d) and d > 0):
                 raise ConfigError(f"{where}.diameters[{k}]: must be positive, got {d!r}")
+        for k, f in enumerate(fs):
+            if not _is_number(f) or not (finite(f) and f >= 0):
+                raise ConfigError(f"{where}.volume_fractions[{k}]: must be >= 0, got {f!r}")
         size = Mixture(tuple((Fixed(d / 2), float(f)) for d, f in zip(ds, fs, strict=True)))
     else:
         raise ConfigError(
             f"{where}.distribution: must be fixed, lognormal or mixture, got {kind!r}"
         )
-    return Population(
-        size,
-        _phase(t.get("phase", "active"), f"{where}.phase"),
-        _num(t, "volume_fraction", where, default=1.0),
-        _num(t, "shell_thickness", where, default=0.0),
-        _phase(t.get("shell_phase", "second"), f"{where}.shell_phase"),
-    )
+    return size
 
 
 def _ratio(value) -> tuple[float, float]:
+    """``"3:7"`` or ``[3, 7]``: two finite non-negative numbers, not both 0."""
+    ab = None
     if isinstance(value, str) and ":" in value:
-        a, b = value.split(":", 1)
         try:
-            return float(a), float(b)
+            ab = tuple(float(v) for v in value.split(":", 1))
         except ValueError:
             pass
-    elif isinstance(value, list) and len(value) == 2:
-        return float(value[0]), float(value[1])
-    raise ConfigError(f"ratio: must look like '3:7' or [3, 7], got {value!r}")
+    elif isinstance(value, list) and len(value) == 2 and all(_is_number(v) for v in value):
+        ab = tuple(value)
+    if ab is None or not all(finite(v) and v >= 0 for v in ab) or not sum(ab) > 0:
+        raise ConfigError(
+            f"ratio: must look like '3:7' or [3, 7] (non-negative, not both 0), got {value!r}"
+        )
+    return float(ab[0]), float(ab[1])
 
 
 def parse(data: dict, base_dir: Path | None = None) -> Config:
@@ -293,7 +321,8 @@ def _parse_structure(data: dict, base_dir: Path) -> Config:
     height = _num(bt, "height", "box", positive=True)
     dim = 3 if "depth" in bt else 2
     if "dim" in data and data["dim"] != dim:
-        raise ConfigError(f"dim: {data['dim']} contradicts box (depth given: {dim == 3})")
+        depth = "a depth" if dim == 3 else "no depth"
+        raise ConfigError(f"dim: must be {dim} (box has {depth}), got {data['dim']!r}")
     size = (width, height) if dim == 2 else (width, _num(bt, "depth", "box", positive=True), height)
     periodic = bt.get("periodic", True)
     if not isinstance(periodic, bool):
@@ -322,6 +351,8 @@ def _parse_structure(data: dict, base_dir: Path) -> Config:
     _check_keys(csv, {"csv"}, "particles")
     particles_csv = None
     if "csv" in csv:
+        if not isinstance(csv["csv"], str) or not csv["csv"].strip():
+            raise ConfigError(f"particles.csv: must be a file name, got {csv['csv']!r}")
         particles_csv = Path(csv["csv"])
         if not particles_csv.is_absolute():
             particles_csv = base_dir / particles_csv

@@ -112,6 +112,15 @@ def _base(tp):
     return tp, False
 
 
+def finite(v) -> bool:
+    """``math.isfinite`` that is False, not an OverflowError, for an integer beyond the float
+    range (TOML integers have no bound in ``tomllib``)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def _type_error(v, tp) -> str | None:
     base = typing.get_origin(tp) or tp
     if base is bool:
@@ -122,7 +131,7 @@ def _type_error(v, tp) -> str | None:
     if base is float:
         if isinstance(v, bool) or not isinstance(v, int | float):
             return "must be a number"
-        return None if math.isfinite(v) else "must be a finite number"
+        return None if finite(v) else "must be a finite number"
     if base is str:
         return None if isinstance(v, str) else "must be a string"
     if base in (tuple, list):
@@ -160,7 +169,10 @@ def validate(obj, where: str, names: dict[str, str] | None = None) -> None:
         if err is None and spec.choices is not None and v not in spec.choices:
             err = "must be one of " + ", ".join(repr(c) for c in spec.choices)
         if err is None and spec.check is not None:
-            err = spec.check(v)
+            try:
+                err = spec.check(v)
+            except OverflowError:  # an integer beyond the float range in a list or table
+                err = "must be finite numbers"
         if err:
             label = names.get(name) or (f"{where}.{name}" if where else name)
             got = "" if "got " in err else f", got {v!r}"  # a check may name the bad item
@@ -170,12 +182,26 @@ def validate(obj, where: str, names: dict[str, str] | None = None) -> None:
 def check_keys(table, allowed, where: str) -> None:
     """Raise :class:`OptionsError` for a non-table or an unknown key (with a suggestion)."""
     if not isinstance(table, dict):
-        raise OptionsError(f"{where}: must be a table")
+        raise OptionsError(f"{where}: must be a table, got {_short(table)}")
     for key in table:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise OptionsError(f"{where + '.' if where else ''}{key}: unknown key{hint}")
+            raise OptionsError(f"{where + '.' if where else ''}{toml_key(key)}: unknown key{hint}")
+
+
+def toml_key(key) -> str:
+    """A key as TOML writes it: bare (``height``) or quoted (``"a b"``, ``""``)."""
+    key = str(key)
+    if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key):
+        return key
+    return '"' + key.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+
+
+def _short(value, limit: int = 60) -> str:
+    """``repr`` of a bad value, cut to one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def from_table(cls, table: dict, where: str):

@@ -10,6 +10,14 @@ import numbers
 from dataclasses import dataclass, field
 
 
+def finite(v) -> bool:
+    """``math.isfinite``, False for an integer beyond the float range (no OverflowError)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def _is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
@@ -44,7 +52,7 @@ class MeshOptions:
         """Raise ValueError naming the offending field."""
         for name in ("size", "radius_factor", "neck_factor", "size_min"):
             v = getattr(self, name)
-            if not (_is_number(v) and math.isfinite(v) and v > 0):
+            if not (_is_number(v) and finite(v) and v > 0):
                 raise ValueError(f"mesh.{name}: must be > 0, got {v!r}")
         if self.size_min > self.size:
             raise ValueError(
@@ -53,6 +61,9 @@ class MeshOptions:
         q = self.quality_warn
         if not (_is_number(q) and 0 <= q <= 1):
             raise ValueError(f"mesh.quality_warn: must be in [0, 1], got {q!r}")
+        for name in ("optimize", "verbose"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"mesh.{name}: must be true or false, got {getattr(self, name)!r}")
 
 
 @dataclass

@@ -46,15 +46,58 @@ class LogNormal:
     lower: float | None = None
     upper: float | None = None
 
+    #: Smallest share of the distribution the truncation may keep (rejection sampling).
+    MIN_MASS = 1e-6
+
     def __post_init__(self):
-        if not (self.mean > 0):
+        if not (math.isfinite(self.mean) and self.mean > 0):
             raise MicrostructureError(f"size.mean: must be > 0 µm, got {self.mean}")
-        if not (self.std >= 0):
+        if not (math.isfinite(self.std) and self.std >= 0):
             raise MicrostructureError(f"size.std: must be >= 0 µm, got {self.std}")
-        if self.r_min >= self.r_max and self.std > 0:
+        for name in ("lower", "upper"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise MicrostructureError(f"size.{name}: must be > 0 µm, got {v}")
+        if self.std == 0:
+            if not self.r_min <= self.mean <= self.r_max:
+                raise MicrostructureError(
+                    f"size.lower/upper: [{self.r_min:.4g}, {self.r_max:.4g}] µm excludes the "
+                    f"mean {self.mean:.4g} µm (std 0), got lower {self.lower}, upper {self.upper}"
+                )
+            return
+        if self.r_min >= self.r_max:
             raise MicrostructureError(
                 f"size.lower/upper: empty truncation interval [{self.r_min}, {self.r_max}]"
             )
+        mass = self.window_mass()
+        if not mass >= self.MIN_MASS:  # rejection sampling would (nearly) never end
+            window = f"[{self.r_min:.4g}, {self.r_max:.4g}] µm keeps a fraction {mass:.2g}"
+            if self.lower is None and self.upper is None:
+                raise MicrostructureError(
+                    f"size.std: too large for the mean {self.mean:.4g} µm ({window} of the "
+                    f"lognormal), got {self.std}"
+                )
+            raise MicrostructureError(
+                f"size.lower/upper: {window} of the lognormal (mean {self.mean:.4g}, std "
+                f"{self.std:.4g} µm); widen it, got lower {self.lower}, upper {self.upper}"
+            )
+
+    def log_params(self) -> tuple[float, float]:
+        """``(mu, sigma)`` of ``log r`` (for any finite spread: no overflow)."""
+        cv = self.std / self.mean
+        s2 = math.log(1 + cv**2) if cv < 1e150 else 2 * math.log(cv)
+        return math.log(self.mean) - 0.5 * s2, math.sqrt(s2)
+
+    def window_mass(self) -> float:
+        """The share of the untruncated lognormal inside ``[r_min, r_max]``."""
+        if self.std == 0:
+            return 1.0
+        mu, sigma = self.log_params()
+
+        def cdf(r):
+            return 0.5 * math.erfc(-(math.log(r) - mu) / (sigma * math.sqrt(2)))
+
+        return cdf(self.r_max) - cdf(self.r_min)
 
     @property
     def r_min(self) -> float:
@@ -68,8 +111,7 @@ class LogNormal:
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.std == 0:
             return np.full(n, self.mean)
-        s2 = math.log(1 + (self.std / self.mean) ** 2)
-        mu, sigma = math.log(self.mean) - 0.5 * s2, math.sqrt(s2)
+        mu, sigma = self.log_params()
         out = np.empty(0)
         while len(out) < n:  # rejection sampling for the truncation
             draw = rng.lognormal(mu, sigma, size=max(2 * (n - len(out)), 16))

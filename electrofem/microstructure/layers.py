@@ -11,6 +11,7 @@ wet-on-wet coating (paper 002: "L-S" against "L-Dry-S").
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,7 +95,7 @@ class Electrode:
         if not self.layers:
             raise MicrostructureError("layers: at least one layer is needed")
         tf = [ly.thickness_fraction for ly in self.layers]
-        if any(t <= 0 for t in tf) or abs(sum(tf) - 1) > 1e-6:
+        if not (all(t > 0 for t in tf) and abs(sum(tf) - 1) <= 1e-6):
             raise MicrostructureError(
                 f"layers.thickness_fraction: must be > 0 and sum to 1, got {tf}"
             )
@@ -106,12 +107,12 @@ class Electrode:
             if not ly.populations:
                 raise MicrostructureError(f"layers[{k}].particles: at least one is needed")
             vf = [p.volume_fraction for p in ly.populations]
-            if any(v < 0 for v in vf) or abs(sum(vf) - 1) > 1e-6:
+            if not (all(v >= 0 for v in vf) and abs(sum(vf) - 1) <= 1e-6):
                 raise MicrostructureError(
                     f"layers[{k}].particles.volume_fraction: must be >= 0 and sum to 1, got {vf}"
                 )
             for j, pop in enumerate(ly.populations):
-                if pop.shell_thickness < 0 or pop.shell_thickness >= pop.size.r_min:
+                if not 0 <= pop.shell_thickness < pop.size.r_min:
                     raise MicrostructureError(
                         f"layers[{k}].particles[{j}].shell_thickness: must be in [0, "
                         f"{pop.size.r_min:.4g}) µm (the smallest radius), got {pop.shell_thickness}"
@@ -121,7 +122,12 @@ class Electrode:
                     raise MicrostructureError(
                         f"layers[{k}].particles[{j}].phase: must be a solid phase"
                     )
-        if self.intermix < 0:
+                if 2 * pop.size.r_max > self.box.height:
+                    raise MicrostructureError(
+                        f"layers[{k}].particles[{j}]: particle diameter {2 * pop.size.r_max:.4g}"
+                        f" µm is larger than the box height {self.box.height:.4g} µm"
+                    )
+        if not (math.isfinite(self.intermix) and self.intermix >= 0):
             raise MicrostructureError(f"intermix: must be >= 0 µm, got {self.intermix}")
         if self.calender_porosity is not None and not 0 < self.calender_porosity < 1:
             raise MicrostructureError(
@@ -176,17 +182,11 @@ def generate(spec: Electrode, progress: bool = False, force: bool = False) -> Pa
     offending field named, also before any work when the packing would not fit in this
     machine's memory (:func:`resources.check_resources`; ``force`` packs anyway).
     """
-    spec.validate()
+    spec.validate()  # also: no particle larger than the box height
     check_resources(spec, force=force)
     rng = np.random.default_rng(spec.seed)
     cols = _sample_layers(spec, rng)
     _check_fit(spec.box, cols["r"], "layers")
-    for k, ly in enumerate(spec.layers):
-        rmax = max(p.size.r_max for p in ly.populations)
-        if 2 * rmax > spec.box.height:
-            raise MicrostructureError(
-                f"layers[{k}].particles: diameter {2 * rmax:.4g} µm exceeds the box height"
-            )
     state = initial_state(spec.box, cols["r"], cols["zlo"], cols["zhi"], rng)
     arrays = dict(
         phase=cols["phase"].astype(np.int32),
@@ -324,13 +324,26 @@ def preset(
     dry = "DRY" in key
     if intermix is None:
         intermix = 0.0 if dry or aliases[key] == "MIX" else large_diameter
-    a, b = (float(v) for v in ratio)
-    if a < 0 or b < 0 or a + b <= 0:
+    try:
+        a, b = (float(v) for v in ratio)
+    except (TypeError, ValueError, OverflowError):
+        raise MicrostructureError(f"ratio: must be two non-negative numbers, got {ratio}") from None
+    if not (math.isfinite(a) and math.isfinite(b) and a >= 0 and b >= 0 and a + b > 0):
         raise MicrostructureError(f"ratio: must be two non-negative numbers, got {ratio}")
+    if not (math.isfinite(std_fraction) and std_fraction >= 0):
+        raise MicrostructureError(f"std_fraction: must be >= 0, got {std_fraction}")
 
     def size(d):
         r = d / 2
-        return Fixed(r) if std_fraction <= 0 else LogNormal(r, std_fraction * r)
+        if std_fraction == 0:
+            return Fixed(r)
+        try:
+            return LogNormal(r, std_fraction * r)
+        except MicrostructureError:
+            raise MicrostructureError(
+                f"std_fraction: too large, the truncated lognormal of the {d:g} µm particles "
+                f"keeps (almost) none of its draws, got {std_fraction}"
+            ) from None
 
     large = Population(size(large_diameter))
     small = Population(size(small_diameter))

@@ -41,6 +41,7 @@ def _bar(progress: bool) -> bool:
     the job logs a line when packing ends)."""
     return bool(progress) and sys.stderr.isatty()
 
+
 #: Solid-fraction increment of one growth step.
 GROWTH_STEP = 0.02
 #: Starting solid fraction of the growth protocol.
@@ -95,8 +96,8 @@ class ContactModel:
             )
         for name in ("overlap", "gap", "clearance", "max_overlap"):
             v = getattr(self, name)
-            if not (0 <= v < 0.5):
-                raise MicrostructureError(f"contacts.{name}: must be in [0, 0.5), got {v}")
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 0.5:
+                raise MicrostructureError(f"contacts.{name}: must be in [0, 0.5), got {v!r}")
         if self.mode == "overlap" and not self.clearance < self.overlap <= self.max_overlap:
             raise MicrostructureError(
                 f"contacts.overlap: need clearance < overlap <= max_overlap, got "

@@ -93,6 +93,11 @@ def _phase(text: str, column: str) -> int:
     return pid
 
 
+def _names(cells: list[str]) -> str:
+    """Header cells for a one-line message: as typed, odd ones (line breaks ...) quoted."""
+    return ",".join(c if c.isprintable() else repr(c) for c in cells)
+
+
 def _columns(header: list[str], box: Box) -> dict[str, int]:
     """Column name (lower case) -> index; raises _RowError for a header we cannot use."""
     names = [h.strip().lower() for h in header]
@@ -107,7 +112,7 @@ def _columns(header: list[str], box: Box) -> dict[str, int]:
     missing = [a for a in axes if a not in cols]
     if missing or not any(c in cols for c in RADIUS_COLUMNS):
         raise _RowError(
-            f"the header needs columns {','.join(axes)} and r (or d); it has {','.join(names)}"
+            f"the header needs columns {','.join(axes)} and r (or d); it has {_names(names)}"
         )
     if box.dim == 2 and "z" in cols:
         raise _RowError(
@@ -186,7 +191,7 @@ def read_csv(path: str | Path, box: Box, make):
                 k += 1
                 if len(row) != len(header):
                     raise _RowError(
-                        f"{len(row)} fields, the header has {len(header)} ({','.join(header)})"
+                        f"{len(row)} fields, the header has {len(header)} ({_names(header)})"
                     )
                 fields.append(_parse_row(row, cols, box))
     except _RowError as err:

@@ -43,20 +43,30 @@ USABLE_MEMORY_FRACTION = 0.8
 PACK_SECONDS_PER_PARTICLE = {2: 1e-4, 3: 2e-4}
 
 
+def _ball(r: float, dim: int) -> float:
+    """``ball_volume`` in Python floats: an overflow gives inf, with no numpy warning."""
+    return math.pi * r * r if dim == 2 else 4.0 / 3.0 * math.pi * r * r * r
+
+
+def _ratio(a: float, b: float) -> float:
+    """``a / b`` for counts: inf when ``b`` underflowed to 0 (particles of ~1e-300 µm)."""
+    return a / b if b > 0 else math.inf
+
+
 def mean_ball_volume(size, dim: int) -> float:
     """Mean particle volume (µm³, µm² in 2D) of a radius distribution, by count."""
     if isinstance(size, Fixed):
-        return float(ball_volume(size.radius, dim))
+        return _ball(size.radius, dim)
     if isinstance(size, Mixture):
         # components share the *volume*: particles per unit solid volume add up
-        per_volume = sum(f / mean_ball_volume(d, dim) for d, f in size.components if f > 0)
-        return 1.0 / per_volume
+        per_volume = sum(_ratio(f, mean_ball_volume(d, dim)) for d, f in size.components if f > 0)
+        return _ratio(1.0, per_volume)
     if isinstance(size, LogNormal):
         if size.std == 0:
-            return float(ball_volume(size.mean, dim))
+            return _ball(size.mean, dim)
         # truncated lognormal (as LogNormal.sample): E[r^k | a <= r <= b] in closed form
-        s2 = math.log(1 + (size.std / size.mean) ** 2)
-        mu, sigma = math.log(size.mean) - 0.5 * s2, math.sqrt(s2)
+        mu, sigma = size.log_params()
+        s2 = sigma * sigma
         lo, hi = math.log(size.r_min), math.log(size.r_max)
 
         def cdf(t):
@@ -65,7 +75,10 @@ def mean_ball_volume(size, dim: int) -> float:
         k = dim
         mass = cdf((hi - mu) / sigma) - cdf((lo - mu) / sigma)
         part = cdf((hi - mu - k * s2) / sigma) - cdf((lo - mu - k * s2) / sigma)
-        moment = math.exp(k * mu + 0.5 * k**2 * s2) * part / mass
+        try:
+            moment = math.exp(k * mu + 0.5 * k**2 * s2) * part / mass
+        except OverflowError:  # a spread far beyond any box: counted as no particle
+            moment = math.inf
         return float(ball_volume(1.0, dim)) * moment
     raise MicrostructureError(f"size: unknown distribution {type(size).__name__}")
 
@@ -96,7 +109,7 @@ def estimate_resources(electrode, mesh_size_um: float | None = None) -> dict:
             solid = (1 - ly.porosity) * box.area * (z1 - z0)
             per_layer.append(
                 sum(
-                    p.volume_fraction * solid / mean_ball_volume(p.size, dim)
+                    _ratio(p.volume_fraction * solid, mean_ball_volume(p.size, dim))
                     for p in ly.populations
                     if p.volume_fraction > 0
                 )
@@ -113,7 +126,11 @@ def estimate_resources(electrode, mesh_size_um: float | None = None) -> dict:
     if mesh_size_um is not None:
         if not (math.isfinite(mesh_size_um) and mesh_size_um > 0):
             raise MicrostructureError(f"mesh.size: must be a positive length, got {mesh_size_um}")
-        cells = CELLS_PER_H_DIM[dim] * box.volume / mesh_size_um**dim
+        try:
+            h_dim = mesh_size_um**dim
+        except OverflowError:
+            h_dim = math.inf
+        cells = _ratio(CELLS_PER_H_DIM[dim] * box.volume, h_dim)
         meshing = BASE_BYTES + BYTES_PER_CELL[dim] * cells + PACK_BYTES_PER_PARTICLE[dim] * n / 4
     out["mesh_cells"] = cells
     out["meshing_bytes"] = meshing
@@ -130,6 +147,8 @@ def _gb(b: float) -> str:
 
 def _count(n: float) -> str:
     """'2.1e8' for large counts, plain below 10^4."""
+    if not math.isfinite(n):
+        return "inf"
     if n < 1e4:
         return f"{n:.0f}"
     mant, exp = f"{n:.1e}".split("e")
