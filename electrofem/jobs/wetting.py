@@ -44,7 +44,7 @@ def wetted_region(emesh, options, wetting=None) -> WettedRegion:
         state = read_wetting(str(state), comm)
     wet = wet_cells(emesh, state, options.wetting_threshold)
     _, connected = electrolyte_components(emesh, wet)
-    metrics = wetting_metrics(emesh, wet, connected)
+    metrics = wetting_metrics(emesh, wet, connected, threshold=options.wetting_threshold)
     mask = connected if options.wetting_pockets == "inactive" else wet
     has_path = metrics["wetted_active_area_fraction"] > 0 and bool(
         comm.allreduce(bool(np.any(connected)), op=_lor())
@@ -53,9 +53,9 @@ def wetted_region(emesh, options, wetting=None) -> WettedRegion:
         "source": state.source,
         "time_s": state.time_s,
         "fingerprint": state.fingerprint,
+        **metrics,
         "threshold": options.wetting_threshold,
         "pockets": options.wetting_pockets,
-        **metrics,
         "air": "does not dissolve during the discharge (a fixed region)",
     }
     return WettedRegion(mask, metrics, has_path)

@@ -403,7 +403,7 @@ def wetting_metrics(emesh, wet, connected, *, labels=None, threshold=None) -> di
         "volume_unit": "um2 (2D: per unit depth)" if tdim == 2 else "um3",
         "wetted_active_area_fraction": frac(a_wet, a_all),
         "dry_active_area_fraction": frac(a_dry, a_all),
-        "isolated_active_area_fraction": frac(a_all - a_wet - a_dry, a_all),
+        "isolated_active_area_fraction": frac(max(a_all - a_wet - a_dry, 0.0), a_all),
         "active_area_um2": a_all,
         "n_pockets": int(n_pockets),
         "threshold": threshold,

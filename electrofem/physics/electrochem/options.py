@@ -221,7 +221,9 @@ class DischargeOptions:
     dt_max_s: float = param(60.0, unit="s", doc="direct runs: largest step", check=positive)
     growth: float = param(1.5, doc="dt factor after an easy step", check=positive)
     cut: float = param(0.5, doc="dt factor after a failed step", check=open_interval(0, 1))
-    easy_iterations: int = param(4, doc="an easy step takes at most this many Newton its")
+    easy_iterations: int = param(
+        4, doc="an easy step takes at most this many Newton its", check=at_least(0)
+    )
     quadrature_degree: int = param(4, doc="of every integral", check=at_least(1))
     petsc_options: dict = param(doc="overrides of the Newton/linear solver options", factory=dict)
 
