@@ -32,3 +32,42 @@ def test_no_hang_under_mpi(table, case):
 def test_mesh_without_sidecar_runs_on_two_ranks(table):
     r = bench.run_case(table["mesh.xdmf without mesh.json (transport)"], mpi=2)
     assert r["status"] == 0, r
+
+
+RANK_LOCAL = """
+import sys
+from mpi4py import MPI
+import electrofem.cli as cli
+
+def boom(args):
+    if MPI.COMM_WORLD.rank == 1:
+        raise ValueError("only rank 1 fails")
+    MPI.COMM_WORLD.barrier()  # rank 0 waits in a collective: it would hang without the abort
+    return 0
+
+parser = cli.build_parser
+def build():
+    import argparse
+
+    ap = parser()
+    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    sub.choices["info"].set_defaults(func=boom)
+    return ap
+cli.build_parser = build
+sys.exit(cli.main(["info", "meshes/ls_2d.xdmf"]))
+"""
+
+
+def test_an_error_on_one_rank_aborts_instead_of_hanging(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "rank_local.py"
+    script.write_text(RANK_LOCAL)
+    p = subprocess.run(
+        [str(bench.BIN / "mpirun"), "-n", "2", sys.executable, str(script)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env=bench._env(),
+    )  # fmt: skip
+    assert p.returncode != 0
+    lines = [x for x in p.stderr.splitlines() if x.startswith("electrofem")]
+    assert lines == ["electrofem: error: only rank 1 fails"], p.stderr
