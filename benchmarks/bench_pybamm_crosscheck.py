@@ -9,7 +9,7 @@ says so and exits 0.
 **Same electrode on both sides.** The resolved run is the Mix electrode of
 ``bench_paper_discharge.py`` (29.6 mg/cm², porosity 0.55, 138.5 µm, 50 µm wide, 1 µm mesh,
 carbon-binder network σ_cb = 1 S/m in the pores, Li metal on the top face). On **the same
-mesh** ``electrofem.transport_job.run_transport`` (electrolyte, through-plane) gives ε, τ and
+mesh** ``electrofem.jobs.transport.run_transport`` (electrolyte, through-plane) gives ε, τ and
 the reactive surface area a_s, and ``electrofem.export.pybamm_parameters`` turns them into DFN
 parameters (tortuosity-factor option; particle radius ``R = 3 ε_s / a_s``, so PyBaMM's
 ``3 ε_s / R`` is the measured a_s). Everything else is PyBaMM's Chen2020 set, which is the set

@@ -28,7 +28,7 @@ from electrofem import __version__
 from electrofem.jobs.infiltrate import run_infiltration
 from electrofem.physics.vof.flow import TwoPhaseFlow
 from electrofem.physics.vof.transport import AlphaTransport
-from electrofem.wetting_study import paper_step_options, wetting_config
+from electrofem.studies.wetting import paper_step_options, wetting_config
 
 COMM = MPI.COMM_WORLD
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -35,7 +35,7 @@ from mpi4py import MPI
 
 from electrofem import __version__
 from electrofem.plot import plot_wetting_study
-from electrofem.wetting_study import (
+from electrofem.studies.wetting import (
     PAPER_CASES,
     orderings,
     paper_step_options,

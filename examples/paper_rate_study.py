@@ -6,7 +6,7 @@
 The same API as ``benchmarks/bench_paper_discharge.py`` (which runs the whole study: three
 architectures x two loadings x three C-rates at 1 µm): here the three architectures at the high
 loading (29.6 mg/cm², 138.5 µm thick at porosity 0.55, see
-:func:`electrofem.rate_study.paper_thickness_um`) at 1C only, on a 1.5 µm mesh. Each run
+:func:`electrofem.studies.rate.paper_thickness_um`) at 1C only, on a 1.5 µm mesh. Each run
 writes its own job directory (``discharge.json``, CSV, XDMF fields with ``j_interface``,
 ``concentration_map.png``); the table is printed.
 """

@@ -1,4 +1,4 @@
-"""The discharge job (electrofem.discharge_job), its files, restart and the CLI.
+"""The discharge job (electrofem.jobs.discharge), its files, restart and the CLI.
 
 The test structure: a 10 x 8 µm 2D box with three overlapping r = 1.5 µm NMC811 particles, a
 chain from the collector (the first is cut by the bottom face) up to y = 5 µm, and an

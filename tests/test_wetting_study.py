@@ -1,4 +1,4 @@
-"""The wetting-study runner (electrofem.wetting_study): orchestration, resume, orderings.
+"""The wetting-study runner (electrofem.studies.wetting): orchestration, resume, orderings.
 Marked ``mpi``: the same assertions run under mpirun -n 2. The physics is tested in
 test_vof.py and test_infiltration_job.py; here every case runs a few steps only."""
 
@@ -8,7 +8,7 @@ import pytest
 from mpi4py import MPI
 
 from electrofem.physics.vof import InfiltrationOptions
-from electrofem.wetting_study import PAPER_CASES, orderings, run_wetting_study
+from electrofem.studies.wetting import PAPER_CASES, orderings, run_wetting_study
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD
