@@ -39,9 +39,9 @@ from pathlib import Path
 from mpi4py import MPI
 
 from electrofem.config import parse
+from electrofem.jobs.generate import run_generate
 from electrofem.jobs.infiltrate import run_infiltration
 from electrofem.physics.vof import InfiltrationOptions, VOFDivergenceError
-from electrofem.jobs.generate import run_generate
 
 COMM = MPI.COMM_WORLD
 RESULTS = Path(__file__).resolve().parent / "results"

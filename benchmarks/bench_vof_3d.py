@@ -36,9 +36,9 @@ from bench_infiltration import log_row, vs_serial  # benchmarks/ is sys.path[0]
 from mpi4py import MPI
 
 from electrofem.config import parse
+from electrofem.jobs.generate import run_generate
 from electrofem.jobs.infiltrate import run_infiltration
 from electrofem.physics.vof import InfiltrationOptions
-from electrofem.jobs.generate import run_generate
 
 COMM = MPI.COMM_WORLD
 RESULTS = Path(__file__).resolve().parent / "results"
