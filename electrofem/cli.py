@@ -339,83 +339,81 @@ def _cmd_convert(args) -> int:
 OVERWRITE_HELP = "replace the outputs of an earlier run in OUTDIR (default: refuse)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line; each job's flags come from its options class (``params.add_flags``)."""
+def _job_parser(sub, name, help, func, *, table=None, restart=False, source="source"):
+    """A verb that writes an output folder: its source, ``-o``, the flags of its options
+    class (``table``), ``--restart`` (if it resumes), ``--overwrite`` and ``-q``."""
     from .config import JOB_TABLES
     from .params import add_flags
 
-    TransportOptions = JOB_TABLES["transport"]
-    DischargeOptions = JOB_TABLES["discharge"]
-    InfiltrationOptions = JOB_TABLES["infiltration"]
-    ap = argparse.ArgumentParser(prog="electrofem", description=__doc__.split("\n")[0])
-    ap.add_argument("--version", action="version", version=f"electrofem {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generate", help="pack, mesh and write a microstructure")
-    g.add_argument("config", help="TOML configuration (see electrofem.config)")
-    g.add_argument("-o", "--output", required=True, help="output directory")
-    g.add_argument("--particles", help="CSV of particles (x,y[,z],r,phase): skips packing")
-    g.add_argument("--seed", type=int, help="override the config's seed")
-    g.add_argument(
-        "--force", action="store_true", help="run a request estimated not to fit in memory"
-    )
-    g.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    g.set_defaults(func=_cmd_generate)
-    d = sub.add_parser("demo", help="run the built-in default case (2D L-S)")
-    d.add_argument("-o", "--output", default="demo-out", help="output directory")
-    d.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    d.add_argument("-q", "--quiet", action="store_true")
-    d.set_defaults(func=_cmd_demo)
-    t = sub.add_parser("transport", help="tortuosity, effective conductivity, a_s, SIA, profiles")
-    t.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
-    t.add_argument("-o", "--output", required=True, help="output directory")
-    t.add_argument(
+    p = sub.add_parser(name, help=help)
+    if source == "source":
+        p.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
+    else:
+        p.add_argument("config", help="TOML configuration (see electrofem.config)")
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    if restart:
+        p.add_argument("--restart", action="store_true", help="continue from OUTDIR/checkpoint")
+    if table is not None:
+        add_flags(p, JOB_TABLES[table])
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=func)
+    return p
+
+
+def _direction_flag(p) -> None:
+    p.add_argument(
         "--direction",
         action="extend",
         nargs="+",
         choices=["x", "y", "z", "all"],
         help="one or more axes (x y, or repeat the flag)",
     )
-    add_flags(t, TransportOptions)
-    t.add_argument("--density", action="append", help="NAME=g/cm³ for SIA, repeatable")
-    t.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    t.add_argument("-q", "--quiet", action="store_true")
-    t.set_defaults(func=_cmd_transport)
-    dc = sub.add_parser("discharge", help="galvanostatic discharge at C-rates (half cell)")
-    dc.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
-    dc.add_argument("-o", "--output", required=True, help="output directory")
-    dc.add_argument("--c-rates", help="comma-separated C-rates, e.g. 0.1,0.5,1")
-    dc.add_argument("--restart", action="store_true", help="continue from OUTDIR/checkpoint")
-    add_flags(dc, DischargeOptions)
-    dc.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    dc.add_argument("-q", "--quiet", action="store_true")
-    dc.set_defaults(func=_cmd_discharge)
-    inf = sub.add_parser("infiltrate", help="electrolyte infiltration (two-phase VOF, 2D; 3D demo)")
-    inf.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
-    inf.add_argument("-o", "--output", required=True, help="output directory")
-    inf.add_argument("--restart", action="store_true", help="continue from OUTDIR/checkpoint")
-    add_flags(inf, InfiltrationOptions)
-    inf.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    inf.add_argument("-q", "--quiet", action="store_true")
-    inf.set_defaults(func=_cmd_infiltrate)
-    ec = sub.add_parser("conductivity", help="effective electronic conductivity of the solid")
-    ec.add_argument("source", help="mesh (.xdmf, .msh) or config (.toml: generated first)")
-    ec.add_argument("-o", "--output", required=True, help="output directory")
-    ec.add_argument(
-        "--direction", action="extend", nargs="+", choices=["x", "y", "z", "all"], help="axes"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; each job's flags come from its options class (``params.add_flags``)."""
+    ap = argparse.ArgumentParser(prog="electrofem", description=__doc__.split("\n")[0])
+    ap.add_argument("--version", action="version", version=f"electrofem {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+    g = _job_parser(
+        sub, "generate", "pack, mesh and write a microstructure", _cmd_generate, source="config"
     )
+    g.add_argument("--particles", help="CSV of particles (x,y[,z],r,phase): skips packing")
+    g.add_argument("--seed", type=int, help="override the config's seed")
+    g.add_argument(
+        "--force", action="store_true", help="run a request estimated not to fit in memory"
+    )
+    d = sub.add_parser("demo", help="run the built-in default case (2D L-S)")
+    d.add_argument("-o", "--output", default="demo-out", help="output directory")
+    d.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    d.add_argument("-q", "--quiet", action="store_true")
+    d.set_defaults(func=_cmd_demo)
+    t = _job_parser(
+        sub, "transport", "tortuosity, effective conductivity, a_s, SIA, profiles",
+        _cmd_transport, table="transport",
+    )  # fmt: skip
+    _direction_flag(t)
+    t.add_argument("--density", action="append", help="NAME=g/cm³ for SIA, repeatable")
+    dc = _job_parser(
+        sub, "discharge", "galvanostatic discharge at C-rates (half cell)", _cmd_discharge,
+        table="discharge", restart=True,
+    )  # fmt: skip
+    dc.add_argument("--c-rates", help="comma-separated C-rates, e.g. 0.1,0.5,1")
+    _job_parser(
+        sub, "infiltrate", "electrolyte infiltration (two-phase VOF, 2D; 3D demo)",
+        _cmd_infiltrate, table="infiltration", restart=True,
+    )  # fmt: skip
+    ec = _job_parser(
+        sub, "conductivity", "effective electronic conductivity of the solid",
+        _cmd_conductivity, table="conductivity",
+    )  # fmt: skip
+    _direction_flag(ec)
     ec.add_argument("--sigma", action="append", help="PHASE=S/m, repeatable (e.g. binder=10)")
-    add_flags(ec, JOB_TABLES["conductivity"])
-    ec.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    ec.add_argument("-q", "--quiet", action="store_true")
-    ec.set_defaults(func=_cmd_conductivity)
-    ce = sub.add_parser("cell", help="generate -> infiltrate -> discharge on one mesh (coupled)")
-    ce.add_argument("config", help="TOML configuration with [infiltration] and [discharge]")
-    ce.add_argument("-o", "--output", required=True, help="output directory (one per stage)")
-    ce.add_argument("--restart", action="store_true", help="continue an interrupted run")
-    ce.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    ce.add_argument("-q", "--quiet", action="store_true")
-    ce.set_defaults(func=_cmd_cell)
+    _job_parser(
+        sub, "cell", "generate -> infiltrate -> discharge on one mesh (coupled)", _cmd_cell,
+        restart=True, source="config",
+    )  # fmt: skip
     pb = sub.add_parser("pybamm", help="PyBaMM DFN parameters from a transport.json")
     pb.add_argument("transport", help="transport.json of an electrolyte transport run")
     pb.add_argument("-o", "--output", required=True, help="parameter JSON to write")
