@@ -31,22 +31,40 @@ def _f(v, fmt=".1f"):
     return "–" if v is None else format(v, fmt)
 
 
-def table(rows: list[dict]) -> str:
-    out = [
+def event(row: dict, name: str, out: Path) -> float | None:
+    """The capacity at the end-of-discharge event, interpolated within the last step (the
+    job's capacity is that of the step that crossed: steps of up to 1 % of 1/C, ~2 mAh/g)."""
+    import csv
+
+    from electrofem.studies.rate import event_capacity
+
+    lab = f"{row['c_rate']:g}"
+    d = Path(out) / f"{row['architecture']}_{row['loading_target_mg_cm2']:g}"
+    path = d / (f"{lab}C" + ("_full" if name == "full" else "")) / f"discharge_{lab}C.csv"
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        return event_capacity(list(csv.DictReader(fh)), 2.7, 0.995)
+
+
+def table(rows: list[dict], out: Path) -> str:
+    lines = [
         "| loading (mg/cm²) | C-rate | architecture | wetted (mAh/g) | fully wetted (mAh/g) | "
         "stop (wetted) | wetted active area | connected pores | air after infiltration |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         w = r.get("wetting") or {}
-        out.append(
+        r["wetted_capacity_event_mAh_g"] = event(r, "wetted", out)
+        r["full_capacity_event_mAh_g"] = event(r, "full", out)
+        lines.append(
             f"| {r['loading_target_mg_cm2']:g} | {r['c_rate']:g} | {r['architecture']} | "
-            f"{_f(r.get('wetted_capacity_mAh_g'))} | {_f(r.get('full_capacity_mAh_g'))} | "
+            f"{_f(r['wetted_capacity_event_mAh_g'])} | {_f(r['full_capacity_event_mAh_g'])} | "
             f"{r.get('wetted_stop_reason')} | {_f(w.get('wetted_active_area_fraction'), '.3f')} | "
             f"{_f(w.get('connected_pore_fraction'), '.3f')} | "
             f"{_f(r.get('final_air_fraction'), '.3f')} |"
         )
-    return "\n".join(out)
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -59,6 +77,7 @@ def main() -> int:
     ap.add_argument("--no-full", action="store_true", help="skip the fully wetted reference")
     ap.add_argument("--out", default=str(RESULTS / "coupled_study_out"))
     ap.add_argument("--tag", default="")
+    ap.add_argument("--report", action="store_true", help="only print the table of --out")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO if COMM.rank == 0 else logging.WARNING,
                         format="[electrofem] %(message)s")  # fmt: skip
@@ -81,6 +100,15 @@ def main() -> int:
             }  # fmt: skip
             json_path.write_text(json.dumps(data, indent=2, default=str))
 
+    if args.report:  # the finished cases, from their result.json
+        rows = [json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*/*C/result.json"))]
+        rows.sort(key=lambda r: (-r["loading_target_mg_cm2"], -r["c_rate"], r["architecture"]))
+        if COMM.rank == 0:
+            print(table(rows, Path(args.out)))
+            for ld in sorted({r["loading_target_mg_cm2"] for r in rows}):
+                for key in ("wetted_capacity_event_mAh_g", "full_capacity_event_mAh_g"):
+                    print(ld, key, ordering_1c(rows, ld, key))
+        return 0
     rows = run_coupled_study(
         args.out,
         architectures=tuple(args.archs.split(",")),
@@ -93,7 +121,7 @@ def main() -> int:
     )
     save(rows)
     if COMM.rank == 0:
-        print(table(rows))
+        print(table(rows, Path(args.out)))
         print(json.dumps(json.loads(json_path.read_text())["ordering_1C_L>Mix>S"]))
     return 0
 
