@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-from ..jobs.output import write_json
+from ..jobs.output import prepare_outdir, write_json
 
 log = logging.getLogger("electrofem")
 
@@ -61,7 +61,7 @@ def run_series(
             log.warning("%s: deadline reached, %s not run", name, folder.name)
             continue
         row = comm.bcast(run_case(case, folder), root=0)  # one record on every rank
-        write_json(Path(folder) / RESULT_FILE, row, comm)
+        write_json(prepare_outdir(folder, comm) / RESULT_FILE, row, comm)
         rows.append(row)
         if on_result is not None:
             on_result(rows)
