@@ -472,10 +472,10 @@ def _no_electrolyte_path(emesh, options, params, density, outdir, region, t0):
         "active_mass_g": mass_g,
         "wetting": region.metrics,
         "rates": {k: {p: asdict(v) for p, v in ph.items()} for k, ph in rates.items()},
-        "rate_capability": [
-            {"c_rate": float(c), "capacity_mAh_g": 0.0, "stop_reason": "no_electrolyte_path"}
-            for c in options.c_rates
-        ],
+        "theoretical": {
+            "discharge_capacity_mAh_g": theoretical_capacity(params, options.v_min_V, density)[1]
+        },
+        "rate_capability": rate_table(rates, 1.0),
         "note": "the wetted electrolyte does not connect the separator to any particle surface: "
         "no current can flow (nothing was solved)",
         "seconds": {"total": time.perf_counter() - t0},
