@@ -28,3 +28,30 @@ def destroy(*objs) -> None:
             inner = getattr(obj, name, None)
             if inner is not None and hasattr(inner, "destroy"):
                 inner.destroy()
+
+
+def fixed_operator_problem(a, L, u, petsc_options: dict, petsc_options_prefix: str):
+    """A dolfinx ``LinearProblem`` for a bilinear form ``a`` that never changes between solves
+    (no Dirichlet conditions): the matrix is assembled and the preconditioner set up on the
+    first :meth:`solve` only; later solves assemble just ``L``. Same answers, bit for bit, as a
+    plain ``LinearProblem`` (same matrix, same KSP, zero initial guess)."""
+    from dolfinx.fem.petsc import LinearProblem, assemble_vector, assign
+    from petsc4py import PETSc
+
+    class _Fixed(LinearProblem):
+        fresh = True
+
+        def solve(self):
+            if self.fresh:
+                self.fresh = False
+                return super().solve()
+            with self.b.localForm() as loc:
+                loc.set(0.0)
+            assemble_vector(self.b, self.L)
+            self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            self.solver.solve(self.b, self.x)
+            self.x.ghostUpdate(addv=PETSc.InsertMode.INSERT, mode=PETSc.ScatterMode.FORWARD)
+            assign(self.x, self.u)
+            return self.u
+
+    return _Fixed(a, L, u=u, petsc_options=petsc_options, petsc_options_prefix=petsc_options_prefix)

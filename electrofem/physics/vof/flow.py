@@ -12,7 +12,7 @@ import math
 import numpy as np
 from mpi4py import MPI
 
-from .._petsc import destroy
+from .._petsc import destroy, fixed_operator_problem
 from .records import VOFDivergenceError
 
 
@@ -105,7 +105,7 @@ class TwoPhaseFlow:
         hK = ufl.CellDiameter(msh)
         cs = fem.Constant(msh, float(o.smoothing))
         cg = {"ksp_type": "cg", "pc_type": "jacobi", "ksp_rtol": 1e-12}
-        self._smooth = LinearProblem(
+        self._smooth = fixed_operator_problem(
             a1 * w1 * dx2 + (cs * hK) ** 2 * ufl.inner(ufl.grad(a1), ufl.grad(w1)) * dx2,
             s.alpha * w1 * dx2,
             u=s.alpha_s,
@@ -117,7 +117,7 @@ class TwoPhaseFlow:
         self.grad_s = fem.Function(V1v, name="grad_alpha_smooth")
         self.normal = fem.Function(V1v, name="interface_normal")
         gt, gw = ufl.TrialFunction(V1v), ufl.TestFunction(V1v)
-        self._gproj = LinearProblem(
+        self._gproj = fixed_operator_problem(
             ufl.inner(gt, gw) * dx2,
             ufl.inner(ga, gw) * dx2,
             u=self.grad_s,
@@ -126,7 +126,7 @@ class TwoPhaseFlow:
         )
         nh = self.normal
         nvec = ufl.FacetNormal(msh)
-        self._curv = LinearProblem(
+        self._curv = fixed_operator_problem(
             a1 * w1 * dx2,
             ufl.inner(nh, ufl.grad(w1)) * dx2 - ufl.inner(nh, nvec) * w1 * ufl.ds,
             u=s.kappa,
@@ -141,7 +141,7 @@ class TwoPhaseFlow:
         gmag = ufl.sqrt(ufl.inner(ga, ga))
         ak = a1 * w1 * dx2 + (ck * hK) ** 2 * ufl.inner(ufl.grad(a1), ufl.grad(w1)) * dx2
         self._ksm = [
-            LinearProblem(
+            fixed_operator_problem(
                 ak,
                 f * w1 * dx2,
                 u=out,
