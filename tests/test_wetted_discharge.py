@@ -84,6 +84,7 @@ def test_full_wetting_is_the_uncoupled_run_bit_for_bit(cell):
                 assert v == rb[k] or math.isclose(v, rb[k], rel_tol=1e-8, abs_tol=1e-12), k
     w = b.metrics["wetting"]
     assert w["wetted_pore_fraction"] == 1.0 and w["wetted_active_area_fraction"] == 1.0
+    assert w["cut_off_active_fraction"] == 0.0 and w["n_particles"] == 3
 
 
 def test_a_dry_bottom_takes_its_particles_out(cell):
@@ -100,6 +101,10 @@ def test_a_dry_bottom_takes_its_particles_out(cell):
     w = rep.metrics["wetting"]
     assert 0.0 < w["wetted_active_area_fraction"] < 0.4
     assert w["wetted_pore_fraction"] < 0.7 and w["n_pockets"] == 0
+    # the two lower particles are cut off: 2/3 of the active area (equal disks, meshed)
+    assert (w["n_cut_off_particles"], w["n_particles"]) == (2, 3)
+    assert abs(w["cut_off_active_fraction"] - 2 / 3) < 0.01
+    assert abs(d.capacity_mAh_g / q_th - (1 - w["cut_off_active_fraction"])) < 0.025
     for r in rep.rows["0.05"]:  # Li and charge are conserved as in a wetted electrode
         assert abs(r["li_balance_error"]) < 1e-8 * abs(r["current_density_A_m2"]) * 10e-6
     if COMM.rank == 0:
@@ -122,6 +127,7 @@ def test_an_air_layer_that_cuts_every_path(cell, pockets):
     w = rep.metrics["wetting"]
     assert w["n_pockets"] >= 1 and w["wetted_active_area_fraction"] == 0.0
     assert w["isolated_electrolyte_volume_um3"] > 0
+    assert w["cut_off_active_fraction"] == 1.0 and w["n_cut_off_particles"] == 3
 
 
 def test_a_state_from_another_mesh_is_refused(cell, shared_tmp):

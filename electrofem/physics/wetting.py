@@ -359,7 +359,10 @@ def wetting_metrics(emesh, wet, connected, *, labels=None, threshold=None) -> di
       is connected / all of it; ``dry_active_area_fraction``: the part next to air (not wet);
       ``isolated_active_area_fraction``: the part next to isolated pockets (the three add to 1);
     * ``n_pockets``: wet components that do not touch the top (``labels`` from
-      :func:`electrolyte_components`; computed when not given); ``threshold``: as given."""
+      :func:`electrolyte_components`; computed when not given); ``threshold``: as given;
+    * ``cut_off_active_fraction``: active volume of the particles with no surface on the
+      connected electrolyte / all active volume (:func:`cut_off_particles`): the capacity a
+      slow discharge cannot reach; ``n_cut_off_particles`` of ``n_particles``."""
     comm, mesh, tdim = emesh.comm, emesh.mesh, emesh.dim
     imap = mesh.topology.index_map(tdim)
     n_own = imap.size_local
@@ -391,6 +394,7 @@ def wetting_metrics(emesh, wet, connected, *, labels=None, threshold=None) -> di
     a_dry = total(area[~wet[cell]])
     pockets = np.unique(labels[:n_own][wet[:n_own] & ~connected[:n_own]])
     n_pockets = len(set().union(*comm.allgather(set(pockets.tolist()))))
+    cut = cut_off_particles(emesh, facets[connected[cell]], phase)
 
     def frac(a, b):
         return a / b if b > 0 else float("nan")
@@ -406,8 +410,39 @@ def wetting_metrics(emesh, wet, connected, *, labels=None, threshold=None) -> di
         "isolated_active_area_fraction": frac(max(a_all - a_wet - a_dry, 0.0), a_all),
         "active_area_um2": a_all,
         "n_pockets": int(n_pockets),
+        "cut_off_active_fraction": frac(cut[0], cut[1]),
+        "n_cut_off_particles": cut[2],
+        "n_particles": cut[3],
         "threshold": threshold,
     }
+
+
+def cut_off_particles(
+    emesh, reached_facets: np.ndarray, phase=None
+) -> tuple[float, float, int, int]:
+    """The particles (connected sets of active cells; overlapping particles count as one) with
+    no surface facet in ``reached_facets`` (owned electrolyte|active facets that touch the
+    connected electrolyte): Li can neither enter nor leave them. Returns ``(cut-off active
+    volume, active volume, cut-off particles, particles)`` (collective; µm², per unit depth,
+    in 2D)."""
+    comm, mesh, tdim = emesh.comm, emesh.mesh, emesh.dim
+    phase = _phases(emesh) if phase is None else phase
+    n_own = mesh.topology.index_map(tdim).size_local
+    active = phase == tags.ACTIVE
+    labels, _ = electrolyte_components(emesh, active)
+    f2c = mesh.topology.connectivity(tdim - 1, tdim)
+    off, arr = f2c.offsets, f2c.array
+    c0, c1 = arr[off[reached_facets]], arr[off[reached_facets] + 1]
+    solid = np.where(active[c0], c0, c1)
+    reached = set().union(*comm.allgather(set(labels[solid].tolist())))
+    own = np.flatnonzero(active[:n_own])
+    vol = _cell_volumes(mesh, own)
+    lab = labels[own]
+    cut_mask = ~np.isin(lab, np.fromiter(reached, dtype=np.int64, count=len(reached)))
+    all_labels = set().union(*comm.allgather(set(np.unique(lab).tolist())))
+    v_cut = comm.allreduce(float(np.sum(vol[cut_mask])), op=MPI.SUM)
+    v_all = comm.allreduce(float(np.sum(vol)), op=MPI.SUM)
+    return v_cut, v_all, len(all_labels - reached), len(all_labels)
 
 
 def _electrolyte_side(emesh, facets: np.ndarray, phase: np.ndarray):
