@@ -47,11 +47,32 @@ def event(row: dict, name: str, out: Path) -> float | None:
         return event_capacity(list(csv.DictReader(fh)), 2.7, 0.995)
 
 
+def cut_off(rows: list[dict], out: Path) -> None:
+    """Add the wetting metrics' cut-off particles to rows written before they existed (the
+    electrode's mesh and the infiltration's last state, analysed again)."""
+    from electrofem.mesh import ElectrodeMesh
+    from electrofem.physics.wetting import analyse_wetting, read_wetting
+
+    done: dict = {}
+    for r in rows:
+        w = r.get("wetting") or {}
+        if "cut_off_active_fraction" in w or not w:
+            continue
+        key = f"{r['architecture']}_{r['loading_target_mg_cm2']:g}"
+        if key not in done:
+            emesh = ElectrodeMesh.read(Path(out) / key / "generate" / "mesh.xdmf", COMM)
+            state = read_wetting(str(Path(out) / key / "infiltrate"), COMM)
+            done[key] = analyse_wetting(emesh, state, w.get("threshold") or 0.5).metrics
+        w.update({k: done[key][k] for k in ("cut_off_active_fraction", "n_cut_off_particles",
+                                            "n_particles")})  # fmt: skip
+
+
 def table(rows: list[dict], out: Path) -> str:
     lines = [
         "| loading (mg/cm²) | C-rate | architecture | wetted (mAh/g) | fully wetted (mAh/g) | "
-        "stop (wetted) | wetted active area | connected pores | air after infiltration |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "stop (wetted) | wetted active area | cut-off particles (active fraction) | "
+        "connected pores | air after infiltration |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         w = r.get("wetting") or {}
@@ -61,6 +82,8 @@ def table(rows: list[dict], out: Path) -> str:
             f"| {r['loading_target_mg_cm2']:g} | {r['c_rate']:g} | {r['architecture']} | "
             f"{_f(r['wetted_capacity_event_mAh_g'])} | {_f(r['full_capacity_event_mAh_g'])} | "
             f"{r.get('wetted_stop_reason')} | {_f(w.get('wetted_active_area_fraction'), '.3f')} | "
+            f"{w.get('n_cut_off_particles', '–')}/{w.get('n_particles', '–')} "
+            f"({_f(w.get('cut_off_active_fraction'), '.3f')}) | "
             f"{_f(w.get('connected_pore_fraction'), '.3f')} | "
             f"{_f(r.get('final_air_fraction'), '.3f')} |"
         )
@@ -103,6 +126,7 @@ def main() -> int:
     if args.report:  # the finished cases, from their result.json
         rows = [json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*/*C/result.json"))]
         rows.sort(key=lambda r: (-r["loading_target_mg_cm2"], -r["c_rate"], r["architecture"]))
+        cut_off(rows, Path(args.out))
         if COMM.rank == 0:
             print(table(rows, Path(args.out)))
             for ld in sorted({r["loading_target_mg_cm2"] for r in rows}):
