@@ -218,3 +218,27 @@ def test_flatten_metrics_labels_c_rates():
         "discharge.t": "inf",
         "discharge.d.parameters": 2,
     }
+
+
+@SERIAL
+def test_job_chain_resumes_at_the_job_it_was_in(tmp_path):
+    """transport -> discharge on one mesh; with its result.json gone (a kill after the jobs),
+    the case is rerun but its finished jobs are read back, not run again."""
+    base = {**TINY_BASE, "box": {"width": 30.0, "height": 30.0},
+            "discharge": {"c_rates": [1.0], "max_steps_per_phase": 2,
+                          "cbd_conductivity_S_m": 1.0}}  # fmt: skip
+    spec = parse_study(
+        {"job": ["discharge", "transport"], "base": base, "cases": [{"seed": 2}]}, tmp_path
+    )
+    assert spec.jobs == ("transport", "discharge")  # the chain's order is fixed
+    [rec] = run_study(spec, tmp_path / "out")
+    assert rec["status"] == "done", rec["error"]
+    m = rec["metrics"]
+    assert m["discharge.rate_capability.1C.stop_reason"] == "max_steps"
+    assert m["transport.directions.y.tortuosity"] > 1 and "generate.porosity" in m
+    folder = Path(rec["folder"])
+    stamps = {p: p.stat().st_mtime_ns for p in folder.glob("*/*.json")}
+    (folder / RESULT_FILE).unlink()
+    [again] = run_study(spec, tmp_path / "out")
+    assert again["metrics"] == m
+    assert stamps == {p: p.stat().st_mtime_ns for p in folder.glob("*/*.json")}

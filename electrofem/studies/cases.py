@@ -35,8 +35,8 @@ JOB_FILES = {
     "discharge": "discharge.json",
     "cell": "cell.json",
 }
-#: Keys of a job's JSON that are not metrics (the inputs, file names).
-SKIPPED_KEYS = ("parameters", "files")
+#: Keys of a job's JSON that are not metrics (the inputs, file names, the definitions text).
+SKIPPED_KEYS = ("parameters", "files", "definitions")
 TRACEBACK_LINES = 15
 
 
