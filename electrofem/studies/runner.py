@@ -161,16 +161,24 @@ def run_cases(
     cases = list(spec.cases if cases is None else cases)
     comm = parent_comm()
     collective = comm.size > 1
-    todo, old, db = None, None, None
+    todo, old, db, error = None, None, None, None
     if comm.rank == 0:
-        outdir = prepare_study_dir(spec, outdir)
-        db = open_db(outdir)
-        todo, old = _todo(outdir / CASES_DIR, cases, retry_failed, db)
-        log.info(
-            "study %s: %d cases, %d finished earlier, %d to run on %d worker(s)",
-            spec.name, len(cases), len(old), len(todo), workers,
-        )  # fmt: skip
-    todo = comm.bcast(todo, root=0)
+        try:  # a refused folder fails on every rank, not only here
+            outdir = prepare_study_dir(spec, outdir)
+            db = open_db(outdir)
+            todo, old = _todo(outdir / CASES_DIR, cases, retry_failed, db)
+        except (StudyError, OSError) as err:
+            error = err
+        else:
+            log.info(
+                "study %s: %d cases, %d finished earlier, %d to run on %d worker(s)",
+                spec.name, len(cases), len(old), len(todo), workers,
+            )  # fmt: skip
+    todo, error = comm.bcast((todo, error), root=0)
+    if error is not None:
+        if db is not None:
+            db.close()
+        raise error
     root = str(Path(comm.bcast(str(outdir) if comm.rank == 0 else None, root=0)) / CASES_DIR)
     payload = spec.to_payload()
     new = []
