@@ -242,3 +242,20 @@ def test_job_chain_resumes_at_the_job_it_was_in(tmp_path):
     [again] = run_study(spec, tmp_path / "out")
     assert again["metrics"] == m
     assert stamps == {p: p.stat().st_mtime_ns for p in folder.glob("*/*.json")}
+
+
+@SERIAL
+def test_suggest_searches_the_categories_and_skips_finished_cases(tmp_path):
+    from electrofem.studies.surrogate import fit_surrogate, suggest
+
+    spec = parse_study(
+        {"job": "python:study_jobs:bowl", "grid": {"x": [0.0, 0.5, 1.0], "shape": ["a", "b"]}},
+        tmp_path,
+    )
+    run_study(spec, tmp_path / "out")
+    fit = fit_surrogate(spec, load_results(tmp_path / "out"), "f", seed=0)
+    assert fit.params == ["x"] and fit.levels == {"shape": ['"a"', '"b"']}
+    params, pred = suggest(fit, seed=0)
+    assert params["shape"] == "b" and 0.0 <= params["x"] <= 1.0
+    assert params["x"] not in (0.0, 0.5, 1.0) and pred["ei"] > 0
+    assert main(["study", "--suggest", str(tmp_path / "out"), "--metric", "f"]) == 0

@@ -69,7 +69,7 @@ def suggest_verb(study_dir, metrics, minimize: bool, iterate, seed: int) -> str:
     fit = surrogate.fit_surrogate(spec, rows, metric, maximize=maximize, seed=seed)
     params, pred = surrogate.suggest(fit, seed=seed + len(rows))
     return (
-        f"{metric}: GP on {fit.n_cases} cases over {', '.join(fit.params)}; "
+        f"{metric}: GP on {fit.n_cases} cases over {', '.join(fit.params + list(fit.levels))}; "
         f"{min(5, fit.n_cases)}-fold CV RMSE {fit.cv_rmse:.4g}, R² {fit.cv_r2:.3f}; "
         f"best so far {fit.best[metric]:.6g} ({fit.best['case_id']})\n"
         f"next case (expected improvement {pred['ei']:.3g}, predicted "

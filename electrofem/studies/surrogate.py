@@ -4,11 +4,13 @@ Paper 004's design loop: resolved simulations -> a results database -> a data-dr
 -> the next design. :func:`fit_surrogate` fits a scikit-learn ``GaussianProcessRegressor``
 (Matern ν = 5/2 with one length scale per input, plus a WhiteKernel for noise; inputs scaled to
 [0, 1] by the bounds, outputs normalised) to the finished cases of a study, over its swept
-continuous parameters (numbers taking two or more values; other swept keys are held at the
-best case's values), and reports the k-fold cross-validated RMSE and R² (in the metric's
-units). :func:`suggest` proposes the candidate with the largest expected improvement among
-random candidates in the bounds (uniform, plus a quarter near the best case; seeded, so a seed
-gives one answer). :func:`iterate` runs rounds of suggest -> run the case -> refit.
+continuous parameters (numbers taking two or more values, or given bounds) and, one-hot
+encoded, its other swept keys (``preset``, a list of C-rates, ...), and reports the k-fold
+cross-validated RMSE and R² (in the metric's units).
+:func:`suggest` proposes the candidate with the largest expected improvement among random
+candidates in the bounds, for each combination of the other keys that a finished case has
+(uniform, plus a quarter near that combination's best case; seeded, so a seed gives one
+answer). :func:`iterate` runs rounds of suggest -> run the case -> refit.
 
 Bounds: the study's ``[suggest] bounds``, else the range of the swept values.
 """
@@ -29,6 +31,8 @@ from .runner import load_study_dir, run_cases
 from .spec import StudyError, StudySpec
 
 SUGGESTIONS_FILE = "suggestions.json"
+#: Candidates closer than this (in every scaled input) to a finished case are not proposed.
+REPEAT_TOL = 1e-3
 
 
 def _number(v) -> bool:
@@ -45,10 +49,24 @@ def continuous_params(spec: StudySpec) -> list[str]:
     return out
 
 
+def _level(v) -> str:
+    """A categorical value as canonical JSON (the database holds lists as JSON text and
+    bools as 0/1)."""
+    if isinstance(v, str) and v[:1] in "[{":
+        try:
+            v = json.loads(v)
+        except ValueError:
+            pass
+    if isinstance(v, bool):
+        v = int(v)
+    return json.dumps(v, sort_keys=True)
+
+
 @dataclass
 class SurrogateFit:
-    """A fitted surrogate: its inputs (``params``, ``lo``..``hi``), the GP, the cross-validated
-    error (metric units) and the best case seen so far."""
+    """A fitted surrogate: its continuous inputs (``params``, bounds ``lo``..``hi``), its
+    categorical inputs (``levels``: the other swept keys, one-hot encoded), the GP, the
+    cross-validated error (metric units) and the best case seen so far."""
 
     metric: str
     params: list[str]
@@ -61,15 +79,24 @@ class SurrogateFit:
     cv_rmse: float
     cv_r2: float
     best: dict  # the best finished case's row
-    fixed: dict = field(default_factory=dict)  # the other swept keys, at the best case's
+    levels: dict = field(default_factory=dict)  # {key: [canonical JSON of each value]}
+    seen: list = field(default_factory=list)  # the level combinations of finished cases
+    rows: list = field(default_factory=list)  # the finished cases fitted
 
-    def scale(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, float) - self.lo) / (self.hi - self.lo)
+    def encode(self, cont: np.ndarray, combo: tuple) -> np.ndarray:
+        """Input rows: continuous values scaled to [0, 1], then the one-hot categories."""
+        u = (np.atleast_2d(np.asarray(cont, float)) - self.lo) / (self.hi - self.lo)
+        hot = [float(lv == c) for k, c in zip(self.levels, combo, strict=True)
+               for lv in self.levels[k]]  # fmt: skip
+        return np.hstack([u, np.tile(hot, (len(u), 1))])
+
+    def combo_of(self, row: dict) -> tuple:
+        return tuple(_level(row.get(k)) for k in self.levels)
 
     def predict(self, params: dict) -> tuple[float, float]:
         """(mean, standard deviation) of the metric at ``params``."""
-        u = self.scale([[params[k] for k in self.params]])
-        mu, sd = self.gp.predict(u, return_std=True)
+        x = self.encode([[params[k] for k in self.params]], self.combo_of(params))
+        mu, sd = self.gp.predict(x, return_std=True)
         return float(mu[0]), float(sd[0])
 
 
@@ -140,17 +167,19 @@ def fit_surrogate(
         all(isinstance(c.get(k), int) and not isinstance(c.get(k), bool) for c in spec.cases)
         for k in params
     ]
-    Xs = (X - lo) / (hi - lo)
-    rmse, r2 = cross_validate(Xs, y, folds, seed)
-    gp = _fit(_gp(len(params), seed), Xs, y)
+    levels = {}
+    for k in spec.swept():
+        if k not in params:
+            levels[k] = list(dict.fromkeys(_level(c.get(k)) for c in spec.cases))
     best = use[int(np.argmax(y) if maximize else np.argmin(y))]
-    fixed = {k: best[k] for k in spec.swept() if k not in params and k in best}
-    for k in fixed:  # database columns hold value lists as JSON text
-        if isinstance(fixed[k], str) and fixed[k][:1] in "[{":
-            fixed[k] = json.loads(fixed[k])
-    return SurrogateFit(
-        metric, params, lo, hi, integer, gp, maximize, len(use), rmse, r2, best, fixed
-    )
+    fit = SurrogateFit(metric, params, lo, hi, integer, None, maximize, len(use), 0.0, 0.0, best,
+                       levels)  # fmt: skip
+    combos = [fit.combo_of(r) for r in use]
+    fit.seen, fit.rows = list(dict.fromkeys(combos)), use
+    Xs = np.vstack([fit.encode(x, c) for x, c in zip(X, combos, strict=True)])
+    fit.cv_rmse, fit.cv_r2 = cross_validate(Xs, y, folds, seed)
+    fit.gp = _fit(_gp(Xs.shape[1], seed), Xs, y)
+    return fit
 
 
 def expected_improvement(mu, sd, best: float, maximize: bool = True, xi: float = 0.0):
@@ -163,26 +192,42 @@ def expected_improvement(mu, sd, best: float, maximize: bool = True, xi: float =
     return imp * norm.cdf(z) + sd * norm.pdf(z)
 
 
-def suggest(fit: SurrogateFit, n_candidates: int = 4000, seed: int = 0) -> dict:
-    """The next case: the candidate of largest expected improvement (its parameters, with
-    the other swept keys at the best case's values); ``_ei``, ``_mean``, ``_std`` are the
-    prediction there."""
+def suggest(fit: SurrogateFit, n_candidates: int = 4000, seed: int = 0) -> tuple[dict, dict]:
+    """The next case: the candidate of largest expected improvement, and ``{"ei", "mean",
+    "std"}`` of the prediction there. Candidates: for each category combination of the
+    finished cases, uniform random points in the bounds plus a quarter near that
+    combination's best case."""
     rng = np.random.default_rng(seed)
     d = len(fit.params)
-    n_near = n_candidates // 4
-    u = rng.random((n_candidates - n_near, d))
-    ub = fit.scale([[fit.best[k] for k in fit.params]])
-    near = np.clip(ub + 0.05 * rng.standard_normal((n_near, d)), 0.0, 1.0)
-    u = np.vstack([u, near])
-    mu, sd = fit.gp.predict(u, return_std=True)
-    best = float(fit.best[fit.metric])
-    ei = expected_improvement(mu, sd, best, fit.maximize)
-    i = int(np.argmax(ei))
-    x = fit.lo + u[i] * (fit.hi - fit.lo)
-    out = dict(fit.fixed)
+    per = max(n_candidates // len(fit.seen), 200)
+    sign = 1.0 if fit.maximize else -1.0
+    best = (None, -np.inf, 0.0, 0.0, None)
+    for combo in fit.seen:
+        top = max(_rows_of(fit, combo), key=lambda r: sign * r[fit.metric])
+        ub = (np.array([top[k] for k in fit.params], float) - fit.lo) / (fit.hi - fit.lo)
+        n_near = per // 4
+        u = np.vstack([
+            rng.random((per - n_near, d)),
+            np.clip(ub + 0.05 * rng.standard_normal((n_near, d)), 0.0, 1.0),
+        ])  # fmt: skip
+        x = fit.lo + u * (fit.hi - fit.lo)
+        mu, sd = fit.gp.predict(fit.encode(x, combo), return_std=True)
+        ei = expected_improvement(mu, sd, float(fit.best[fit.metric]), fit.maximize)
+        done = np.array([[r[k] for k in fit.params] for r in _rows_of(fit, combo)], float)
+        gap = np.abs(u[:, None, :] - ((done - fit.lo) / (fit.hi - fit.lo))[None]).max(axis=2)
+        ei[gap.min(axis=1) < REPEAT_TOL] = -np.inf  # not a case run already
+        i = int(np.argmax(ei))
+        if ei[i] > best[1]:
+            best = (x[i], float(ei[i]), float(mu[i]), float(sd[i]), combo)
+    x, ei, mu, sd, combo = best
+    out = {k: json.loads(c) for k, c in zip(fit.levels, combo, strict=True)}
     for k, v, is_int in zip(fit.params, x, fit.integer, strict=True):
         out[k] = int(round(v)) if is_int else float(f"{v:.6g}")
-    return out, {"ei": float(ei[i]), "mean": float(mu[i]), "std": float(sd[i])}
+    return out, {"ei": ei, "mean": mu, "std": sd}
+
+
+def _rows_of(fit: SurrogateFit, combo: tuple) -> list[dict]:
+    return [r for r in fit.rows if fit.combo_of(r) == combo]
 
 
 @dataclass
