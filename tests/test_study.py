@@ -259,3 +259,18 @@ def test_suggest_searches_the_categories_and_skips_finished_cases(tmp_path):
     assert params["shape"] == "b" and 0.0 <= params["x"] <= 1.0
     assert params["x"] not in (0.0, 0.5, 1.0) and pred["ei"] > 0
     assert main(["study", "--suggest", str(tmp_path / "out"), "--metric", "f"]) == 0
+
+
+def test_the_paper_studies_are_study_files():
+    """The wetting regime map (24 cases) and paper 002's rate study validate as study files
+    (every case's config parses); they take hours, so they are not run here."""
+    from electrofem.studies.spec import load_study
+
+    wet = load_study(ROOT / "examples/study_wetting_map.toml")
+    wet.validate()
+    assert len(wet.cases) == 24 and wet.jobs == ("infiltrate",)
+    cfg = wet.check_case(wet.cases[-1])
+    assert cfg.infiltration.contact_angle_deg == 120.0 and cfg.infiltration.inlet_speed_m_s == 1e-3
+    rate = load_study(ROOT / "examples/study_paper_rate.toml")
+    rate.validate()
+    assert len(rate.cases) == 6 and rate.check_case(rate.cases[1]).box.size[1] == 102.924
