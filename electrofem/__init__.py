@@ -15,6 +15,25 @@ try:  # The PyPI dolfinx wheel must be initialised before dolfinx/petsc4py are i
 except ImportError:  # a conda/spack dolfinx needs no such step
     pass
 
+
+def _petsc_alone_under_mpi4py_futures() -> None:
+    """Under ``python -m mpi4py.futures`` (``electrofem study --workers N``) every process
+    works alone: the parent runs the study, each worker its cases on ``MPI.COMM_SELF``. PETSc's
+    initialisation is collective on its world communicator, so it must be COMM_SELF there (on
+    COMM_WORLD the first process to import dolfinx would wait for the others forever)."""
+    import sys
+
+    core = sys.modules.get("mpi4py.futures._core")
+    if core is None or getattr(core, "SharedPool", None) is None:
+        return
+    import petsc4py
+    from mpi4py import MPI
+
+    petsc4py.init(comm=MPI.COMM_SELF)
+
+
+_petsc_alone_under_mpi4py_futures()
+
 __version__ = "0.1.0"
 
 #: Metres per length unit of every microstructure and mesh coordinate (1 µm).

@@ -9,6 +9,9 @@
                           [--capillary-factor X] [--contact-angle DEG]
     electrofem pybamm TRANSPORT.json -o PARAMS.json [--electrode positive|negative]
     electrofem info MESH.xdmf|MESH.msh
+    electrofem study STUDY.toml -o DIR [--workers N] [--retry-failed]
+    electrofem study --report DIR [--metric NAME ...]
+    electrofem study --suggest DIR --metric NAME [--minimize] [--iterate K] [--seed N]
     electrofem convert IN OUT            (meshio, serial)
 
 All commands run under ``mpirun -n N``. A bad input exits with status 2 and one line
@@ -308,6 +311,23 @@ def _cmd_cell(args) -> int:
     return 0
 
 
+def _cmd_study(args) -> int:
+    """A design study (``electrofem.studies``): run, report or suggest."""
+    from mpi4py import MPI
+
+    from .studies.command import run_verb
+    from .studies.runner import parent_comm
+
+    code, text = run_verb(
+        study=args.study, output=args.output, workers=args.workers,
+        retry_failed=args.retry_failed, report=args.report, suggest=args.suggest,
+        metrics=args.metric, minimize=args.minimize, iterate=args.iterate, seed=args.seed,
+    )  # fmt: skip
+    if parent_comm().rank == 0 and MPI.COMM_WORLD.rank == 0:
+        print(text)
+    return code
+
+
 def _cmd_pybamm(args) -> int:
     from .export import write_pybamm_parameters
 
@@ -371,6 +391,27 @@ def _direction_flag(p) -> None:
     )
 
 
+def _study_parser(sub) -> None:
+    s = sub.add_parser(
+        "study", help="a design study: a grid of cases, in parallel, into a results database"
+    )
+    s.add_argument("study", nargs="?", help="study TOML (see electrofem.studies.spec)")
+    s.add_argument("-o", "--output", help="study folder (cases/, study.sqlite; resumes)")
+    s.add_argument(
+        "--workers", type=int, default=1,
+        help="concurrent cases, 1 rank each (local process pool, or the mpi4py.futures pool)",
+    )  # fmt: skip
+    s.add_argument("--retry-failed", action="store_true", help="run failed cases again")
+    s.add_argument("--report", metavar="DIR", help="print the table, write results.csv/.png")
+    s.add_argument("--suggest", metavar="DIR", help="fit a GP surrogate, propose the next case")
+    s.add_argument("--metric", action="append", help="metric column (repeatable for --report)")
+    s.add_argument("--minimize", action="store_true", help="--suggest: minimise the metric")
+    s.add_argument("--iterate", type=int, metavar="K", help="--suggest: K suggest-run rounds")
+    s.add_argument("--seed", type=int, default=0, help="--suggest: candidate sampling seed")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    s.set_defaults(func=_cmd_study)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line; each job's flags come from its options class (``params.add_flags``)."""
     ap = argparse.ArgumentParser(prog="electrofem", description=__doc__.split("\n")[0])
@@ -414,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub, "cell", "generate -> infiltrate -> discharge on one mesh (coupled)", _cmd_cell,
         restart=True, source="config",
     )  # fmt: skip
+    _study_parser(sub)
     pb = sub.add_parser("pybamm", help="PyBaMM DFN parameters from a transport.json")
     pb.add_argument("transport", help="transport.json of an electrolyte transport run")
     pb.add_argument("-o", "--output", required=True, help="parameter JSON to write")
@@ -445,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # for agreeing on an error without disturbing the job's messages (the serial commands,
     # which may run on one rank of many, only print)
-    errors = MPI.COMM_SELF if getattr(args, "serial", False) else MPI.COMM_WORLD.Dup()
+    serial = getattr(args, "serial", False) or (args.command == "study" and _futures_launched())
+    errors = MPI.COMM_SELF if serial else MPI.COMM_WORLD.Dup()
     args.stop = StopSignal().install()
     try:
         return args.func(args)
@@ -467,6 +510,14 @@ def main(argv: list[str] | None = None) -> int:
         args.stop.uninstall()
         if errors != MPI.COMM_SELF:
             errors.Free()
+
+
+def _futures_launched() -> bool:
+    """Under ``python -m mpi4py.futures`` only this process runs the command (the other ranks
+    serve its pool): nothing may be collective on COMM_WORLD."""
+    from .studies.runner import futures_launched
+
+    return futures_launched()
 
 
 def _report(

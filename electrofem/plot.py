@@ -344,3 +344,35 @@ def plot_wetting_study(rows: list[dict], path: str | Path, title: str = "") -> P
     for ax in axes:
         ax.tick_params(axis="x", rotation=45)
     return _save(fig, path, title or "wetting study")
+
+
+def plot_study(
+    rows: list[dict], x: str, metrics: list[str], groups: list[str], path, title: str = ""
+) -> Path:
+    """A design study: each metric against the swept parameter ``x``, one line per
+    combination of the other swept parameters ``groups`` (finished cases only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.8 * len(metrics), 3.8), squeeze=False)
+    lines: dict[tuple, list] = {}
+    for r in rows:
+        lines.setdefault(tuple(r.get(g) for g in groups), []).append(r)
+    for ax, m in zip(axes[0], metrics, strict=True):
+        for key, rs in lines.items():
+            pts = sorted(
+                (r[x], r[m])
+                for r in rs
+                if isinstance(r.get(x), int | float) and isinstance(r.get(m), int | float)
+            )
+            if not pts:
+                continue
+            label = ", ".join(f"{g}={v}" for g, v in zip(groups, key, strict=True)) or None
+            ax.plot(*zip(*pts, strict=True), "o-", label=label)
+        ax.set_xlabel(x)
+        ax.set_ylabel(m)
+        if groups and len(lines) <= 12:
+            ax.legend(fontsize=7)
+    return _save(fig, path, title)
