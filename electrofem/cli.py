@@ -9,7 +9,7 @@
                           [--capillary-factor X] [--contact-angle DEG]
     electrofem pybamm TRANSPORT.json -o PARAMS.json [--electrode positive|negative]
     electrofem info MESH.xdmf|MESH.msh
-    electrofem study STUDY.toml -o DIR [--workers N] [--retry-failed]
+    electrofem study STUDY.toml -o DIR [--workers N] [--retry-failed] [--deadline SECONDS]
     electrofem study --report DIR [--metric NAME ...]
     electrofem study --suggest DIR --metric NAME [--minimize] [--iterate K] [--seed N]
     electrofem convert IN OUT            (meshio, serial)
@@ -320,8 +320,9 @@ def _cmd_study(args) -> int:
 
     code, text = run_verb(
         study=args.study, output=args.output, workers=args.workers,
-        retry_failed=args.retry_failed, report=args.report, suggest=args.suggest,
-        metrics=args.metric, minimize=args.minimize, iterate=args.iterate, seed=args.seed,
+        retry_failed=args.retry_failed, deadline_s=args.deadline, report=args.report,
+        suggest=args.suggest, metrics=args.metric, minimize=args.minimize,
+        iterate=args.iterate, seed=args.seed,
     )  # fmt: skip
     if parent_comm().rank == 0 and MPI.COMM_WORLD.rank == 0:
         print(text)
@@ -402,6 +403,10 @@ def _study_parser(sub) -> None:
         help="concurrent cases, 1 rank each (local process pool, or the mpi4py.futures pool)",
     )  # fmt: skip
     s.add_argument("--retry-failed", action="store_true", help="run failed cases again")
+    s.add_argument(
+        "--deadline", type=float, metavar="SECONDS",
+        help="start no case after SECONDS of wall time (running ones finish; rerun to resume)",
+    )  # fmt: skip
     s.add_argument("--report", metavar="DIR", help="print the table, write results.csv/.png")
     s.add_argument("--suggest", metavar="DIR", help="fit a GP surrogate, propose the next case")
     s.add_argument("--metric", action="append", help="metric column (repeatable for --report)")

@@ -274,3 +274,27 @@ def test_the_paper_studies_are_study_files():
     rate = load_study(ROOT / "examples/study_paper_rate.toml")
     rate.validate()
     assert len(rate.cases) == 6 and rate.check_case(rate.cases[1]).box.size[1] == 102.924
+
+
+@SERIAL
+def test_deadline_stops_submitting_and_the_next_run_resumes(tmp_path, capsys, caplog):
+    """No case starts after --deadline seconds; the running ones finish, the command exits 0
+    saying how many are left, and the same command then runs only those."""
+    spec = _spec(tmp_path, [1, 2, 3, 4], sleep_s=1.0)
+    recs = run_study(spec, tmp_path / "one", deadline_s=0.5)  # in this process
+    assert [r and r["status"] for r in recs] == ["done", None, None, None]
+    study = tmp_path / "s.toml"
+    study.write_text(
+        f'job = "{COUNTED}"\n[base]\nlog = "{tmp_path / "calls2.log"}"\nsleep_s = 1.0\n'
+        "[grid]\nx = [1, 2, 3, 4, 5]\n"
+    )
+    cmd = ["study", str(study), "-o", str(tmp_path / "two"), "--workers", "2"]
+    with caplog.at_level("INFO", logger="electrofem"):
+        assert main([*cmd, "--deadline", "0.5"]) == 0  # two cases in flight, then stop
+    assert "5 cases: 2 done, 0 failed, 3 not started" in capsys.readouterr().out
+    assert "3 case(s) not started" in caplog.text and "case 2/5 " in caplog.text
+    assert len(calls(tmp_path / "calls2.log")) == 2
+    assert main(cmd) == 0
+    assert "5 cases: 5 done, 0 failed -> " in capsys.readouterr().out
+    assert sorted(x for _, x in calls(tmp_path / "calls2.log")) == [1, 2, 3, 4, 5]
+    assert main([*cmd, "--deadline", "-1"]) == 2

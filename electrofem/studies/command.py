@@ -18,6 +18,7 @@ def run_verb(
     output=None,
     workers: int = 1,
     retry_failed: bool = False,
+    deadline_s: float | None = None,
     report=None,
     suggest=None,
     metrics=None,
@@ -26,7 +27,8 @@ def run_verb(
     seed: int = 0,
 ) -> tuple[int, str]:
     """One mode of the verb (exactly one of ``study``, ``report``, ``suggest``). Running a
-    study returns status 1 if a case failed (the others still ran)."""
+    study returns status 1 if a case failed (the others still ran); cases left by
+    ``deadline_s`` are not a failure (status 0: run the same command again to resume)."""
     modes = [m for m in (study, report, suggest) if m]
     if len(modes) != 1:
         raise ValueError("study: give one of STUDY.toml (with -o DIR), --report DIR, --suggest DIR")
@@ -36,11 +38,20 @@ def run_verb(
         return 0, suggest_verb(suggest, metrics, minimize, iterate, seed)
     if not output:
         raise ValueError("-o/--output: required to run a study (the study folder)")
-    records = run_study(load_study(study), output, workers=workers, retry_failed=retry_failed)
-    failed = [r for r in records if r["status"] != "done"]
+    if deadline_s is not None and deadline_s < 0:
+        raise ValueError(f"--deadline: must be >= 0 seconds, got {deadline_s:g}")
+    records = run_study(
+        load_study(study), output, workers=workers, retry_failed=retry_failed,
+        deadline_s=deadline_s,
+    )  # fmt: skip
+    ran = [r for r in records if r is not None]
+    failed = [r for r in ran if r["status"] != "done"]
     lines = [f"case {r['case_id']} {json.dumps(r['params'])} failed: {r['error']}" for r in failed]
+    left = len(records) - len(ran)
+    rest = f", {left} not started (deadline; run again to resume)" if left else ""
     lines.append(
-        f"{len(records)} cases: {len(records) - len(failed)} done, {len(failed)} failed -> {output}"
+        f"{len(records)} cases: {len(ran) - len(failed)} done, {len(failed)} failed{rest} "
+        f"-> {output}"
     )
     return (1 if failed else 0), "\n".join(lines)
 

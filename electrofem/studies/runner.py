@@ -18,17 +18,21 @@ Where the cases run (``workers``):
 
 A worker runs its case on one rank (``MPI.COMM_SELF``): N concurrent cases use N cores, so
 give ``N`` ≤ the cores (minus one for the parent under ``mpi4py.futures``). The parent process
-alone writes the database, as the futures complete.
+alone writes the database, as the futures complete. At most ``N`` cases are in flight: a new
+one is submitted as one finishes, so a ``deadline_s`` stops submitting (the running cases
+finish; the rest wait for the next run of the same command).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -145,6 +149,27 @@ def _todo(root: Path, cases, retry_failed: bool, db) -> tuple[list[dict], list[d
     return todo, old
 
 
+def _past(deadline: float | None, comm) -> bool:
+    """True once ``deadline`` (a ``time.monotonic()``) has passed; rank 0 decides for all."""
+    late = deadline is not None and time.monotonic() >= deadline
+    return comm.bcast(late, root=0) if comm is not None and comm.size > 1 else late
+
+
+def _run_pool(ex, run, todo: list[dict], workers: int, deadline, done) -> int:
+    """Keep ``workers`` cases in flight on ``ex``; submit none after ``deadline``. The number
+    of cases not submitted."""
+    queue, running = list(todo), set()
+    while queue or running:
+        while queue and len(running) < workers and not _past(deadline, None):
+            running.add(ex.submit(run, queue.pop(0)))
+        if not running:
+            break
+        finished, running = wait(running, return_when=FIRST_COMPLETED)
+        for fut in finished:
+            done(fut.result())
+    return len(queue)
+
+
 def run_cases(
     spec: StudySpec,
     outdir: str | Path,
@@ -152,12 +177,16 @@ def run_cases(
     *,
     workers: int = 1,
     retry_failed: bool = False,
+    deadline_s: float | None = None,
     on_result: Callable[[dict], None] | None = None,
-) -> list[dict]:
+) -> list[dict | None]:
     """Run the cases (default: the study's) not finished yet; return every case's record
     (``case_id``, ``params``, ``status``, ``metrics``, ``error``, ``wall_time_s``, ...) in
-    the order given. ``on_result(record)`` runs in the parent as each case completes."""
+    the order given, None for a case left for later by ``deadline_s`` (no case starts after
+    that many wall seconds from this call; the running ones finish). ``on_result(record)``
+    runs in the parent as each case completes."""
     check_workers(workers)
+    deadline = None if deadline_s is None else time.monotonic() + deadline_s
     cases = list(spec.cases if cases is None else cases)
     comm = parent_comm()
     collective = comm.size > 1
@@ -188,24 +217,32 @@ def run_cases(
         if comm.rank == 0:
             db.write(rec)
             log.info(
-                "case %s %s (%.1f s)%s", rec["case_id"], rec["status"], rec["wall_time_s"],
-                f": {rec['error']}" if rec["error"] else "",
+                "case %d/%d %s %s (%.1f s)%s", len(new), len(todo), rec["case_id"],
+                rec["status"], rec["wall_time_s"], f": {rec['error']}" if rec["error"] else "",
             )  # fmt: skip
             if on_result is not None:
                 on_result(rec)
 
+    left = 0
     try:
         if workers == 1 or len(todo) <= 1:
-            for params in todo:
+            for k, params in enumerate(todo):
+                if _past(deadline, comm):
+                    left = len(todo) - k
+                    break
                 done(execute_case(payload, params, root, collective))
         else:
             with make_executor(workers) as ex:
-                futures = [ex.submit(execute_case, payload, p, root) for p in todo]
-                for fut in as_completed(futures):
-                    done(fut.result())
+                run = functools.partial(execute_case, payload, root=root)
+                left = _run_pool(ex, run, todo, workers, deadline, done)
     finally:
         if db is not None:
             db.close()
+    if left and comm.rank == 0:
+        log.warning(
+            "study %s: deadline (%g s) reached, %d case(s) not started; run the same command "
+            "again to resume", spec.name, deadline_s, left,
+        )  # fmt: skip
     by_id = {r["case_id"]: r for r in (old or []) + new}
     records = [by_id.get(case_id(p)) for p in cases] if comm.rank == 0 else None
     return comm.bcast(records, root=0)
