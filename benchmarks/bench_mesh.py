@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -111,25 +112,38 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
     spec, opts = case_spec(case)
     if mesh_kw:
         opts = MeshOptions(**{**opts.__dict__, **mesh_kw})
+    # rank 0 packs and meshes (as `electrofem generate` does); from_gmsh distributes
+    parts = st = info = quality = digest = None
+    t_pack = 0.0
+    if comm.rank == 0:
+        t = time.perf_counter()
+        parts = generate(spec)
+        t_pack = time.perf_counter() - t
+        gmsh.initialize()
+        gmsh.option.setNumber("General.Terminal", 0)
+        _, st = build_and_mesh(parts, opts, gmsh_options=overrides)
+        info = json.loads(gmsh.model.getAttribute("electrofem.geometry")[0])
+        quality = quality_histogram(parts.dim)
+        digest = mesh_hash()
+    dim = comm.bcast(parts.dim if comm.rank == 0 else None, root=0)
+    comm.barrier()
     t = time.perf_counter()
-    parts = generate(spec)
-    t_pack = time.perf_counter() - t
-    gmsh.initialize()
-    gmsh.option.setNumber("General.Terminal", 0)
-    rep, st = build_and_mesh(parts, opts, gmsh_options=overrides)
-    info = json.loads(gmsh.model.getAttribute("electrofem.geometry")[0])
-    quality = quality_histogram(parts.dim)
-    digest = mesh_hash()
-    t = time.perf_counter()
-    em = ElectrodeMesh.from_gmsh(comm, parts.dim)
+    em = ElectrodeMesh.from_gmsh(comm, dim)
     t_imp = time.perf_counter() - t
-    gmsh.finalize()
+    if comm.rank == 0:
+        gmsh.finalize()
     t_write = None
     if write:
-        with tempfile.TemporaryDirectory() as tmp:
-            t = time.perf_counter()
-            em.write(Path(tmp) / "mesh.xdmf")
-            t_write = time.perf_counter() - t
+        tmp = tempfile.mkdtemp() if comm.rank == 0 else None
+        tmp = comm.bcast(tmp, root=0)
+        t = time.perf_counter()
+        em.write(Path(tmp) / "mesh.xdmf")
+        t_write = time.perf_counter() - t
+        comm.barrier()
+        if comm.rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if comm.rank != 0:
+        return {}
     from electrofem.mesh.plan import contact_count
 
     split = st.seconds_split
