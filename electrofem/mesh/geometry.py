@@ -9,7 +9,8 @@ This module is the front door: it re-exports the public names of
 * :mod:`.plan` -- particle instances, radical planes, near-tangency hints (no gmsh);
 * :mod:`.pieces` -- the truncated balls (OCC cuts, sphere seams);
 * :mod:`.occ` -- :func:`build_geometry` (fragment, classification, physical groups);
-* :mod:`.sizing` -- :func:`mesh_geometry`, :func:`build_and_mesh` (size field, gmsh options).
+* :mod:`.sizing` -- :func:`mesh_geometry`, :func:`build_and_mesh` (size field, gmsh options);
+* :mod:`.tetra` -- the 3D surface and volume meshes and their optimisation.
 
 The gmsh-backed names are loaded on first use, so importing :class:`MeshOptions` from here
 (as :mod:`electrofem.config` does) does not import gmsh.
@@ -40,9 +41,9 @@ surfaces, ``neck_factor * a`` on contact necks and on the circles where box face
 particles, growing linearly away from them) is sampled on a regular grid from the exact
 distances to spheres and neck circles, and handed to gmsh as a 'Structured' background field.
 Distance fields on the OCC surfaces gave similar meshes but cost seconds per hundred
-particles. 2D: Frontal-Delaunay; 3D: Delaunay, gmsh's
-optimiser and (``optimize``) Netgen's; one thread, fixed seed: the same particles give the same
-mesh.
+particles. 2D: Frontal-Delaunay; 3D: Frontal-Delaunay surfaces, HXT volumes and (``optimize``)
+HXT's and gmsh's optimisers (:mod:`.tetra`); one thread, fixed seed: the same particles give the
+same mesh.
 
 :func:`build_geometry` leaves a JSON record (dimension, a hash of the particles, near-tangency
 hints, build time) in the gmsh model attribute ``electrofem.geometry`` for

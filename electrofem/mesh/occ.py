@@ -121,7 +121,8 @@ def build_geometry(
     except Exception as err:
         raise RuntimeError(f"geometry: OCC fragment failed: {err}{_hint_text(hints)}") from err
 
-    log.debug("geometry: fragment in %.2f s", time.perf_counter() - t_cut)
+    t_frag = time.perf_counter()
+    log.debug("geometry: fragment in %.2f s", t_frag - t_cut)
     inside = sorted({t for d, t in out_map[0] if d == dim})
     owner: dict[int, tuple[int, str]] = {}
     for (k, kind), outs in zip(piece_info, out_map[1:], strict=True):
@@ -225,6 +226,8 @@ def build_geometry(
         "particles": _fingerprint(particles),
         "hints": hints,
         "seconds_geometry": time.perf_counter() - t0,
+        "seconds_cut": t_cut - t0,
+        "seconds_fragment": t_frag - t_cut,
     }
     gmsh.model.setAttribute(ATTRIBUTE, [json.dumps(info)])
     log.info(

@@ -35,7 +35,8 @@ class MeshOptions:
         neck_factor: element size at a contact neck of radius ``a`` (and at the circle where a
             box face cuts a particle) = ``max(size_min, neck_factor * a)``.
         size_min: lower bound on any element size.
-        optimize: 3D: Netgen optimisation of the tetrahedra.
+        optimize: 3D: HXT's and gmsh's optimisation of the tetrahedra (off: gmsh's sliver
+            removal only).
         quality_warn: log a warning when the minimum element quality (minSICN) is below this.
         verbose: print gmsh's own output.
     """
@@ -93,3 +94,5 @@ class MeshStats:
     mean_quality: float
     seconds_geometry: float
     seconds_mesh: float
+    #: split of ``seconds_mesh``: size field, surface mesh, volume mesh, optimisation
+    seconds_split: dict[str, float] = field(default_factory=dict)

@@ -151,7 +151,8 @@ def _build_pieces(dim: int, plan: _Plan, t_shell: np.ndarray, size: tuple[float,
                     [(e, k, "outer") for k in batch for e in outer[k]]
                     + [(e, k, "core") for k in core for e in core[k]]
                 )
-                masses = [occ.getMass(*e) for e, _, _ in made]
+                # bounding boxes, not masses: 1.5 ms per getMass, 6 µs per box
+                boxes = [occ.getBoundingBox(*e) for e, _, _ in made]
                 path = os.path.join(tmp, f"batch{b}.brep")
                 if made:
                     occ.synchronize()
@@ -162,9 +163,10 @@ def _build_pieces(dim: int, plan: _Plan, t_shell: np.ndarray, size: tuple[float,
             if not made:
                 continue
             imported = [e for e in occ.importShapes(path, highestDimOnly=True) if e[0] == dim]
+            tol = 1e-9 * max(size)
             if len(imported) != len(made) or any(
-                abs(occ.getMass(*e) - m) > 1e-9 * max(m, 1e-300)
-                for e, m in zip(imported, masses, strict=False)
+                max(abs(a - b) for a, b in zip(occ.getBoundingBox(*e), bb, strict=True)) > tol
+                for e, bb in zip(imported, boxes, strict=False)
             ):
                 raise RuntimeError("geometry: BREP round trip of truncated particles lost shapes")
             pieces.extend((e, k, kind) for e, (_, k, kind) in zip(imported, made, strict=True))

@@ -187,3 +187,8 @@ def _fingerprint(particles: Particles) -> str:
     for arr in (particles.phase, particles.shell_phase):
         h.update(np.ascontiguousarray(arr, np.int64).tobytes())
     return h.hexdigest()
+
+
+def contact_count(particles: Particles) -> int:
+    """Number of overlapping pairs of particle instances (contact necks) in the geometry."""
+    return len(_plan(particles, quiet=True).contacts)

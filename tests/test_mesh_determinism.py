@@ -1,0 +1,91 @@
+"""3D meshing is deterministic: the same particles and options give the same mesh, node for
+node, in two gmsh sessions, and the mesh distributed over the ranks is the one made on rank 0
+(so 1 and 2 ranks agree). Marked ``mpi``: `make test` also runs it under ``mpirun -n 2``."""
+
+import gmsh
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from electrofem.mesh import ElectrodeMesh, MeshOptions, build_and_mesh
+from electrofem.microstructure import Box, Electrode, Layer, LogNormal, Population, generate
+
+pytestmark = pytest.mark.mpi
+
+OPTIONS = MeshOptions(size=1.5)
+
+
+@pytest.fixture(scope="module")
+def particles():
+    pops = (Population(LogNormal(3.2, 0.3)),)
+    spec = Electrode(Box((16.0, 16.0, 16.0), periodic=False), (Layer(1.0, 0.6, pops),), seed=3)
+    return generate(spec)
+
+
+def _gmsh_mesh():
+    """Node tags, coordinates and tetrahedra (node tags) of the current model, per volume."""
+    tags, coords, _ = gmsh.model.mesh.getNodes()
+    cells = []
+    for _, v in gmsh.model.getEntities(3):
+        _, _, nodes = gmsh.model.mesh.getElements(3, v)
+        cells.append(np.concatenate(nodes) if len(nodes) else np.zeros(0, np.uint64))
+    return np.asarray(tags), np.asarray(coords).reshape(-1, 3), cells
+
+
+def _canonical(tets: np.ndarray) -> np.ndarray:
+    """Tetrahedra ``(n, 4, 3)`` as rows of 12 coordinates, vertices in lexicographic order."""
+    order = np.lexsort((tets[:, :, 2], tets[:, :, 1], tets[:, :, 0]), axis=-1)
+    return np.take_along_axis(tets, order[:, :, None], axis=1).reshape(len(tets), 12)
+
+
+def _mesh(particles, distribute=False):
+    comm = MPI.COMM_WORLD
+    out, em = None, None
+    if comm.rank == 0 or not distribute:
+        gmsh.initialize()
+        gmsh.option.setNumber("General.Terminal", 0)
+        try:
+            _, stats = build_and_mesh(particles, OPTIONS)
+            out = (stats, *_gmsh_mesh())
+            if distribute:
+                em = ElectrodeMesh.from_gmsh(comm, 3)
+        finally:
+            if not distribute:
+                gmsh.finalize()
+    if distribute:
+        if comm.rank != 0:
+            em = ElectrodeMesh.from_gmsh(comm, 3)
+        else:
+            gmsh.finalize()
+    return out, em
+
+
+def test_same_mesh_node_for_node_in_two_sessions(particles):
+    (s1, tags1, x1, cells1), _ = _mesh(particles)
+    (s2, tags2, x2, cells2), _ = _mesh(particles)
+    assert s1.n_cells > 5000
+    assert (s2.n_nodes, s2.n_cells) == (s1.n_nodes, s1.n_cells)
+    assert np.array_equal(tags1, tags2) and np.array_equal(x1, x2)
+    assert all(np.array_equal(a, b) for a, b in zip(cells1, cells2, strict=True))
+    # issue 14, item 4: no sliver after optimisation
+    assert s1.min_quality >= 0.1
+
+
+def test_distributed_mesh_is_the_rank0_mesh(particles):
+    """Every cell of the distributed mesh (all ranks) is a tetrahedron of rank 0's gmsh mesh,
+    with the same vertex coordinates, bit for bit, and none is missing."""
+    comm = MPI.COMM_WORLD
+    made, em = _mesh(particles, distribute=True)
+    mesh = em.mesh
+    n_owned = mesh.topology.index_map(3).size_local
+    dofs = mesh.geometry.dofmaps[0][:n_owned]
+    x = mesh.geometry.x
+    gathered = comm.gather(_canonical(x[dofs]), root=0)
+    if comm.rank == 0:
+        _, tags, coords, cells = made
+        index = np.empty(int(tags.max()) + 1, int)
+        index[tags.astype(int)] = np.arange(len(tags))
+        tets = coords[index[np.concatenate(cells).astype(int)]].reshape(-1, 4, 3)
+        ref, got = _canonical(tets), np.concatenate(gathered)
+        assert got.shape == ref.shape
+        assert np.array_equal(got[np.lexsort(got.T[::-1])], ref[np.lexsort(ref.T[::-1])])
