@@ -267,9 +267,12 @@ def _size(t: dict, where: str):
 
 
 def _ratio(value) -> tuple[float, float]:
-    """``"3:7"`` or ``[3, 7]``: two finite non-negative numbers, not both 0."""
+    """``"3:7"`` or ``[3, 7]``: two finite non-negative numbers, not both 0; or one number in
+    [0, 1], the L share (``0.3`` is ``"3:7"``; a study can sweep it as a continuous value)."""
     ab = None
-    if isinstance(value, str) and ":" in value:
+    if _is_number(value) and finite(value) and 0 <= value <= 1:
+        ab = (float(value), 1.0 - float(value))
+    elif isinstance(value, str) and ":" in value:
         try:
             ab = tuple(float(v) for v in value.split(":", 1))
         except ValueError:
@@ -278,7 +281,8 @@ def _ratio(value) -> tuple[float, float]:
         ab = tuple(value)
     if ab is None or not all(finite(v) and v >= 0 for v in ab) or not sum(ab) > 0:
         raise ConfigError(
-            f"ratio: must look like '3:7' or [3, 7] (non-negative, not both 0), got {value!r}"
+            "ratio: must look like '3:7' or [3, 7] (non-negative, not both 0), or be an L share "
+            f"in [0, 1], got {value!r}"
         )
     return float(ab[0]), float(ab[1])
 

@@ -94,3 +94,13 @@ def test_particles_csv_config(tmp_path):
     (tmp_path / "p.csv").write_text("x,y,r,phase\n10,10,3,active\n30,20,4,second\n")
     cfg = parse({"box": {"width": 50.0, "height": 40.0}, "particles": {"csv": "p.csv"}}, tmp_path)
     assert cfg.particles_csv == tmp_path / "p.csv" and cfg.electrode is None
+
+
+def test_ratio_as_an_l_share():
+    """``ratio = 0.3`` is ``"3:7"`` (a study sweeps the L share as one continuous value); a
+    share outside [0, 1] is refused with the field's name."""
+    base = {"preset": "L-S", "box": {"width": 50, "height": 60}}
+    assert parse({**base, "ratio": 0.3}).electrode == parse({**base, "ratio": "3:7"}).electrode
+    assert parse({**base, "ratio": 1}).electrode == parse({**base, "ratio": [1, 0]}).electrode
+    with pytest.raises(ConfigError, match="ratio: .*L share in \\[0, 1\\], got 1.5"):
+        parse({**base, "ratio": 1.5})
