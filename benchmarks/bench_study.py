@@ -34,8 +34,9 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
-STUDY = """name = "bench-study"
-job = "transport"
+#: The transport study on a square 2D L-S section both study benchmarks run (bench_surrogate
+#: too); ``{box}`` µm wide and high, mesh ``{size}`` µm.
+BASE = """job = "transport"
 
 [base]
 seed = 1
@@ -49,11 +50,16 @@ mode = "gap"
 size = {size}
 [base.transport]
 directions = ["y"]
-
+"""
+STUDY = (
+    'name = "bench-study"\n'
+    + BASE
+    + """
 [grid]
 porosity = {porosities}
 seed = {seeds}
 """
+)
 METRIC = "transport.directions.y.tortuosity"
 RTOL = 1e-10
 

@@ -31,25 +31,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_study import BASE  # the sibling script: the same section
+
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 METRIC = "transport.directions.y.tortuosity"
-STUDY = """name = "bench-surrogate"
-job = "transport"
-
-[base]
-seed = 1
-preset = "L-S"
-[base.box]
-width = {box}
-height = {box}
-[base.contacts]
-mode = "gap"
-[base.mesh]
-size = {size}
-[base.transport]
-directions = ["y"]
-
+STUDY = (
+    'name = "bench-surrogate"\n'
+    + BASE
+    + """
 [grid]
 porosity = [0.35, 0.475, 0.60]
 std_fraction = [0.0, 0.3]
@@ -60,6 +50,7 @@ bounds = {{ porosity = [0.35, 0.60], std_fraction = [0.0, 0.3] }}
 [report]
 metrics = ["{metric}"]
 """
+)
 
 
 def _cli(argv: list[str]) -> float:
