@@ -1,7 +1,8 @@
 """One case of a study: run its job (chain) in its folder and return its flat metrics.
 
 Layout of a case folder ``DIR/cases/<case id>/``: ``case.json`` (its parameters, written
-first), one sub-folder per job (``generate/``, ``transport/``, ... as the jobs write them) and
+first), one sub-folder per job (``generate/``, ``transport/``, ... as the jobs write them;
+``cell/`` and, for ``["cell", "discharge"]``, ``full/`` with the fully wetted discharge) and
 ``result.json`` (status, flat metrics, error, wall time), written last. A job whose own JSON
 says ``done`` is not run again (its metrics are read back), so a case killed half-way resumes
 at the job it was in; a discharge or infiltration with a checkpoint continues from it.
@@ -37,6 +38,8 @@ JOB_FILES = {
 }
 #: Keys of a job's JSON that are not metrics (the inputs, file names, the definitions text).
 SKIPPED_KEYS = ("parameters", "files", "definitions")
+#: The folder (and metrics prefix) of the fully wetted discharge of ``["cell", "discharge"]``.
+FULL_DIR = "full"
 TRACEBACK_LINES = 15
 
 
@@ -122,12 +125,20 @@ def run_chain(spec: StudySpec, params: dict, folder: Path, comm) -> dict:
         fn = resolve_python_job(spec.jobs[0])
         return {"": fn(spec.config_dict(params), folder)}
     cfg = spec.check_case(params)
-    if spec.jobs == ("cell",):
+    from ..mesh import ElectrodeMesh
+
+    if "cell" in spec.jobs:
         from ..jobs.cell import run_cell
 
         out = run_cell(cfg, folder / "cell", comm=comm, progress=False)
-        return {"infiltrate": out["infiltrate"], "discharge": out["discharge"]}
-    from ..mesh import ElectrodeMesh
+        results = {"infiltrate": out["infiltrate"], "discharge": out["discharge"]}
+        if "discharge" in spec.jobs:  # the reference: the same mesh, fully wetted
+            full = folder / FULL_DIR
+            results[FULL_DIR] = _done(full, "discharge")
+            if results[FULL_DIR] is None:
+                emesh = ElectrodeMesh.read(folder / "cell" / "generate" / "mesh.xdmf", comm)
+                results[FULL_DIR] = _run_job("discharge", emesh, cfg, full, comm)
+        return results
 
     results = {}
     gen = folder / "generate"

@@ -1,6 +1,8 @@
 """``electrofem study --report DIR``: the study's table (printed), ``DIR/results.csv`` (every
 column) and ``DIR/results.png`` (each shown metric against the first swept parameter, one line
-per combination of the other swept parameters)."""
+per combination of the other swept parameters); and the paper table/figure the study file asks
+for with ``[report] figure`` (:mod:`electrofem.studies.figures`). ``electrofem study STUDY.toml
+-o DIR`` writes the same at the end of its run."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import csv
 from pathlib import Path
 
 from .db import column_kinds, load_results
+from .figures import figure_report
 from .runner import load_study_dir
 
 CSV_FILE = "results.csv"
@@ -81,4 +84,7 @@ def report(study_dir: str | Path, metrics: list[str] | None = None) -> str:
     for r in rows:
         if r.get("status") != "done":
             text += f"\nfailed {r['case_id']}: {r.get('error')}"
+    if done:
+        fig = figure_report(spec, rows, study_dir)
+        text += f"\n\n{fig}" if fig else ""
     return text

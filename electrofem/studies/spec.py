@@ -4,7 +4,9 @@ A study file::
 
     name = "porosity-sweep"          # optional (default: the file's stem)
     job = "transport"                # or a chain ["generate", "transport", "discharge"],
-                                     # "cell", or "python:module:function" (analytic demos)
+                                     # "cell" (["cell", "discharge"]: and the fully wetted
+                                     # discharge of its mesh, in full/), or
+                                     # "python:module:function" (analytic demos)
     base = "small_2d.toml"           # a config file (relative to this file), or a [base] table
 
     [grid]                           # Cartesian product of every list below
@@ -19,6 +21,7 @@ A study file::
     bounds = { porosity = [0.3, 0.5] }
     [report]                         # optional: the metrics --report shows and plots
     metrics = ["transport.directions.y.tortuosity"]
+    figure = "rate"                  # and a paper table/figure (one of FIGURES)
 
 Every config key can be swept (``preset``, ``ratio``, ``porosity``, ``seed``, ``mesh.size``,
 ``discharge.c_rates``, ``infiltration.contact_angle_deg``, ...): a case's value replaces the
@@ -41,6 +44,8 @@ from ..config import ConfigError, parse
 
 #: The jobs a study can run (in this order within a chain); ``cell`` runs alone.
 JOBS = ("generate", "transport", "conductivity", "infiltrate", "discharge", "cell")
+#: The paper tables/figures ``[report] figure`` can ask for (:mod:`electrofem.studies.figures`).
+FIGURES = ("rate", "wetting", "coupled")
 #: Prefix of a Python function job, ``python:module:function`` -> ``function(config, folder)``.
 PYTHON_JOB = "python:"
 STUDY_KEYS = {"name", "job", "base", "grid", "cases", "suggest", "report"}
@@ -105,6 +110,7 @@ class StudySpec:
     name: str = "study"
     bounds: dict = field(default_factory=dict)  # {key: (lo, hi)} for --suggest
     report_metrics: tuple[str, ...] = ()
+    report_figure: str | None = None  # one of FIGURES
 
     @property
     def is_python(self) -> bool:
@@ -164,6 +170,7 @@ class StudySpec:
             "cases": list(self.cases),
             "bounds": {k: list(v) for k, v in self.bounds.items()},
             "report_metrics": list(self.report_metrics),
+            "report_figure": self.report_figure,
         }
 
     @classmethod
@@ -176,6 +183,7 @@ class StudySpec:
             name=d.get("name", "study"),
             bounds={k: tuple(v) for k, v in d.get("bounds", {}).items()},
             report_metrics=tuple(d.get("report_metrics", ())),
+            report_figure=d.get("report_figure"),
         )
 
 
@@ -190,8 +198,11 @@ def _jobs(value) -> tuple[str, ...]:
     bad = [j for j in jobs if j not in JOBS]
     if bad:
         raise StudyError(f"job: unknown job {bad[0]!r} (one of {', '.join(JOBS)})")
-    if "cell" in jobs and len(jobs) > 1:
-        raise StudyError("job: cell is itself a chain (generate -> infiltrate -> discharge)")
+    if "cell" in jobs and set(jobs) - {"cell", "discharge"}:
+        raise StudyError(
+            "job: cell is itself a chain (generate -> infiltrate -> discharge); only "
+            '["cell", "discharge"] (and the fully wetted discharge) extends it'
+        )
     if len(set(jobs)) != len(jobs):
         raise StudyError(f"job: a job is named twice in {list(jobs)}")
     return tuple(j for j in JOBS if j in jobs)  # the chain's order is fixed
@@ -257,9 +268,14 @@ def parse_study(data: dict, base_dir: Path, name: str = "study") -> StudySpec:
     if not isinstance(sug, dict) or set(sug) - {"bounds"}:
         raise StudyError("suggest: only bounds = { key = [low, high] } is known")
     rep = data.get("report", {})
-    metrics = rep.get("metrics", []) if isinstance(rep, dict) else None
+    if not isinstance(rep, dict) or set(rep) - {"metrics", "figure"}:
+        raise StudyError('report: only metrics = [...] and figure = "..." are known')
+    metrics = rep.get("metrics", [])
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
         raise StudyError("report.metrics: must be a list of metric names")
+    figure = rep.get("figure")
+    if figure is not None and figure not in FIGURES:
+        raise StudyError(f"report.figure: unknown figure {figure!r} (one of {', '.join(FIGURES)})")
     return StudySpec(
         jobs=jobs,
         base=base,
@@ -268,6 +284,7 @@ def parse_study(data: dict, base_dir: Path, name: str = "study") -> StudySpec:
         name=str(data.get("name", name)),
         bounds=_bounds(sug.get("bounds", {}), "suggest.bounds"),
         report_metrics=tuple(metrics),
+        report_figure=figure,
     )
 
 
