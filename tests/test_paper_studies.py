@@ -15,8 +15,14 @@ import json
 from pathlib import Path
 
 import pytest
+from mpi4py import MPI
 
-from electrofem.studies.spec import load_study
+from electrofem.cli import main
+from electrofem.studies import load_results
+from electrofem.studies.cases import RESULT_FILE
+from electrofem.studies.figures import ordering_1c, wetting_orderings
+from electrofem.studies.runner import run_study
+from electrofem.studies.spec import StudyError, load_study, parse_study
 
 ROOT = Path(__file__).resolve().parents[1]
 PINNED = Path(__file__).resolve().parent / "data" / "paper_study_configs.json"
@@ -98,6 +104,16 @@ def test_study_file_reproduces_the_earlier_module_configs(name):
         assert new[key] == rec, key
 
 
+def test_report_figure_is_checked():
+    base = {"preset": "L-S", "box": {"width": 26.0, "height": 30.0}, "mesh": {"size": 3.0}}
+    with pytest.raises(StudyError, match="report.figure: unknown figure 'rates' \\(one of rate"):
+        parse_study({"job": "discharge", "base": base, "grid": {"seed": [1]},
+                     "report": {"figure": "rates"}}, ROOT)  # fmt: skip
+    with pytest.raises(StudyError, match="report: only metrics"):
+        parse_study({"job": "discharge", "base": base, "grid": {"seed": [1]},
+                     "report": {"figures": "rate"}}, ROOT)  # fmt: skip
+
+
 def test_the_pin_round_trips():
     recs = {"a": {"x": 1, "y": None, "z": [1]}, "b": {"x": 2, "y": None}}
     assert unpin(pin(recs)) == recs
@@ -138,3 +154,141 @@ def earlier_module_records() -> dict:
 
 def test_the_pin_is_what_the_earlier_modules_ran():
     assert earlier_module_records() == json.loads(PINNED.read_text())
+
+
+# --- the paper reports on tiny studies (a few steps per job) -------------------------------
+
+TINY = """seed = 1
+porosity = 0.45
+[box]
+width = 26.0
+height = 30.0
+[contacts]
+mode = "gap"
+[mesh]
+size = 3.0
+"""
+
+
+def _study(folder: Path, head: str, base: str, tail: str) -> Path:
+    path = folder / "study.toml"
+    if MPI.COMM_WORLD.rank == 0:
+        body = "".join(
+            f"[base.{ln[1:]}" if ln.startswith("[") else ln for ln in base.splitlines(True)
+        )
+        path.write_text(head + "[base]\n" + body + tail)
+    MPI.COMM_WORLD.barrier()
+    return path
+
+
+@pytest.mark.mpi
+def test_tiny_wetting_study_runs_resumes_and_reports(shared_tmp, capsys):
+    """Two wetting cases of three steps through ``electrofem study`` (serially and, under
+    ``mpirun -n 2``, each case on both ranks): the run writes the wetting report; a second run
+    reads the finished cases back."""
+    comm = MPI.COMM_WORLD
+    study = _study(
+        shared_tmp, 'name = "tiny-wetting"\njob = "infiltrate"\n',
+        TINY + "[infiltration]\nmax_steps = 3\nsnapshots = false\ninlet_speed_m_s = 1e-3\n",
+        '[[cases]]\npreset = "L-S"\n[[cases]]\npreset = "S-L"\n[report]\nfigure = "wetting"\n',
+    )  # fmt: skip
+    out = shared_tmp / "out"
+    assert main(["study", str(study), "-o", str(out), "-q"]) == 0
+    text = capsys.readouterr().out
+    if comm.rank == 0:
+        assert "2 cases: 2 done, 0 failed" in text and "| L-S |" in text
+        doc = json.loads((out / "wetting.json").read_text())
+        assert [r["case"] for r in doc["rows"]] == ["L-S", "S-L"]
+        for r in doc["rows"]:
+            assert r["stop_reason"] == "max_steps" and r["steps"] == 3
+            assert r["breakthrough_time_s"] is None  # 3 steps: no breakthrough, no fake one
+            assert r["volume_balance_max"] < 1e-3
+        assert doc["orderings"]["time L-S < Mix < S-L"] is None  # Mix missing
+        assert (out / "wetting.csv").is_file() and (out / "wetting.png").is_file()
+        walls = [r["wall_time_s"] for r in load_results(out)]
+    comm.barrier()
+    assert main(["study", str(study), "-o", str(out), "-q"]) == 0  # resumes: nothing to run
+    if comm.rank == 0:
+        assert [r["wall_time_s"] for r in load_results(out)] == walls
+        assert "| S-L |" in capsys.readouterr().out
+    comm.barrier()
+
+
+SERIAL = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="serial")
+DENSE = TINY.replace("0.45", "0.55") + "[density]\nactive = 4.75\n"
+
+
+@SERIAL
+def test_tiny_rate_study_writes_the_rate_table_and_figure(tmp_path):
+    study = _study(
+        tmp_path, 'job = "discharge"\n',
+        DENSE + "[discharge]\nc_rates = [1.0]\nmax_steps_per_phase = 2\n"
+        "cbd_conductivity_S_m = 1.0\n",
+        '[grid]\npreset = ["L-Dry-S", "Mix", "S-Dry-L"]\n[report]\nfigure = "rate"\n',
+    )  # fmt: skip
+    assert main(["study", str(study), "-o", str(tmp_path / "out"), "--workers", "2", "-q"]) == 0
+    doc = json.loads((tmp_path / "out" / "rate.json").read_text())
+    load = f"{round(30.0 * 4.75 * 0.45 * 0.1, 1):g}"
+    assert [t["architecture"] for t in doc["table"]] == ["L-Dry-S", "Mix", "S-Dry-L"]
+    assert all(t["1C_mAh_g"] > 0 and t["1C_stop"] == "max_steps" for t in doc["table"])
+    assert doc["one_C_order"]["L-Dry-S > Mix > S-Dry-L (event)"] == {load: None}  # no event
+    assert (tmp_path / "out" / "rate.png").is_file() and (tmp_path / "out" / "rate.csv").is_file()
+
+
+@SERIAL
+def test_tiny_coupled_study_has_the_wetted_and_the_full_discharge(tmp_path):
+    study = _study(
+        tmp_path, 'job = ["discharge", "cell"]\n',
+        DENSE + "[infiltration]\nmax_steps = 2\nsnapshots = false\ninitial_film_um = 40.0\n"
+        "output_interval_s = 1e-6\n[discharge]\nc_rates = [1.0, 0.5]\nmax_steps_per_phase = 2\n"
+        "cbd_conductivity_S_m = 1.0\n",
+        '[[cases]]\npreset = "Mix"\n[report]\nfigure = "coupled"\n',
+    )  # fmt: skip
+    spec = load_study(study)
+    assert spec.jobs == ("discharge", "cell")
+    [rec] = run_study(spec, tmp_path / "out")
+    assert rec["status"] == "done", rec["error"]
+    folder = Path(rec["folder"])
+    assert (folder / "cell" / "cell.json").is_file()
+    assert (folder / "full" / "discharge.json").is_file()
+    m = rec["metrics"]
+    assert m["discharge.wetting.wetted_pore_fraction"] == pytest.approx(1.0)  # the film fills all
+    assert m["full.rate_capability.1C.capacity_mAh_g"] > 0
+    (folder / RESULT_FILE).unlink()  # killed after its jobs: rerun, every solve read back
+    jobs = ["cell/infiltrate/infiltration.json", "cell/discharge/discharge.json",
+            "full/discharge.json"]  # fmt: skip
+    stamps = {p: (folder / p).stat().st_mtime_ns for p in jobs}
+    [again] = run_study(spec, tmp_path / "out")
+    assert again["metrics"] == m
+    assert stamps == {p: (folder / p).stat().st_mtime_ns for p in jobs}
+    assert main(["study", "--report", str(tmp_path / "out")]) == 0
+    doc = json.loads((tmp_path / "out" / "coupled.json").read_text())
+    assert [(r["architecture"], r["c_rate"]) for r in doc["rows"]] == [("Mix", 1.0), ("Mix", 0.5)]
+    assert all(r["wetted_capacity_mAh_g"] > 0 and r["full_capacity_mAh_g"] > 0 for r in doc["rows"])
+
+
+def test_orderings_read_the_paper_claims():
+    rows = [
+        {"case": "L-S", "breakthrough_time_s": 1.0, "final_air_fraction": 0.01},
+        {"case": "Mix", "breakthrough_time_s": 2.0, "final_air_fraction": 0.02},
+        {"case": "S-L", "breakthrough_time_s": 3.0, "final_air_fraction": 0.03},
+    ] + [
+        {"case": f"L-Dry-S {a}:{10 - a}", "breakthrough_time_s": 10.0 - a} for a in (3, 4, 5, 6, 7)
+    ]
+    o = wetting_orderings(rows)
+    assert all(o.values())
+    rows[0]["breakthrough_time_s"] = 2.5  # L-S slower than Mix
+    rows[2]["final_air_fraction"] = 0.001  # S-L traps least
+    o = wetting_orderings(rows)
+    assert o["time L-S < Mix < S-L"] is False and o["least trapped air in L-S"] is False
+
+
+def test_ordering_1c_reads_the_paper_claim():
+    rows = [
+        {"architecture": a, "c_rate": 1.0, "loading_mg_cm2": 29.6, "w": v}
+        for a, v in (("L-Dry-S", 120.0), ("Mix", 80.0), ("S-Dry-L", 0.0))
+    ]
+    assert ordering_1c(rows, 29.6, "w") is True
+    rows[2]["w"] = 150.0
+    assert ordering_1c(rows, 29.6, "w") is False
+    assert ordering_1c(rows[:2], 29.6, "w") is None  # S-Dry-L missing: not decidable

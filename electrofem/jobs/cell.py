@@ -51,8 +51,9 @@ def run_cell(
     progress: bool = True,
     stop=None,
 ) -> dict:
-    """Run (or resume) the three stages; return ``{stage: metrics}`` and write
-    ``outdir/cell.json`` (the stages' status and the headline figures)."""
+    """Run (or resume) the three stages; return ``{stage: metrics}`` (and the electrode
+    mesh under ``"mesh"``) and write ``outdir/cell.json`` (the stages' status and the headline
+    figures)."""
     cfg = source if isinstance(source, Config) else load(source)
     outdir = prepare_outdir(outdir, comm)
     dirs = {s: outdir / s for s in STAGES}
@@ -101,4 +102,4 @@ def run_cell(
     summary["wetting"] = dis.get("wetting")
     summary["rate_capability"] = dis.get("rate_capability")
     write_json(outdir / "cell.json", summary, comm)
-    return {"infiltrate": inf, "discharge": dis, "summary": summary}
+    return {"infiltrate": inf, "discharge": dis, "summary": summary, "mesh": emesh}

@@ -125,8 +125,6 @@ def run_chain(spec: StudySpec, params: dict, folder: Path, comm) -> dict:
         fn = resolve_python_job(spec.jobs[0])
         return {"": fn(spec.config_dict(params), folder)}
     cfg = spec.check_case(params)
-    from ..mesh import ElectrodeMesh
-
     if "cell" in spec.jobs:
         from ..jobs.cell import run_cell
 
@@ -136,9 +134,9 @@ def run_chain(spec: StudySpec, params: dict, folder: Path, comm) -> dict:
             full = folder / FULL_DIR
             results[FULL_DIR] = _done(full, "discharge")
             if results[FULL_DIR] is None:
-                emesh = ElectrodeMesh.read(folder / "cell" / "generate" / "mesh.xdmf", comm)
-                results[FULL_DIR] = _run_job("discharge", emesh, cfg, full, comm)
+                results[FULL_DIR] = _run_job("discharge", out["mesh"], cfg, full, comm)
         return results
+    from ..mesh import ElectrodeMesh
 
     results = {}
     gen = folder / "generate"

@@ -1,6 +1,6 @@
-"""The ``electrofem study`` verb: run a study file, report a study folder, or suggest (and run)
-the next case. Each returns ``(exit status, text to print on rank 0)``; ``cli.py`` only parses
-the flags."""
+"""The ``electrofem study`` verb: run a study file (and write its report at the end), report a
+study folder, or suggest (and run) the next case. Each returns ``(exit status, text to print on
+rank 0)``; ``cli.py`` only parses the flags."""
 
 from __future__ import annotations
 
@@ -53,7 +53,21 @@ def run_verb(
         f"{len(records)} cases: {len(ran) - len(failed)} done, {len(failed)} failed{rest} "
         f"-> {output}"
     )
+    if ran and _writes_files():  # the report of every finished case (as --report DIR)
+        try:
+            lines.insert(0, report_text(output, metrics) + "\n")
+        except (ValueError, OSError) as err:
+            lines.append(f"report: not written ({err}); run --report {output} later")
     return (1 if failed else 0), "\n".join(lines)
+
+
+def _writes_files() -> bool:
+    """True on the one process that writes the study's files (rank 0 of the study loop)."""
+    from mpi4py import MPI
+
+    from .runner import parent_comm
+
+    return parent_comm().rank == 0 and MPI.COMM_WORLD.rank == 0
 
 
 def suggest_verb(study_dir, metrics, minimize: bool, iterate, seed: int) -> str:
