@@ -263,7 +263,8 @@ def test_suggest_searches_the_categories_and_skips_finished_cases(tmp_path):
 
 def test_the_paper_studies_are_study_files():
     """The wetting regime map (24 cases) and paper 002's rate study validate as study files
-    (every case's config parses); they take hours, so they are not run here."""
+    (every case's config parses); they take hours, so they are not run here (the paper's rate,
+    wetting and coupled studies: tests/test_paper_studies.py)."""
     from electrofem.studies.spec import load_study
 
     wet = load_study(ROOT / "examples/study_wetting_map.toml")
@@ -273,7 +274,7 @@ def test_the_paper_studies_are_study_files():
     assert cfg.infiltration.contact_angle_deg == 120.0 and cfg.infiltration.inlet_speed_m_s == 1e-3
     rate = load_study(ROOT / "examples/study_paper_rate.toml")
     rate.validate()
-    assert len(rate.cases) == 6 and rate.check_case(rate.cases[1]).box.size[1] == 102.924
+    assert len(rate.cases) == 18 and rate.check_case(rate.cases[9]).box.size[1] == 102.924
 
 
 @SERIAL
