@@ -148,6 +148,12 @@ def _rate_rows(spec: StudySpec, rows: list[dict], csv_dirs: dict[str, str]) -> l
     return out
 
 
+def _event_or_step(r: dict, name: str):
+    """The event-interpolated capacity, else the job's own (a run with no event)."""
+    q = r.get(f"{name}_capacity_event_mAh_g")
+    return r.get(f"{name}_capacity_mAh_g") if q is None else q
+
+
 def _f(v, fmt=".1f") -> str:
     return "–" if v is None else format(v, fmt)
 
@@ -301,7 +307,7 @@ def coupled_report(spec: StudySpec, rows: list[dict], study_dir: Path) -> str:
         table.append(r)
         lines.append(
             f"| {r['loading_mg_cm2']:g} | {r['c_rate']:g} | {r['architecture']} | "
-            f"{_f(r['wetted_capacity_event_mAh_g'])} | {_f(r['full_capacity_event_mAh_g'])} | "
+            f"{_f(_event_or_step(r, 'wetted'))} | {_f(_event_or_step(r, FULL_DIR))} | "
             f"{r['wetted_stop_reason']} | {_f(w['wetted_active_area_fraction'], '.3f')} | "
             f"{_f(w['n_cut_off_particles'], 'd')}/{_f(w['n_particles'], 'd')} "
             f"({_f(w['cut_off_active_fraction'], '.3f')}) | "
