@@ -53,13 +53,15 @@ bench-peers: install
 
 # the long studies (about an hour each on 2 cores); PyBaMM is an optional extra
 bench-studies: install
-	$(PY) benchmarks/bench_paper_discharge.py
+	$(PY) benchmarks/bench_paper_discharge.py --workers 2
 	$(PY) -m pip install -q -e ".[pybamm]"
 	$(PY) benchmarks/bench_pybamm_crosscheck.py
 	$(PY) benchmarks/bench_infiltration.py --steps 300 --capillary-factors 20,200,2000,0
-	$(PY) benchmarks/bench_wetting_study.py --size 2 --fill-factor 1.1
-	$(VENV)/bin/mpirun -n 2 $(PY) benchmarks/bench_wetting_study.py --size 1 --cases L-S \
-		--stop-at-breakthrough --workdir /tmp/electrofem-perf --tag _perf_h1_n2
+	$(PY) benchmarks/bench_wetting_study.py --workers 2 --tag _h2
+	$(VENV)/bin/mpirun -n 2 $(PY) benchmarks/bench_wetting_study.py --only preset=L-S \
+		--set mesh.size=1.0 --set infiltration.stop_at_breakthrough=true \
+		--out /tmp/electrofem-perf --tag _perf_h1_n2
+	$(PY) benchmarks/bench_coupled_study.py --workers 2
 
 clean:
 	rm -rf build *.egg-info electrofem/*.so ext/*.c $(DEMO_OUT)

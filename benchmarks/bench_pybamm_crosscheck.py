@@ -192,7 +192,7 @@ def main(argv=None) -> int:
         return 0
     import numpy as np
 
-    from electrofem.studies.rate import event_capacity
+    from electrofem.analysis.capacity import event_capacity
 
     label = f"{float(args.c_rate):g}"
     run_dir = Path(args.resolved)

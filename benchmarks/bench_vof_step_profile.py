@@ -28,10 +28,12 @@ from electrofem import __version__
 from electrofem.jobs.infiltrate import run_infiltration
 from electrofem.physics.vof.flow import TwoPhaseFlow
 from electrofem.physics.vof.transport import AlphaTransport
-from electrofem.studies.wetting import paper_step_options, wetting_config
+from electrofem.studies.spec import load_study
 
 COMM = MPI.COMM_WORLD
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The wetting study's set-up (its L-S case), run to a short end time.
+STUDY = Path(__file__).resolve().parents[1] / "examples" / "study_paper_wetting.toml"
 
 
 def timed(cls, name: str, totals: dict, counts: dict) -> None:
@@ -60,12 +62,14 @@ def main(argv=None) -> dict:
     timed(TwoPhaseFlow, "update_interface", totals, counts)
     timed(AlphaTransport, "face_fluxes", totals, counts)
     timed(AlphaTransport, "advect", totals, counts)
-    opts = paper_step_options(
-        t_end_s=args.t_end,
-        output_interval_s=args.t_end,
-        checkpoint_every_s=1e6,
-    )
-    cfg = wetting_config("L-S", mesh_size_um=args.size, radius_factor=0.5)
+    cfg = load_study(STUDY).check_case({
+        "preset": "L-S",
+        "mesh.size": args.size,
+        "infiltration.t_end_s": args.t_end,
+        "infiltration.output_interval_s": args.t_end,
+        "infiltration.checkpoint_every_s": 1e6,
+    })  # fmt: skip
+    opts = cfg.infiltration
     out = Path(args.workdir) / f"h{args.size:g}_n{COMM.size}"
     t0 = time.perf_counter()
     run_infiltration(cfg, out, opts, comm=COMM, progress=False, plots=False)

@@ -238,7 +238,7 @@ def plot_field_map(cell, path: str | Path, title: str = "") -> Path | None:
 
 def plot_rate_capability(table: list[dict], path: str | Path, rates=None, title: str = ""):
     """Discharge capacity (mAh/g) against C-rate, one panel per loading, one line per
-    architecture (rows of :func:`electrofem.rate_study.rate_study_table`), as paper 002's
+    architecture (the table of :func:`electrofem.studies.figures.rate_report`), as paper 002's
     Figure 2f/g."""
     import matplotlib
 
@@ -326,7 +326,7 @@ def plot_infiltration_summary(
 
 def plot_wetting_study(rows: list[dict], path: str | Path, title: str = "") -> Path:
     """Bars of the wetting (breakthrough) time and the final air fraction of every case of a
-    wetting study (rows of :func:`electrofem.wetting_study.run_wetting_study`)."""
+    wetting study (rows of :func:`electrofem.studies.figures.wetting_report`)."""
     import matplotlib
 
     matplotlib.use("Agg")

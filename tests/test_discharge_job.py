@@ -25,6 +25,7 @@ import pytest
 from conftest import cli_error_lines
 from mpi4py import MPI
 
+from electrofem.analysis.capacity import event_capacity
 from electrofem.cli import main
 from electrofem.jobs.discharge import run_discharge
 from electrofem.physics.electrochem import (
@@ -33,7 +34,6 @@ from electrofem.physics.electrochem import (
     ElectrochemError,
     theoretical_capacity,
 )
-from electrofem.studies.rate import event_capacity
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD

@@ -119,43 +119,6 @@ def test_the_pin_round_trips():
     assert unpin(pin(recs)) == recs
 
 
-def earlier_module_records() -> dict:
-    """The pinned records, computed from the earlier modules as they ran the BENCHMARKS.md
-    tables (removed with those modules; this wrote tests/data/paper_study_configs.json)."""
-    from electrofem.studies import coupled, rate, wetting
-
-    def electrodes(**kw):
-        for ld in rate.PAPER_LOADINGS_MG_CM2:
-            for c in rate.PAPER_C_RATES:
-                for a in rate.PAPER_ARCHITECTURES:
-                    yield f"{a} {ld:g} {c:g}C", rate.paper_config(a, ld, c_rates=(c,), **kw)
-
-    rep = dataclasses.replace
-    # run_rate_study: replace(cfg.discharge, active_density_g_cm3=density_g_cm3)
-    r = {k: config_record(rep(cfg, discharge=rep(cfg.discharge, active_density_g_cm3=4.75)))
-         for k, cfg in electrodes()}  # fmt: skip
-    # bench_wetting_study.py --size 2.0 --fill-factor 1.1 --cases all (its other defaults)
-    opts = wetting.paper_step_options(
-        1.0, contact_angle_deg=30.0, contact_line_slip=0.7, fill_factor=1.1,
-        stop_at_breakthrough=False, output_interval_s=0.05, checkpoint_every_s=300.0,
-    )  # fmt: skip
-    w = {
-        name: config_record(rep(wetting.wetting_config(preset, ratio, mesh_size_um=2.0,
-                                                       radius_factor=0.5), infiltration=opts))
-        for name, preset, ratio in wetting.PAPER_CASES
-    }  # fmt: skip
-    # run_coupled_study(mesh_size_um=2.0): its infiltration options and discharge options
-    inf = wetting.paper_step_options(fill_factor=coupled.FILL_FACTOR, snapshots=False)
-    c = {k: config_record(rep(cfg, infiltration=inf,
-                              discharge=rep(cfg.discharge, checkpoint_every_s=300.0)))
-         for k, cfg in electrodes(mesh_size_um=2.0)}  # fmt: skip
-    return {"rate": pin(r), "wetting": pin(w), "coupled": pin(c)}
-
-
-def test_the_pin_is_what_the_earlier_modules_ran():
-    assert earlier_module_records() == json.loads(PINNED.read_text())
-
-
 # --- the paper reports on tiny studies (a few steps per job) -------------------------------
 
 TINY = """seed = 1

@@ -158,16 +158,3 @@ def test_cell_job_runs_resumes_and_reports(cell, capsys):
     # resume: every stage is done, nothing runs again
     assert main(["cell", str(cfg), "-o", str(out), "--restart", "-q"]) == 0
     assert json.loads((out / "cell.json").read_text())["rate_capability"] == m["rate_capability"]
-
-
-def test_coupled_study_ordering_reads_the_paper_claim():
-    from electrofem.studies.coupled import ordering_1c
-
-    rows = [
-        {"architecture": a, "c_rate": 1.0, "loading_target_mg_cm2": 29.6, "w": v}
-        for a, v in (("L-Dry-S", 120.0), ("Mix", 80.0), ("S-Dry-L", 0.0))
-    ]
-    assert ordering_1c(rows, 29.6, "w") is True
-    rows[2]["w"] = 150.0
-    assert ordering_1c(rows, 29.6, "w") is False
-    assert ordering_1c(rows[:2], 29.6, "w") is None  # S-Dry-L missing: not decidable
