@@ -346,6 +346,47 @@ def plot_wetting_study(rows: list[dict], path: str | Path, title: str = "") -> P
     return _save(fig, path, title or "wetting study")
 
 
+def plot_wetting_map(points: list[dict], path: str | Path, title: str = "") -> Path:
+    """The wetting regime map: contact angle (x) × inlet speed (y), one cell per point of
+    :func:`electrofem.studies.figures.map_points`. Left: the order of the breakthrough times
+    (green: the paper's L-S < Mix < S-L, red: its reverse, grey: another order or missing);
+    right: the order of the air left, coloured by the architecture with the least air."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    angles = sorted({p["contact_angle_deg"] for p in points})
+    speeds = sorted({p["inlet_speed_m_s"] for p in points})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 1.6 + 1.3 * len(speeds)))
+    time_colour = {"L-S < Mix < S-L": "#7fc97f", "S-L < Mix < L-S": "#f0027f"}
+    air_colour = {"L-S": "#7fc97f", "Mix": "#fdc086", "S-L": "#f0027f"}
+    short = {"L-S": "LS", "Mix": "Mix", "S-L": "SL"}
+    for p in points:
+        i, j = angles.index(p["contact_angle_deg"]), speeds.index(p["inlet_speed_m_s"])
+        for ax, key in zip(axes, ("time order", "air order"), strict=True):
+            order = p.get(key)
+            if key == "time order":
+                colour = time_colour.get(order, "0.8")
+            else:
+                colour = air_colour.get(order.split(" ")[0], "0.8") if order else "0.8"
+            ax.add_patch(Rectangle((i, j), 1, 1, facecolor=colour, edgecolor="white", lw=2))
+            label = "n/a" if order is None else order
+            for a, b in short.items():
+                label = label.replace(a, b)
+            ax.text(i + 0.5, j + 0.5, label, ha="center", va="center", fontsize=8)
+    for ax, name in zip(axes, ("breakthrough time order", "air-at-stop order"), strict=True):
+        ax.set_xlim(0, len(angles))
+        ax.set_ylim(0, len(speeds))
+        ax.set_xticks([k + 0.5 for k in range(len(angles))], [f"{a:g}" for a in angles])
+        ax.set_yticks([k + 0.5 for k in range(len(speeds))], [f"{u:g}" for u in speeds])
+        ax.set_xlabel("contact angle (°)")
+        ax.set_ylabel("inlet speed (m/s)")
+        ax.set_title(name + " (smallest first)", fontsize=10)
+    return _save(fig, path, title or "wetting regime map")
+
+
 def plot_study(
     rows: list[dict], x: str, metrics: list[str], groups: list[str], path, title: str = ""
 ) -> Path:

@@ -255,3 +255,42 @@ def test_ordering_1c_reads_the_paper_claim():
     rows[2]["w"] = 150.0
     assert ordering_1c(rows, 29.6, "w") is False
     assert ordering_1c(rows[:2], 29.6, "w") is None  # S-Dry-L missing: not decidable
+
+
+def test_wetting_map_points_and_report(tmp_path):
+    """The regime map (``figure = "wetting-map"``) groups the cases by inlet speed x contact
+    angle and orders the architectures; a missing or failed case makes its point undecided."""
+    from electrofem.studies.figures import map_points, wetting_map_report
+
+    spec = load_study(ROOT / "examples" / "study_wetting_map.toml")
+    assert spec.report_figure == "wetting-map"
+    times = {"L-S": 0.30, "Mix": 0.32, "S-L": 0.35}
+    rows = []
+    for params in spec.cases:
+        arch, theta = params["preset"], params["infiltration.contact_angle_deg"]
+        # the paper's order at 90 degrees, its reverse elsewhere; S-L at 120 degrees failed
+        t = times[arch] if theta == 90.0 else 0.65 - times[arch]
+        failed = arch == "S-L" and theta == 120.0
+        rows.append(
+            {
+                **params,
+                "case_id": "x",
+                "status": "failed" if failed else "done",
+                "infiltrate.breakthrough_time_s": None if failed else t,
+                "infiltrate.final_air_fraction": None if failed else 0.1 * t,
+                "infiltrate.stop_reason": "breakthrough",
+                "infiltrate.capillary_number": 8.9e-6,
+            }
+        )
+    points = map_points(spec, rows)
+    assert len(points) == 8  # 2 speeds x 4 angles
+    by = {(p["inlet_speed_m_s"], p["contact_angle_deg"]): p for p in points}
+    assert by[(1e-4, 90.0)]["time order"] == "L-S < Mix < S-L"
+    assert by[(1e-4, 90.0)]["paper time order"] is True
+    assert by[(1e-3, 30.0)]["time order"] == "S-L < Mix < L-S"
+    assert by[(1e-3, 30.0)]["least air in L-S"] is False
+    assert by[(1e-3, 120.0)]["time order"] is None  # S-L failed: not decidable
+    text = wetting_map_report(spec, rows, tmp_path)
+    assert "paper time order at 2 of 8 points" in text
+    assert (tmp_path / "wetting_map.png").stat().st_size > 0
+    assert json.loads((tmp_path / "wetting_map.json").read_text())["points"][0]["capillary_number"]

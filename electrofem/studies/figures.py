@@ -1,5 +1,6 @@
 """Paper 002's tables and figures from a study's results: ``[report] figure = "rate" |
-"wetting" | "coupled"`` in the study file (:data:`~electrofem.studies.spec.FIGURES`).
+"wetting" | "coupled" | "wetting-map"`` in the study file
+(:data:`~electrofem.studies.spec.FIGURES`).
 
 Each kind reads the study database (one row per case: its parameters and flat metrics) and,
 for the event-interpolated capacities, the case folders' discharge CSVs; it writes
@@ -16,6 +17,10 @@ orderings as text.
 * ``coupled`` (``examples/study_paper_coupled.toml``, job ``["cell", "discharge"]``): per
   loading × rate × architecture, the wetted and fully wetted capacities, the wetting metrics,
   and the 1C order of both (:func:`ordering_1c`).
+
+* ``wetting-map`` (``examples/study_wetting_map.toml``, job ``infiltrate``): per inlet speed ×
+  contact angle, the order of the three architectures' breakthrough times and air fractions
+  (:func:`map_points`), a table and a map (``wetting_map.png``).
 
 A loading is the nominal one of the case's config, ``H ρ (1 − ε)`` (:func:`nominal_loading`).
 """
@@ -325,7 +330,93 @@ def coupled_report(spec: StudySpec, rows: list[dict], study_dir: Path) -> str:
     return text + f"\n-> {study_dir / 'coupled.csv'}, coupled.json"
 
 
-KINDS = {"rate": rate_report, "wetting": wetting_report, "coupled": coupled_report}
+def _order(values: dict) -> str | None:
+    """The architectures by increasing value, e.g. ``"S-L < Mix < L-S"`` (None: one missing;
+    ``=`` between values equal to 0.1 %)."""
+    if any(values.get(a) is None for a in WETTING_ARCHITECTURES):
+        return None
+    names = sorted(WETTING_ARCHITECTURES, key=lambda a: values[a])
+    out = names[0]
+    for a, b in zip(names, names[1:], strict=False):
+        near = abs(values[b] - values[a]) <= 1e-3 * max(abs(values[a]), abs(values[b]))
+        out += (" = " if near else " < ") + b
+    return out
+
+
+PAPER_TIME_ORDER = "L-S < Mix < S-L"
+REVERSED_TIME_ORDER = "S-L < Mix < L-S"
+
+
+def map_points(spec: StudySpec, rows: list[dict]) -> list[dict]:
+    """One dict per (inlet speed, contact angle) of a wetting map: the three architectures'
+    breakthrough times and air fractions at the end of the run, their orders, and the
+    capillary number ``Ca = mu U / sigma``."""
+    cells: dict[tuple, dict] = {}
+    for row in rows:
+        cfg = spec.config_dict(case_params(row, spec))
+        inf = cfg.get("infiltration", {})
+        key = (inf.get("inlet_speed_m_s", 1e-4), inf.get("contact_angle_deg", 30.0))
+        p = cells.setdefault(key, {"inlet_speed_m_s": key[0], "contact_angle_deg": key[1]})
+        done = row.get("status") == "done"
+        arch = cfg.get("preset")
+        p[f"time {arch}"] = row.get("infiltrate.breakthrough_time_s") if done else None
+        p[f"air {arch}"] = row.get("infiltrate.final_air_fraction") if done else None
+        p[f"stop {arch}"] = row.get("infiltrate.stop_reason") if done else row.get("status")
+        p["capillary_number"] = row.get("infiltrate.capillary_number")
+    points = []
+    for key in sorted(cells):
+        p = cells[key]
+        p["time order"] = _order({a: p.get(f"time {a}") for a in WETTING_ARCHITECTURES})
+        p["air order"] = _order({a: p.get(f"air {a}") for a in WETTING_ARCHITECTURES})
+        p["paper time order"] = (
+            None if p["time order"] is None else (p["time order"] == PAPER_TIME_ORDER)
+        )
+        p["least air in L-S"] = (
+            None if p["air order"] is None else (p["air order"].startswith("L-S <"))
+        )
+        points.append(p)
+    return points
+
+
+def wetting_map_report(spec: StudySpec, rows: list[dict], study_dir: Path) -> str:
+    """The wetting regime map (``examples/study_wetting_map.toml``): per inlet speed × contact
+    angle, the order of the three architectures' breakthrough times against the paper's
+    L-S < Mix < S-L, and the order of the air left when the run stopped (at breakthrough)."""
+    from ..plot import plot_wetting_map
+
+    points = map_points(spec, rows)
+    lines = [
+        "| U (m/s) | θ (°) | Ca | breakthrough L-S / Mix / S-L (s) | time order | "
+        "air at stop L-S / Mix / S-L | air order |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        times = " / ".join(_f(p.get(f"time {a}"), ".4f") for a in WETTING_ARCHITECTURES)
+        air = " / ".join(
+            "–" if p.get(f"air {a}") is None else f"{100 * p[f'air {a}']:.1f} %"
+            for a in WETTING_ARCHITECTURES
+        )
+        mark = {True: " (paper)", False: "", None: ""}[p["paper time order"]]
+        lines.append(
+            f"| {p['inlet_speed_m_s']:g} | {p['contact_angle_deg']:g} | "
+            f"{_f(p.get('capillary_number'), '.1e')} | {times} | "
+            f"{p['time order'] or '–'}{mark} | {air} | {p['air order'] or '–'} |"
+        )
+    _write_csv(study_dir / "wetting_map.csv", points)
+    (study_dir / "wetting_map.json").write_text(json.dumps({"points": points}, indent=2))
+    if points:
+        plot_wetting_map(points, study_dir / "wetting_map.png", f"{spec.name} (2D, model)")
+    n_paper = sum(bool(p["paper time order"]) for p in points)
+    text = "\n".join(lines) + f"\npaper time order at {n_paper} of {len(points)} points"
+    return text + f"\n-> {study_dir / 'wetting_map.csv'}, wetting_map.json, wetting_map.png"
+
+
+KINDS = {
+    "rate": rate_report,
+    "wetting": wetting_report,
+    "coupled": coupled_report,
+    "wetting-map": wetting_map_report,
+}
 
 
 def figure_report(spec: StudySpec, rows: list[dict], study_dir: str | Path) -> str:

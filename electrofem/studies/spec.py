@@ -45,7 +45,7 @@ from ..config import ConfigError, parse
 #: The jobs a study can run (in this order within a chain); ``cell`` runs alone.
 JOBS = ("generate", "transport", "conductivity", "infiltrate", "discharge", "cell")
 #: The paper tables/figures ``[report] figure`` can ask for (:mod:`electrofem.studies.figures`).
-FIGURES = ("rate", "wetting", "coupled")
+FIGURES = ("rate", "wetting", "coupled", "wetting-map")
 #: Prefix of a Python function job, ``python:module:function`` -> ``function(config, folder)``.
 PYTHON_JOB = "python:"
 STUDY_KEYS = {"name", "job", "base", "grid", "cases", "suggest", "report"}
