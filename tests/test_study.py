@@ -270,7 +270,7 @@ def test_the_paper_studies_are_study_files():
     wet = load_study(ROOT / "examples/study_wetting_map.toml")
     wet.validate()
     assert len(wet.cases) == 24 and wet.jobs == ("infiltrate",)
-    cfg = wet.check_case(wet.cases[11])  # the fast inlet speed first: 1e-3 m/s, S-L, 120°
+    cfg = wet.check_case(wet.cases[11])  # the fast inlet speed first: 1e-3 m/s, 120°, S-L
     assert cfg.infiltration.contact_angle_deg == 120.0 and cfg.infiltration.inlet_speed_m_s == 1e-3
     rate = load_study(ROOT / "examples/study_paper_rate.toml")
     rate.validate()
