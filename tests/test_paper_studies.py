@@ -271,6 +271,7 @@ def test_wetting_map_points_and_report(tmp_path):
         # the paper's order at 90 degrees, its reverse elsewhere; S-L at 120 degrees failed
         t = times[arch] if theta == 90.0 else 0.65 - times[arch]
         failed = arch == "S-L" and theta == 120.0
+        walled = arch == "Mix" and theta == 60.0 and params["infiltration.inlet_speed_m_s"] == 1e-4
         rows.append(
             {
                 **params,
@@ -278,7 +279,7 @@ def test_wetting_map_points_and_report(tmp_path):
                 "status": "failed" if failed else "done",
                 "infiltrate.breakthrough_time_s": None if failed else t,
                 "infiltrate.final_air_fraction": None if failed else 0.1 * t,
-                "infiltrate.stop_reason": "breakthrough",
+                "infiltrate.stop_reason": "max_wall" if walled else "breakthrough",
                 "infiltrate.capillary_number": 8.9e-6,
             }
         )
@@ -290,6 +291,9 @@ def test_wetting_map_points_and_report(tmp_path):
     assert by[(1e-3, 30.0)]["time order"] == "S-L < Mix < L-S"
     assert by[(1e-3, 30.0)]["least air in L-S"] is False
     assert by[(1e-3, 120.0)]["time order"] is None  # S-L failed: not decidable
+    # stopped by its wall-time limit: a time order still (from the breakthrough times the
+    # rows carry), but no air order, as its air is not at the same event
+    assert by[(1e-4, 60.0)]["air Mix"] is None and by[(1e-4, 60.0)]["air order"] is None
     text = wetting_map_report(spec, rows, tmp_path)
     assert "paper time order at 2 of 8 points" in text
     assert (tmp_path / "wetting_map.png").stat().st_size > 0

@@ -349,7 +349,8 @@ REVERSED_TIME_ORDER = "S-L < Mix < L-S"
 
 def map_points(spec: StudySpec, rows: list[dict]) -> list[dict]:
     """One dict per (inlet speed, contact angle) of a wetting map: the three architectures'
-    breakthrough times and air fractions at the end of the run, their orders, and the
+    breakthrough times and air fractions when the run stopped (at breakthrough, or at its end
+    time; a run stopped by its wall-time limit has no air value), their orders, and the
     capillary number ``Ca = mu U / sigma``."""
     cells: dict[tuple, dict] = {}
     for row in rows:
@@ -359,9 +360,12 @@ def map_points(spec: StudySpec, rows: list[dict]) -> list[dict]:
         p = cells.setdefault(key, {"inlet_speed_m_s": key[0], "contact_angle_deg": key[1]})
         done = row.get("status") == "done"
         arch = cfg.get("preset")
+        stop = row.get("infiltrate.stop_reason") if done else row.get("status")
         p[f"time {arch}"] = row.get("infiltrate.breakthrough_time_s") if done else None
-        p[f"air {arch}"] = row.get("infiltrate.final_air_fraction") if done else None
-        p[f"stop {arch}"] = row.get("infiltrate.stop_reason") if done else row.get("status")
+        # air is compared at one event: a run stopped otherwise (max_wall) has no value
+        at_event = done and stop in ("breakthrough", "t_end")
+        p[f"air {arch}"] = row.get("infiltrate.final_air_fraction") if at_event else None
+        p[f"stop {arch}"] = stop
         p["capillary_number"] = row.get("infiltrate.capillary_number")
     points = []
     for key in sorted(cells):
