@@ -270,16 +270,20 @@ def test_wetting_map_points_and_report(tmp_path):
         arch, theta = params["preset"], params["infiltration.contact_angle_deg"]
         # the paper's order at 90 degrees, its reverse elsewhere; S-L at 120 degrees failed
         t = times[arch] if theta == 90.0 else 0.65 - times[arch]
-        failed = arch == "S-L" and theta == 120.0
+        speed = params["infiltration.inlet_speed_m_s"]
+        failed = arch == "S-L" and theta == 120.0 and speed == 1e-3
+        # no breakthrough by t = 1 s (wall-time limit): S-L is the slowest for sure
+        censored = arch == "S-L" and theta == 120.0 and speed == 1e-4
         walled = arch == "Mix" and theta == 60.0 and params["infiltration.inlet_speed_m_s"] == 1e-4
         rows.append(
             {
                 **params,
                 "case_id": "x",
                 "status": "failed" if failed else "done",
-                "infiltrate.breakthrough_time_s": None if failed else t,
+                "infiltrate.breakthrough_time_s": None if failed or censored else t,
                 "infiltrate.final_air_fraction": None if failed else 0.1 * t,
-                "infiltrate.stop_reason": "max_wall" if walled else "breakthrough",
+                "infiltrate.stop_reason": "max_wall" if walled or censored else "breakthrough",
+                "infiltrate.t_final_s": 1.0,
                 "infiltrate.capillary_number": 8.9e-6,
             }
         )
@@ -294,6 +298,8 @@ def test_wetting_map_points_and_report(tmp_path):
     # stopped by its wall-time limit: a time order still (from the breakthrough times the
     # rows carry), but no air order, as its air is not at the same event
     assert by[(1e-4, 60.0)]["air Mix"] is None and by[(1e-4, 60.0)]["air order"] is None
+    assert by[(1e-4, 120.0)]["time order"] == "Mix < L-S < S-L"  # S-L as its bound, last
+    assert by[(1e-4, 120.0)]["time order min gap"] == pytest.approx(0.35 / 0.33 - 1)
     text = wetting_map_report(spec, rows, tmp_path)
     assert "paper time order at 2 of 8 points" in text
     assert (tmp_path / "wetting_map.png").stat().st_size > 0
