@@ -376,7 +376,9 @@ def plot_wetting_map(points: list[dict], path: str | Path, title: str = "") -> P
             for a, b in short.items():
                 label = label.replace(a, b)
             ax.text(i + 0.5, j + 0.5, label, ha="center", va="center", fontsize=8)
-    for ax, name in zip(axes, ("breakthrough time order", "air-at-breakthrough order"), strict=True):
+    for ax, name in zip(
+        axes, ("breakthrough time order", "air-at-breakthrough order"), strict=True
+    ):
         ax.set_xlim(0, len(angles))
         ax.set_ylim(0, len(speeds))
         ax.set_xticks([k + 0.5 for k in range(len(angles))], [f"{a:g}" for a in angles])
