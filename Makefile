@@ -62,6 +62,10 @@ bench-studies: install
 		--set mesh.size=1.0 --set infiltration.stop_at_breakthrough=true \
 		--out /tmp/electrofem-perf --tag _perf_h1_n2
 	$(PY) benchmarks/bench_coupled_study.py --workers 2
+	$(VENV)/bin/electrofem study examples/study_wetting_map.toml \
+		-o benchmarks/results/wetting_map_out --workers 2
+	cp benchmarks/results/wetting_map_out/wetting_map.* benchmarks/results/
+	$(PY) benchmarks/bench_scaling_model.py
 
 clean:
 	rm -rf build *.egg-info electrofem/*.so ext/*.c $(DEMO_OUT)
