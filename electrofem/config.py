@@ -80,7 +80,6 @@ marked::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -98,7 +97,7 @@ from .microstructure import (
     Population,
     preset,
 )
-from .params import OptionsError, check_keys, finite, from_table
+from .params import OptionsError, check_keys, finite, from_table, read_toml
 from .physics.electrochem.options import DischargeOptions
 from .physics.transport import ConductivityOptions, TransportOptions
 from .physics.vof.options import InfiltrationOptions
@@ -423,10 +422,4 @@ def _parse_structure(data: dict, base_dir: Path) -> Config:
 def load(path: str | Path) -> Config:
     """Read and parse a TOML configuration file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config: no such file {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"config: {path} is not valid TOML: {err}") from None
-    return parse(data, path.parent)
+    return parse(read_toml(path, "config", ConfigError), path.parent)

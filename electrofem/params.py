@@ -22,10 +22,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import tomllib
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
 
 
 class OptionsError(ValueError):
@@ -33,6 +35,18 @@ class OptionsError(ValueError):
 
 
 @dataclass(frozen=True)
+def read_toml(path, field: str, error: type[Exception], missing: str = "no such file") -> dict:
+    """The table of the TOML file ``path``; a missing file or bad TOML raises ``error`` with a
+    one-line message that starts with ``field``."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{field}: {missing} {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise error(f"{field}: {path} is not valid TOML: {err}") from None
+
+
 class Spec:
     """The definition of one parameter (a field's ``metadata["param"]``)."""
 

@@ -17,6 +17,17 @@ def pytest_configure(config):
         config._electrofem_basetemp = config.option.basetemp
 
 
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.serial`` tests run on one rank only: under ``mpirun`` they are skipped
+    (they start their own worker processes, or compare a serial run)."""
+    if MPI.COMM_WORLD.size == 1:
+        return
+    skip = pytest.mark.skipif(True, reason="serial test: skipped under mpirun")
+    for item in items:
+        if item.get_closest_marker("serial"):
+            item.add_marker(skip)
+
+
 def pytest_unconfigure(config):
     base = getattr(config, "_electrofem_basetemp", None)
     if base:

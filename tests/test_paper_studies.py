@@ -177,11 +177,10 @@ def test_tiny_wetting_study_runs_resumes_and_reports(shared_tmp, capsys):
     comm.barrier()
 
 
-SERIAL = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="serial")
 DENSE = TINY.replace("0.45", "0.55") + "[density]\nactive = 4.75\n"
 
 
-@SERIAL
+@pytest.mark.serial
 def test_tiny_rate_study_writes_the_rate_table_and_figure(tmp_path):
     study = _study(
         tmp_path, 'job = "discharge"\n',
@@ -198,7 +197,7 @@ def test_tiny_rate_study_writes_the_rate_table_and_figure(tmp_path):
     assert (tmp_path / "out" / "rate.png").is_file() and (tmp_path / "out" / "rate.csv").is_file()
 
 
-@SERIAL
+@pytest.mark.serial
 def test_tiny_coupled_study_has_the_wetted_and_the_full_discharge(tmp_path):
     study = _study(
         tmp_path, 'job = ["discharge", "cell"]\n',

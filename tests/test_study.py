@@ -25,7 +25,6 @@ from electrofem.studies.spec import StudyError, case_id, parse_study
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 COUNTED = "python:study_jobs:counted"
-SERIAL = pytest.mark.skipif(MPI.COMM_WORLD.size > 1, reason="serial: the study's own workers")
 
 TINY_BASE = {
     "seed": 1,
@@ -93,7 +92,7 @@ def test_bad_study_via_the_cli_is_one_line(shared_tmp, capsys):
     assert len(lines) == 1 and "base: no such config file" in lines[0]
 
 
-@SERIAL
+@pytest.mark.serial
 def test_failure_is_recorded_and_the_study_goes_on(tmp_path):
     spec = _spec(tmp_path, [1, 2, 3], fail_x=2)
     recs = run_study(spec, tmp_path / "out")
@@ -112,7 +111,7 @@ def test_failure_is_recorded_and_the_study_goes_on(tmp_path):
     assert [x for _, x in calls(tmp_path / "calls.log")] == [1, 2, 3, 2]
 
 
-@SERIAL
+@pytest.mark.serial
 def test_resume_after_a_kill_reruns_only_unfinished_cases(tmp_path):
     """The study process is SIGKILLed in its 3rd case; run again, cases 1-2 are not rerun."""
     flag = tmp_path / "kill-once"
@@ -134,7 +133,7 @@ def test_resume_after_a_kill_reruns_only_unfinished_cases(tmp_path):
     assert sorted(r["x"] for r in load_results(tmp_path / "o")) == [1, 2, 3, 4]
 
 
-@SERIAL
+@pytest.mark.serial
 def test_two_workers_write_the_database_concurrently(tmp_path):
     spec = _spec(tmp_path, [1, 2, 3, 4, 5, 6], sleep_s=0.3)
     recs = run_study(spec, tmp_path / "out", workers=2)
@@ -147,7 +146,7 @@ def test_two_workers_write_the_database_concurrently(tmp_path):
     assert sorted(r[0] for r in con.execute('SELECT "f" FROM cases')) == [2, 4, 6, 8, 10, 12]
 
 
-@SERIAL
+@pytest.mark.serial
 def test_surrogate_finds_the_analytic_optimum(tmp_path):
     """peak2d (max 1 at (0.3, -0.2)) from a 3 × 3 grid: 8 suggest -> run -> refit rounds with
     seed 0 find a case within 0.05 of the optimum (f > 0.98); the same seed gives the same
@@ -220,7 +219,7 @@ def test_flatten_metrics_labels_c_rates():
     }
 
 
-@SERIAL
+@pytest.mark.serial
 def test_job_chain_resumes_at_the_job_it_was_in(tmp_path):
     """transport -> discharge on one mesh; with its result.json gone (a kill after the jobs),
     the case is rerun but its finished jobs are read back, not run again."""
@@ -244,7 +243,7 @@ def test_job_chain_resumes_at_the_job_it_was_in(tmp_path):
     assert stamps == {p: p.stat().st_mtime_ns for p in folder.glob("*/*.json")}
 
 
-@SERIAL
+@pytest.mark.serial
 def test_suggest_searches_the_categories_and_skips_finished_cases(tmp_path):
     from electrofem.studies.surrogate import fit_surrogate, suggest
 
@@ -277,7 +276,7 @@ def test_the_paper_studies_are_study_files():
     assert len(rate.cases) == 18 and rate.check_case(rate.cases[9]).box.size[1] == 102.924
 
 
-@SERIAL
+@pytest.mark.serial
 def test_deadline_stops_submitting_and_the_next_run_resumes(tmp_path, capsys, caplog):
     """No case starts after --deadline seconds; the running ones finish, the command exits 0
     saying how many are left, and the same command then runs only those."""

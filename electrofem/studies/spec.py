@@ -36,11 +36,11 @@ import hashlib
 import importlib
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ConfigError, parse
+from ..params import read_toml
 
 #: The jobs a study can run (in this order within a chain); ``cell`` runs alone.
 JOBS = ("generate", "transport", "conductivity", "infiltrate", "discharge", "cell")
@@ -240,12 +240,7 @@ def parse_study(data: dict, base_dir: Path, name: str = "study") -> StudySpec:
     base = data.get("base", {})
     if isinstance(base, str):
         path = Path(base) if Path(base).is_absolute() else base_dir / base
-        if not path.is_file():
-            raise StudyError(f"base: no such config file {path}")
-        try:
-            base = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise StudyError(f"base: {path} is not valid TOML: {err}") from None
+        base = read_toml(path, "base", StudyError, missing="no such config file")
         base_dir = path.parent
     elif not isinstance(base, dict):
         raise StudyError("base: must be a config file name or a [base] table")
@@ -291,10 +286,5 @@ def parse_study(data: dict, base_dir: Path, name: str = "study") -> StudySpec:
 def load_study(path: str | Path) -> StudySpec:
     """Read a study TOML file (relative paths in it resolve against its folder)."""
     path = Path(path)
-    if not path.is_file():
-        raise StudyError(f"study: no such file {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise StudyError(f"study: {path} is not valid TOML: {err}") from None
+    data = read_toml(path, "study", StudyError)
     return parse_study(data, path.parent.resolve(), path.stem)
