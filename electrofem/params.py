@@ -34,7 +34,6 @@ class OptionsError(ValueError):
     """A bad option value or key; the message starts with the field's name."""
 
 
-@dataclass(frozen=True)
 def read_toml(path, field: str, error: type[Exception], missing: str = "no such file") -> dict:
     """The table of the TOML file ``path``; a missing file or bad TOML raises ``error`` with a
     one-line message that starts with ``field``."""
@@ -47,6 +46,7 @@ def read_toml(path, field: str, error: type[Exception], missing: str = "no such 
         raise error(f"{field}: {path} is not valid TOML: {err}") from None
 
 
+@dataclass(frozen=True)
 class Spec:
     """The definition of one parameter (a field's ``metadata["param"]``)."""
 
