@@ -55,6 +55,49 @@ cdef inline double _pair_force(double d, double s, double rmin, double hard_frac
     return 0.0
 
 
+cdef inline double _circle_face(double[:, ::1] x, double[::1] r, double[::1] L, bint per,
+                                Py_ssize_t i, Py_ssize_t j, double* dx, double d,
+                                double[:, ::1] f, double frac, double viol) noexcept nogil:
+    """Keep the contact circle of the overlapping pair (i, j) off every face plane (3D).
+
+    The circle lies in the radical plane, centre ``c = x_i - a_i dx/d`` (``dx = x_i - x_j``),
+    radius ``rho``. Along axis k it reaches ``c_k +- rho sqrt(1 - n_k^2)``. A reach within
+    ``frac * rho`` of a face plane (a wall, or a periodic side) leaves a sliver where the face
+    cuts the contact disk: the pair then moves rigidly along k to the nearer edge of that
+    band. Returns the updated largest violation (relative to the smaller radius).
+    """
+    cdef double ai = (d * d + r[i] * r[i] - r[j] * r[j]) / (2.0 * d)
+    cdef double rho2 = r[i] * r[i] - ai * ai, rho, w, c, nk, ext, e, off, fm, v
+    cdef double rmin = r[i] if r[i] < r[j] else r[j]
+    cdef int k, sgn
+    if rho2 <= 0.0:
+        return viol
+    rho = sqrt(rho2)
+    w = frac * rho
+    for k in range(3):
+        nk = dx[k] / d
+        ext = 1.0 - nk * nk
+        ext = rho * sqrt(ext) if ext > 0.0 else 0.0
+        c = x[i, k] - ai * nk
+        for sgn in range(2):
+            e = c + ext if sgn == 0 else c - ext
+            # signed offset from the nearest face plane
+            if per and k < 2:
+                e = e - L[k] * floor(e / L[k])
+                off = e if e < 0.5 * L[k] else e - L[k]
+            else:
+                off = e if fabs(e) < fabs(e - L[k]) else e - L[k]
+            if fabs(off) >= w:
+                continue
+            fm = (w - off) if off >= 0.0 else (-w - off)
+            f[i, k] += fm
+            f[j, k] += fm
+            v = fabs(fm) / rmin
+            if v > viol:
+                viol = v
+    return viol
+
+
 cdef double _forces(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
                     double[::1] L, int dim, bint per, int[::1] pi, int[::1] pj,
                     Py_ssize_t npair, double[:, ::1] f, double hard_frac,
@@ -83,6 +126,8 @@ cdef double _forces(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1
                 for a in range(dim):
                     f[i, a] += fm * dx[a] / d
                     f[j, a] -= fm * dx[a] / d
+            if dim == 3 and band > 0.0 and d < s:
+                viol = _circle_face(x, r, L, per, i, j, dx, d, f, 3.0 * band, viol)
         else:
             # coincident centres: separate along the last axis
             f[i, last] += r[i]
@@ -129,6 +174,48 @@ cdef double _forces(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1
                 f[i, a] += fm
                 fm = _pair_force(L[a] - x[i, a], r[i], r[i], hard_frac, band, &viol)
                 f[i, a] -= fm
+        if dim == 3 and band > 0.0:
+            viol = _edges_corners(x, r, L, per, i, f, 3.0 * band, viol)
+    return viol
+
+
+cdef inline double _edges_corners(double[:, ::1] x, double[::1] r, double[::1] L, bint per,
+                                  Py_ssize_t i, double[:, ::1] f, double frac,
+                                  double viol) noexcept nogil:
+    """Keep the surface of particle i off the box's edges and corners (3D).
+
+    A sphere grazing an edge line (two faces) or a corner (three) leaves a sliver there. Its
+    distance to the nearest edge or corner must stay out of ``r (1 +- frac)``; otherwise the
+    particle moves away from (or towards) it, to the nearer edge of that band. Periodic sides
+    count as faces. Returns the updated largest violation (relative to r).
+    """
+    cdef double o[3]
+    cdef double w = frac * r[i], d2, d, fm, target, v
+    cdef int k, m, sel
+    for k in range(3):
+        if per and k < 2:
+            o[k] = x[i, k] - L[k] * floor(x[i, k] / L[k] + 0.5)
+        else:
+            o[k] = x[i, k] if x[i, k] < L[k] - x[i, k] else x[i, k] - L[k]
+    # the three edge directions (sel = the two axes that meet) and the corner (sel = 7)
+    for sel in range(3, 8):
+        if sel == 4:  # a single axis: a face, handled by the face rules
+            continue
+        d2 = 0.0
+        for k in range(3):
+            if sel & (1 << k):
+                d2 += o[k] * o[k]
+        d = sqrt(d2)
+        if d <= 0.0 or d <= r[i] - w or d >= r[i] + w:
+            continue
+        target = r[i] - w if d < r[i] else r[i] + w
+        fm = target - d
+        for m in range(3):
+            if sel & (1 << m):
+                f[i, m] += fm * o[m] / d
+        v = fabs(fm) / r[i]
+        if v > viol:
+            viol = v
     return viol
 
 
@@ -163,7 +250,11 @@ def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
     * centre bounds ``zlo <= z <= zhi`` (layers);
     * periodic lateral faces: no particle surface within ``3 * band * r`` of a face (a piece
       cut off by a face must be thick enough to mesh; moving one particle is cheap);
-      otherwise (non-periodic) lateral walls as for the top/bottom.
+      otherwise (non-periodic) lateral walls as for the top/bottom;
+    * 3D, with ``band``: no contact circle of an overlapping pair reaches to within
+      ``3 * band * rho`` (``rho`` its radius) of a face plane, wall or periodic side (a face
+      grazing a contact disk cuts a sliver off it); the pair moves rigidly;
+    * 3D, with ``band``: no particle surface within ``3 * band * r`` of a box edge or corner.
 
     Pairs come from a Verlet list (cell-list build, skin 0.3 r_min) rebuilt whenever a particle
     has moved more than half the skin: O(N) per iteration. With ``stall > 0`` the run stops

@@ -227,9 +227,16 @@ def _caps(c: np.ndarray, r: float, planes, size: tuple[float, ...]):
 
 
 def _seam_rotation(c: np.ndarray, r: float, planes, size: tuple[float, ...]):
-    """Rotation (axis, angle) that keeps the seam (and poles) of an OCC sphere or disk away
-    from the caps cut off it: a seam running close to a contact neck or a box face makes
-    sliver elements. ``None`` when nothing is cut."""
+    """Rotation (axis, angle) that keeps the seam and poles of an OCC sphere (disk) off the
+    rims of the caps cut off it: a seam running along a contact neck or a box-face circle, or
+    a pole on one, makes sliver elements. ``None`` when nothing is cut.
+
+    3D: the seam is the half great circle pole-e1-pole. Along it, the angle to a cap's centre
+    has its critical values at the poles and at its interior extremum; the rim (angle θ) is
+    crossed cleanly, or missed, when θ is far from all of them. The frame with the largest
+    smallest such margin wins: a seam may lie inside a cap (it is then cut away) or cross a
+    rim at an angle, but not graze it. 2D: the seam point stays outside every cap.
+    """
     normals, theta = _caps(c, r, planes, size)
     if len(theta) == 0:
         return None
@@ -245,11 +252,15 @@ def _seam_rotation(c: np.ndarray, r: float, planes, size: tuple[float, ...]):
     e1, e3, rotations = _SEAM_FRAMES
     a1 = normals @ e1.T  # (caps, frames)
     a3 = normals @ e3.T
-    # angular distance from each cap centre to the seam, the half great circle pole-e1-pole
+    th = theta[:, None]
+    north = np.arccos(np.clip(a3, -1.0, 1.0))
+    # the interior extremum: the nearest point (a1 >= 0) or the farthest one (a1 < 0)
     in_plane = np.arccos(np.sqrt(np.clip(a1 * a1 + a3 * a3, 0.0, 1.0)))
-    to_pole = np.arccos(np.clip(np.abs(a3), 0.0, 1.0))
-    dist = np.where(a1 >= 0, in_plane, to_pole)
-    return rotations[int(np.argmax(np.min(dist - theta[:, None], axis=0)))]
+    extremum = np.where(a1 >= 0, in_plane, math.pi - in_plane)
+    margin = np.minimum(
+        np.minimum(np.abs(th - north), np.abs(th - (math.pi - north))), np.abs(th - extremum)
+    )
+    return rotations[int(np.argmax(np.min(margin, axis=0)))]
 
 
 def _ball(dim: int, c: np.ndarray, r: float, rotation=None) -> tuple:
