@@ -89,3 +89,49 @@ def test_distributed_mesh_is_the_rank0_mesh(particles):
         ref, got = _canonical(tets), np.concatenate(gathered)
         assert got.shape == ref.shape
         assert np.array_equal(got[np.lexsort(got.T[::-1])], ref[np.lexsort(ref.T[::-1])])
+
+
+def test_shared_cuts_give_the_serial_mesh(particles):
+    """Under MPI the ranks share the OCC cuts (:mod:`electrofem.mesh.parallel`) and rank 0
+    meshes with a thread per rank: the mesh is the serial one, node for node."""
+    from electrofem.mesh.parallel import RankCutSharing, help_mesh
+
+    comm = MPI.COMM_WORLD
+    if comm.rank == 0:
+        gmsh.initialize()
+        gmsh.option.setNumber("General.Terminal", 0)
+        try:
+            with RankCutSharing(comm) as sharing:
+                _, shared = build_and_mesh(particles, OPTIONS, sharing=sharing, threads=comm.size)
+            got = _gmsh_mesh()
+            _, serial = build_and_mesh(particles, OPTIONS)
+            ref = _gmsh_mesh()
+        finally:
+            gmsh.finalize()
+        assert (shared.n_nodes, shared.n_cells) == (serial.n_nodes, serial.n_cells)
+        assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
+        assert all(np.array_equal(a, b) for a, b in zip(got[2], ref[2], strict=True))
+    else:
+        help_mesh(comm, particles)
+
+
+def test_a_failed_geometry_on_rank0_does_not_hang_the_helpers(particles):
+    """Rank 0 fails before its cuts: the other ranks' collective calls are still met."""
+    from electrofem.mesh.parallel import RankCutSharing, help_mesh
+
+    comm = MPI.COMM_WORLD
+    if comm.rank == 0:
+        with pytest.raises(RuntimeError, match="before the cuts"):
+            with RankCutSharing(comm):
+                raise RuntimeError("failed before the cuts")
+    else:
+        help_mesh(comm, particles)
+    comm.barrier()
+
+
+def test_batches_go_largest_first_to_the_least_loaded_rank():
+    from electrofem.mesh.parallel import assign
+
+    assert assign([5, 3, 3, 2, 1], 2) == [0, 1, 1, 0, 0]  # loads 8 and 6
+    assert assign([1, 1, 1], 1) == [0, 0, 0]
+    assert assign([], 2) == []

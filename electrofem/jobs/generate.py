@@ -28,9 +28,12 @@ class PipelineError(RuntimeError):
     """A stage failed; the message names it."""
 
 
-def _root_call(comm: MPI.Comm, stage: str, fn, *args, **kw):
-    """Run fn on rank 0; broadcast its error (if any) so all ranks raise together."""
+def _root_call(comm: MPI.Comm, stage: str, fn, *args, others=None, **kw):
+    """Run fn on rank 0 (``others()`` on the other ranks, which must not raise); broadcast
+    rank 0's error (if any) so all ranks raise together."""
     result, error = None, None
+    if comm.rank != 0 and others is not None:
+        others()
     if comm.rank == 0:
         try:
             result = fn(*args, **kw)
@@ -68,12 +71,20 @@ def build_particles(cfg: Config, progress: bool = False, force: bool = False) ->
     return generate(cfg.electrode, progress=progress, force=True)  # checked just above
 
 
-def _mesh_on_root(parts: Particles, cfg: Config, msh_path: Path):
+def _mesh_on_root(parts: Particles, cfg: Config, msh_path: Path, comm: MPI.Comm, threads: int):
+    """Rank 0: geometry and mesh, the other ranks cutting part of the particles
+    (:func:`electrofem.mesh.parallel.help_mesh`) and then sleeping, so that the surface mesh
+    may use ``threads`` (the ranks on this node)."""
     import gmsh
 
     from ..mesh import build_and_mesh
+    from ..mesh.parallel import RankCutSharing
 
-    report, stats = build_and_mesh(parts, cfg.mesh)
+    if comm.size == 1:
+        report, stats = build_and_mesh(parts, cfg.mesh, threads=threads)
+    else:
+        with RankCutSharing(comm) as sharing:
+            report, stats = build_and_mesh(parts, cfg.mesh, sharing=sharing, threads=threads)
     gmsh.write(str(msh_path))
     return report, stats
 
@@ -122,10 +133,25 @@ def run_generate(
             )
     log.info("building the Gmsh geometry and meshing")
     msh = outdir / "mesh.msh"
+    from ..mesh.parallel import help_mesh, local_ranks
+
+    threads = local_ranks(comm)
+    if comm.size > 1:
+        parts = comm.bcast(parts, root=0)  # the other ranks cut part of the particles
     if comm.rank == 0:
         gmsh.initialize(interruptible=False)
     try:
-        res = _root_call(comm, "meshing", _mesh_on_root, parts, cfg, msh)
+        res = _root_call(
+            comm,
+            "meshing",
+            _mesh_on_root,
+            parts,
+            cfg,
+            msh,
+            comm,
+            threads,
+            others=lambda: help_mesh(comm, parts),
+        )
         meta = None
         if comm.rank == 0:
             report, stats = res

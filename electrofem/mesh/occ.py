@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import tags
 from .options import GeometryReport
-from .pieces import _build_pieces
+from .pieces import CutSharing, _build_pieces
 from .plan import _effective_shell, _fingerprint, _hint_text, _plan
 
 if TYPE_CHECKING:
@@ -51,13 +51,18 @@ def _face_location(dim: int, ent: int, size: tuple[float, ...]) -> int | None:
 
 
 def build_geometry(
-    particles: Particles, model_name: str = "electrofem", *, verbose: bool | None = None
+    particles: Particles,
+    model_name: str = "electrofem",
+    *,
+    verbose: bool | None = None,
+    sharing: CutSharing | None = None,
 ) -> GeometryReport:
     """Build the conformal OCC geometry of ``particles`` in their box, with physical groups.
 
     Adds a new gmsh model ``model_name`` (replacing one of that name) and makes it current.
     ``verbose`` sets gmsh's terminal output (None: leave it as it is). Sets
-    ``General.NumThreads = 1`` (determinism).
+    ``General.NumThreads = 1`` (determinism). ``sharing`` has other MPI ranks cut part of the
+    particles (:mod:`.parallel`); the model is the same.
 
     The parts of periodic images outside the box are removed from the gmsh model but stay in
     its OCC kernel (removing them there costs O(n^2)): do not call
@@ -95,7 +100,7 @@ def build_geometry(
             if dim == 2
             else occ.addBox(0, 0, 0, size[0], size[1], size[2])
         )
-        made = _build_pieces(dim, plan, t_shell, size)
+        made = _build_pieces(dim, plan, t_shell, size, sharing)
     except Exception as err:
         raise RuntimeError(
             f"geometry: OCC radical-plane cut failed: {err}{_hint_text(hints)}"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from dataclasses import dataclass
+from typing import Protocol
 
 import gmsh
 import numpy as np
@@ -89,18 +91,34 @@ def _round_cuts(dim, inst, solids: dict, planes: dict, shrink: dict) -> None:
             pos += n
 
 
-def _build_pieces(dim: int, plan: _Plan, t_shell: np.ndarray, size: tuple[float, ...]):
-    """Truncated balls (and cores) of all live instances, in the current model.
+@dataclass
+class CutPlan:
+    """What :func:`_build_pieces` will make, the same on every rank that computes it.
 
-    Returns ``[(dimtag, instance, "outer" | "core")]``.
-
-    OCC booleans get slower with the number of shapes in the model (about +1 ms per 100
-    shapes per call) and with the number of arguments of one call, so the cuts are done in
-    small scratch models, on batches of instances that cannot touch each other (greedy
-    colouring), and each batch is brought back through a BREP file. 1000 particles: 27 s
-    instead of 310 s.
+    Attributes:
+        rotation: instance -> seam rotation of its ball (:func:`_seam_rotation`).
+        core_radius: instance -> core radius (core-shell particles whose core survives).
+        core_planes: instance -> the radical planes that cut its core.
+        uncut: instances whose ball (and core) need no boolean.
+        batches: instances cut together in one scratch model (:data:`CUT_BATCH` at most).
     """
-    occ = gmsh.model.occ
+
+    rotation: dict
+    core_radius: dict[int, float]
+    core_planes: dict[int, list]
+    uncut: list[int]
+    batches: list[list[int]]
+
+    def cost(self, plan: _Plan, b: int) -> int:
+        """Relative cost of batch ``b``: its boolean cuts (one per radical plane)."""
+        return sum(
+            1 + len(plan.planes[k]) + len(self.core_planes.get(k, ())) for k in self.batches[b]
+        )
+
+
+def _cut_plan(plan: _Plan, t_shell: np.ndarray, size: tuple[float, ...]) -> CutPlan:
+    """Seam rotations, cores, and the batches of instances that cannot touch each other
+    (greedy colouring, then chunks of :data:`CUT_BATCH`). Pure numpy: deterministic."""
     inst, planes = plan.inst, plan.planes
     rotation = {
         k: _seam_rotation(inst[k].center, inst[k].radius, planes[k], size) for k in plan.live
@@ -118,58 +136,117 @@ def _build_pieces(dim: int, plan: _Plan, t_shell: np.ndarray, size: tuple[float,
             continue  # the core lies entirely beyond one radical plane
         core_radius[k] = rc
         core_planes[k] = [pu for pu, x in zip(planes[k], dists, strict=True) if x < rc]
-
-    pieces = []
-    # balls without any cut need no boolean
     cut = [k for k in plan.live if planes[k] or core_planes.get(k)]
-    for k in sorted(set(plan.live) - set(cut)):
-        pieces.append((_ball(dim, inst[k].center, inst[k].radius, rotation[k]), k, "outer"))
-        if k in core_radius:
-            pieces.append((_ball(dim, inst[k].center, core_radius[k], rotation[k]), k, "core"))
     # a tool reaches at most sqrt((r + 0.1 r)^2 + (1.1 r)^2) < 1.6 r from the centre
     groups = _colour_groups(inst, cut, {k: 1.6 * inst[k].radius for k in cut})
     batches = [g[i : i + CUT_BATCH] for g in groups for i in range(0, len(g), CUT_BATCH)]
-    main = gmsh.model.getCurrent()
+    return CutPlan(rotation, core_radius, core_planes, sorted(set(plan.live) - set(cut)), batches)
+
+
+def cut_batch(dim: int, plan: _Plan, cp: CutPlan, b: int, path: str) -> list[tuple]:
+    """Cut batch ``b`` in a scratch gmsh model and write its pieces to the BREP file ``path``.
+
+    Returns ``[(instance, "outer" | "core", bounding box)]`` in the order of the file. Needs
+    an initialised gmsh; leaves the current model as it found it.
+    """
+    occ = gmsh.model.occ
+    inst, planes, batch = plan.inst, plan.planes, cp.batches[b]
+    main = gmsh.model.getCurrent() if gmsh.model.list() else None
+    gmsh.model.add(f"electrofem-scratch-{b}")
+    try:
+        outer = {k: [_ball(dim, inst[k].center, inst[k].radius, cp.rotation[k])] for k in batch}
+        core = {
+            k: [_ball(dim, inst[k].center, cp.core_radius[k], cp.rotation[k])]
+            for k in batch
+            if k in cp.core_radius
+        }
+        _round_cuts(dim, inst, outer, {k: planes[k] for k in batch if planes[k]}, {})
+        shrink = {k: inst[k].radius - cp.core_radius[k] for k in core}
+        _round_cuts(
+            dim, inst, core, {k: cp.core_planes[k] for k in core if cp.core_planes[k]}, shrink
+        )
+        made = sorted(
+            [(e, k, "outer") for k in batch for e in outer[k]]
+            + [(e, k, "core") for k in core for e in core[k]]
+        )
+        # bounding boxes, not masses: 1.5 ms per getMass, 6 µs per box
+        out = [(k, kind, occ.getBoundingBox(*e)) for e, k, kind in made]
+        if made:
+            occ.synchronize()
+            gmsh.write(path)
+    finally:
+        gmsh.model.remove()
+        if main is not None:
+            gmsh.model.setCurrent(main)
+    return out
+
+
+def _import_batch(dim: int, path: str, made: list[tuple], size: tuple[float, ...]) -> list:
+    """Import a batch's BREP file into the current model; ``[(dimtag, instance, kind)]``."""
+    imported = [e for e in gmsh.model.occ.importShapes(path, highestDimOnly=True) if e[0] == dim]
+    tol = 1e-9 * max(size)
+    if len(imported) != len(made) or any(
+        max(abs(a - b) for a, b in zip(gmsh.model.occ.getBoundingBox(*e), bb, strict=True)) > tol
+        for e, (_, _, bb) in zip(imported, made, strict=False)
+    ):
+        raise RuntimeError("geometry: BREP round trip of truncated particles lost shapes")
+    return [(e, k, kind) for e, (k, kind, _) in zip(imported, made, strict=True)]
+
+
+class CutSharing(Protocol):
+    """Cuts shared with other processes (see :func:`_build_pieces`)."""
+
+    def batches_here(self, plan: _Plan, cp: CutPlan) -> list[int]: ...
+
+    def collect(self, cp: CutPlan, tmpdir: str) -> dict[int, list]: ...
+
+
+def _build_pieces(
+    dim: int,
+    plan: _Plan,
+    t_shell: np.ndarray,
+    size: tuple[float, ...],
+    sharing: CutSharing | None = None,
+):
+    """Truncated balls (and cores) of all live instances, in the current model.
+
+    Returns ``[(dimtag, instance, "outer" | "core")]``.
+
+    OCC booleans get slower with the number of shapes in the model (about +1 ms per 100
+    shapes per call) and with the number of arguments of one call, so the cuts are done in
+    small scratch models, on batches of instances that cannot touch each other (greedy
+    colouring), and each batch is brought back through a BREP file. 1000 particles: 27 s
+    instead of 310 s.
+
+    ``sharing``, when given, has other processes cut some of the batches (the MPI ranks,
+    :mod:`.parallel`): this process cuts ``sharing.batches_here(...)``, then
+    ``sharing.collect(...)`` writes the others' files ``batch<b>.brep`` and returns their
+    ``made`` lists. Batches are imported in order either way, so the model does not depend
+    on who cut what.
+    """
+    cp = _cut_plan(plan, t_shell, size)
+    inst = plan.inst
+    pieces = []
+    for k in cp.uncut:
+        pieces.append((_ball(dim, inst[k].center, inst[k].radius, cp.rotation[k]), k, "outer"))
+        if k in cp.core_radius:
+            pieces.append(
+                (_ball(dim, inst[k].center, cp.core_radius[k], cp.rotation[k]), k, "core")
+            )
     with tempfile.TemporaryDirectory(prefix="electrofem-") as tmp:
-        for b, batch in enumerate(batches):
-            gmsh.model.add(f"{main}-scratch-{b}")
-            try:
-                outer = {
-                    k: [_ball(dim, inst[k].center, inst[k].radius, rotation[k])] for k in batch
-                }
-                core = {
-                    k: [_ball(dim, inst[k].center, core_radius[k], rotation[k])]
-                    for k in batch
-                    if k in core_radius
-                }
-                _round_cuts(dim, inst, outer, {k: planes[k] for k in batch if planes[k]}, {})
-                shrink = {k: inst[k].radius - core_radius[k] for k in core}
-                _round_cuts(
-                    dim, inst, core, {k: core_planes[k] for k in core if core_planes[k]}, shrink
+        here = sharing.batches_here(plan, cp) if sharing else range(len(cp.batches))
+        made = {}
+        try:
+            for b in here:
+                made[b] = cut_batch(dim, plan, cp, b, os.path.join(tmp, f"batch{b}.brep"))
+        finally:
+            if sharing:  # collective: also when a cut here failed
+                made.update(sharing.collect(cp, tmp))
+        for b in range(len(cp.batches)):
+            if made[b]:
+                pieces.extend(
+                    _import_batch(dim, os.path.join(tmp, f"batch{b}.brep"), made[b], size)
                 )
-                made = sorted(
-                    [(e, k, "outer") for k in batch for e in outer[k]]
-                    + [(e, k, "core") for k in core for e in core[k]]
-                )
-                # bounding boxes, not masses: 1.5 ms per getMass, 6 µs per box
-                boxes = [occ.getBoundingBox(*e) for e, _, _ in made]
-                path = os.path.join(tmp, f"batch{b}.brep")
-                if made:
-                    occ.synchronize()
-                    gmsh.write(path)
-            finally:
-                gmsh.model.remove()
-                gmsh.model.setCurrent(main)
-            if not made:
-                continue
-            imported = [e for e in occ.importShapes(path, highestDimOnly=True) if e[0] == dim]
-            tol = 1e-9 * max(size)
-            if len(imported) != len(made) or any(
-                max(abs(a - b) for a, b in zip(occ.getBoundingBox(*e), bb, strict=True)) > tol
-                for e, bb in zip(imported, boxes, strict=False)
-            ):
-                raise RuntimeError("geometry: BREP round trip of truncated particles lost shapes")
-            pieces.extend((e, k, kind) for e, (_, k, kind) in zip(imported, made, strict=True))
     return pieces
 
 
