@@ -39,6 +39,7 @@ import numpy as np
 from mpi4py import MPI
 
 from electrofem.mesh import ElectrodeMesh, MeshOptions, build_and_mesh
+from electrofem.mesh.parallel import RankCutSharing, help_mesh
 from electrofem.microstructure import (
     Box,
     Electrode,
@@ -76,12 +77,30 @@ def run(name, spec, opts):
 
 def case_spec(case: str):
     """``(recipe, MeshOptions)`` of an issue-14 case."""
+    if case == "pack40":  # issue 3's laterally periodic pack at its h = 1 µm
+        import bench_transport
+
+        return bench_transport.spec(), bench_transport.mesh_options(1.0)
+    if case == "ls3d":  # paper 002's 3D L-S section: 146 x 50 x 50 µm, d = 11.3 / 4.5 µm
+        return preset("L-S", dim=3, seed=1), MeshOptions(size=1.0)
     if case == "ls2d":
         return preset("L-Dry-S", width=50, height=146, porosity=0.40, seed=1), MeshOptions(0.5)
     size, porosity = {"box400": (100.0, 0.38), "box50": (50.0, 0.50)}[case]
     pops = (Population(LogNormal(7.2, 0.7)),)
     spec = Electrode(Box((size,) * 3, periodic=False), (Layer(1.0, porosity, pops),), seed=1)
     return spec, MeshOptions(size=2.0)
+
+
+def git_revision() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
+        return out.stdout.strip()
+    except OSError:
+        return "unknown"
 
 
 def mesh_hash() -> str:
@@ -112,19 +131,27 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
     spec, opts = case_spec(case)
     if mesh_kw:
         opts = MeshOptions(**{**opts.__dict__, **mesh_kw})
-    # rank 0 packs and meshes (as `electrofem generate` does); from_gmsh distributes
+    # as `electrofem generate` does: rank 0 packs and meshes, the other ranks cut part of the
+    # particles and sleep (electrofem.mesh.parallel); from_gmsh distributes
     parts = st = info = quality = digest = None
     t_pack = 0.0
     if comm.rank == 0:
         t = time.perf_counter()
         parts = generate(spec)
         t_pack = time.perf_counter() - t
+    parts = comm.bcast(parts, root=0)
+    t_start = time.perf_counter()
+    if comm.rank == 0:
         gmsh.initialize()
         gmsh.option.setNumber("General.Terminal", 0)
-        _, st = build_and_mesh(parts, opts, gmsh_options=overrides)
+        with RankCutSharing(comm) as sharing:
+            _, st = build_and_mesh(parts, opts, gmsh_options=overrides, sharing=sharing)
+        t_mesh_wall = time.perf_counter() - t_start
         info = json.loads(gmsh.model.getAttribute("electrofem.geometry")[0])
         quality = quality_histogram(parts.dim)
         digest = mesh_hash()
+    else:
+        help_mesh(comm, parts)
     dim = comm.bcast(parts.dim if comm.rank == 0 else None, root=0)
     comm.barrier()
     t = time.perf_counter()
@@ -147,7 +174,7 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
     from electrofem.mesh.plan import contact_count
 
     split = st.seconds_split
-    total = st.seconds_geometry + st.seconds_mesh + t_imp + (t_write or 0.0)  # packing apart
+    total = t_mesh_wall + t_imp + (t_write or 0.0)  # packing apart
     result = {
         "case": case,
         "label": label,
@@ -179,7 +206,7 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "mesh_sha1": digest,
         "load_average": list(os.getloadavg()),
-        "note": "measured under load (another 2-rank MPI job on the 2-core machine)",
+        "git": git_revision(),
     }
     return result
 
@@ -195,7 +222,7 @@ def parse_overrides(items):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--case", choices=["box400", "box50", "ls2d"])
+    ap.add_argument("--case", choices=["box400", "box50", "ls2d", "pack40", "ls3d"])
     ap.add_argument("--gmsh", action="append", metavar="NAME=VALUE", help="gmsh option")
     ap.add_argument("--mesh", action="append", metavar="NAME=VALUE", help="MeshOptions field")
     ap.add_argument("--label", default="", help="suffix of the JSON file name")

@@ -219,6 +219,117 @@ cdef inline double _edges_corners(double[:, ::1] x, double[::1] r, double[::1] L
     return viol
 
 
+cdef double _triples(double[:, ::1] x, double[::1] r, double[::1] L, bint per,
+                     int[::1] pi, int[::1] pj, Py_ssize_t npair, double[:, ::1] f,
+                     double band, int[::1] ptr, int[::1] nbr, int[::1] fill,
+                     int[::1] mark, double viol) noexcept nogil:
+    """Keep triples of mutually overlapping balls off their degenerate point (3D).
+
+    The radical line of three overlapping balls meets all three spheres in two points at
+    ``+-h`` from the radical centre F of the centres' plane, ``h^2 = r_m^2 - |c_m - F|^2``
+    (the same for the three). ``h`` near 0 (the three spheres nearly meet in one point) puts two
+    vertices of the geometry a few nm apart: slivers. A signed ``h`` (``-sqrt(-h^2)`` when the
+    line misses) inside ``+-band * rmin`` moves the three centres along ``c_m - F`` to the
+    nearer edge. Returns the updated largest violation (relative to rmin).
+    """
+    cdef Py_ssize_t n = x.shape[0], i, j, k, a1, a2, q
+    cdef int a, m, last = 2
+    cdef double u[3]
+    cdef double v[3]
+    cdef double p[3]
+    cdef double d2, uu, uv, vv, det, b1, b2, s, t, h2, h, w, rmin, target, dh2, dm, fm, val
+    cdef double* cm[3]
+    cdef double zero[3]
+    for i in range(n + 1):
+        ptr[i] = 0
+    for q in range(npair):  # the overlap graph, CSR
+        i = pi[q]
+        j = pj[q]
+        d2 = 0.0
+        for a in range(3):
+            s = _min_image(x[i, a] - x[j, a], L[a], per and a < last)
+            d2 += s * s
+        if d2 < (r[i] + r[j]) * (r[i] + r[j]):
+            ptr[i + 1] += 1
+            ptr[j + 1] += 1
+    for i in range(n):
+        ptr[i + 1] += ptr[i]
+        fill[i] = ptr[i]
+    for q in range(npair):
+        i = pi[q]
+        j = pj[q]
+        d2 = 0.0
+        for a in range(3):
+            s = _min_image(x[i, a] - x[j, a], L[a], per and a < last)
+            d2 += s * s
+        if d2 < (r[i] + r[j]) * (r[i] + r[j]):
+            nbr[fill[i]] = j
+            fill[i] += 1
+            nbr[fill[j]] = i
+            fill[j] += 1
+    for i in range(n):
+        mark[i] = -1
+    for a in range(3):
+        zero[a] = 0.0
+    for i in range(n):
+        for a1 in range(ptr[i], ptr[i + 1]):
+            mark[nbr[a1]] = i
+        for a1 in range(ptr[i], ptr[i + 1]):
+            j = nbr[a1]
+            if j <= i:
+                continue
+            for a2 in range(ptr[j], ptr[j + 1]):
+                k = nbr[a2]
+                if k <= j or mark[k] != i:
+                    continue
+                for a in range(3):  # centres relative to i
+                    u[a] = _min_image(x[j, a] - x[i, a], L[a], per and a < last)
+                    v[a] = _min_image(x[k, a] - x[i, a], L[a], per and a < last)
+                uu = uv = vv = 0.0
+                for a in range(3):
+                    uu += u[a] * u[a]
+                    uv += u[a] * v[a]
+                    vv += v[a] * v[a]
+                det = uu * vv - uv * uv
+                if det <= 1e-9 * uu * vv:
+                    continue  # collinear centres: no radical line
+                b1 = 0.5 * (uu + r[i] * r[i] - r[j] * r[j])
+                b2 = 0.5 * (vv + r[i] * r[i] - r[k] * r[k])
+                s = (b1 * vv - b2 * uv) / det
+                t = (b2 * uu - b1 * uv) / det
+                h2 = r[i] * r[i]
+                for a in range(3):
+                    p[a] = s * u[a] + t * v[a]
+                    h2 -= p[a] * p[a]
+                rmin = r[i] if r[i] < r[j] else r[j]
+                rmin = rmin if rmin < r[k] else r[k]
+                w = band * rmin
+                h = sqrt(h2) if h2 >= 0.0 else -sqrt(-h2)
+                if h <= -w or h >= w:
+                    continue
+                target = w * w if h >= 0.0 else -w * w
+                dh2 = target - h2  # > 0: pull the centres towards F
+                val = (w - fabs(h)) / rmin
+                if val > viol:
+                    viol = val
+                cm[0] = zero
+                cm[1] = u
+                cm[2] = v
+                for m in range(3):
+                    q = i if m == 0 else (j if m == 1 else k)
+                    dm = 0.0
+                    for a in range(3):
+                        dm += (cm[m][a] - p[a]) * (cm[m][a] - p[a])
+                    dm = sqrt(dm)
+                    if dm <= 1e-12 * rmin:
+                        continue
+                    # d(h^2)/d|c_m - F| = -2 |c_m - F|: the move along c_m - F
+                    fm = -dh2 / (2.0 * dm) / 3.0
+                    for a in range(3):
+                        f[q, a] += fm * (cm[m][a] - p[a]) / dm
+    return viol
+
+
 cdef tuple _pair_list(double[:, ::1] x, double[::1] r, double[::1] L, Grid* g,
                       int[::1] head, int[::1] nxt, double frac, double skin, pi_a, pj_a):
     """Pairs from :func:`_collect_pairs` into the int32 buffers ``(pi_a, pj_a)``, enlarged
@@ -254,7 +365,9 @@ def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
     * 3D, with ``band``: no contact circle of an overlapping pair reaches to within
       ``3 * band * rho`` (``rho`` its radius) of a face plane, wall or periodic side (a face
       grazing a contact disk cuts a sliver off it); the pair moves rigidly;
-    * 3D, with ``band``: no particle surface within ``3 * band * r`` of a box edge or corner.
+    * 3D, with ``band``: no particle surface within ``3 * band * r`` of a box edge or corner;
+    * 3D, with ``band``: three mutually overlapping balls do not nearly meet in one point (the
+      half chord of their radical line in the spheres stays out of ``+-band * rmin``).
 
     Pairs come from a Verlet list (cell-list build, skin 0.3 r_min) rebuilt whenever a particle
     has moved more than half the skin: O(N) per iteration. With ``stall > 0`` the run stops
@@ -296,6 +409,14 @@ def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
     cdef double[:, ::1] v = v_a
     cdef double[:, ::1] x0 = x0_a
     cdef bint rebuild = True
+    ptr_a = np.zeros(n + 1, dtype=np.int32)
+    fill_a = np.zeros(n, dtype=np.int32)
+    mark_a = np.zeros(n, dtype=np.int32)
+    nbr_a = np.zeros(32 * n, dtype=np.int32)
+    cdef int[::1] ptr = ptr_a
+    cdef int[::1] fill = fill_a
+    cdef int[::1] mark = mark_a
+    cdef int[::1] nbr = nbr_a
     for it in range(max_iter):
         if rebuild:
             if periodic:
@@ -312,6 +433,12 @@ def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
                     x0[i, a] = x[i, a]
             rebuild = False
         viol = _forces(x, r, zlo, zhi, L, dim, periodic, pi, pj, npair, f, hard_frac, band)
+        if dim == 3 and band > 0.0:
+            if nbr_a.shape[0] < 2 * npair:
+                nbr_a = np.empty(4 * npair, dtype=np.int32)
+                nbr = nbr_a
+            viol = _triples(x, r, L, periodic, pi, pj, npair, f, band, ptr, nbr, fill, mark,
+                            viol)
         if viol < tol:
             break
         if stall > 0:

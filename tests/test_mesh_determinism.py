@@ -92,8 +92,8 @@ def test_distributed_mesh_is_the_rank0_mesh(particles):
 
 
 def test_shared_cuts_give_the_serial_mesh(particles):
-    """Under MPI the ranks share the OCC cuts (:mod:`electrofem.mesh.parallel`) and rank 0
-    meshes with a thread per rank: the mesh is the serial one, node for node."""
+    """Under MPI the ranks share the OCC cuts (:mod:`electrofem.mesh.parallel`): the mesh is
+    the serial one, node for node."""
     from electrofem.mesh.parallel import RankCutSharing, help_mesh
 
     comm = MPI.COMM_WORLD
@@ -102,7 +102,7 @@ def test_shared_cuts_give_the_serial_mesh(particles):
         gmsh.option.setNumber("General.Terminal", 0)
         try:
             with RankCutSharing(comm) as sharing:
-                _, shared = build_and_mesh(particles, OPTIONS, sharing=sharing, threads=comm.size)
+                _, shared = build_and_mesh(particles, OPTIONS, sharing=sharing)
             got = _gmsh_mesh()
             _, serial = build_and_mesh(particles, OPTIONS)
             ref = _gmsh_mesh()

@@ -71,20 +71,19 @@ def build_particles(cfg: Config, progress: bool = False, force: bool = False) ->
     return generate(cfg.electrode, progress=progress, force=True)  # checked just above
 
 
-def _mesh_on_root(parts: Particles, cfg: Config, msh_path: Path, comm: MPI.Comm, threads: int):
+def _mesh_on_root(parts: Particles, cfg: Config, msh_path: Path, comm: MPI.Comm):
     """Rank 0: geometry and mesh, the other ranks cutting part of the particles
-    (:func:`electrofem.mesh.parallel.help_mesh`) and then sleeping, so that the surface mesh
-    may use ``threads`` (the ranks on this node)."""
+    (:func:`electrofem.mesh.parallel.help_mesh`) and then sleeping."""
     import gmsh
 
     from ..mesh import build_and_mesh
     from ..mesh.parallel import RankCutSharing
 
     if comm.size == 1:
-        report, stats = build_and_mesh(parts, cfg.mesh, threads=threads)
+        report, stats = build_and_mesh(parts, cfg.mesh)
     else:
         with RankCutSharing(comm) as sharing:
-            report, stats = build_and_mesh(parts, cfg.mesh, sharing=sharing, threads=threads)
+            report, stats = build_and_mesh(parts, cfg.mesh, sharing=sharing)
     gmsh.write(str(msh_path))
     return report, stats
 
@@ -133,9 +132,8 @@ def run_generate(
             )
     log.info("building the Gmsh geometry and meshing")
     msh = outdir / "mesh.msh"
-    from ..mesh.parallel import help_mesh, local_ranks
+    from ..mesh.parallel import help_mesh
 
-    threads = local_ranks(comm)
     if comm.size > 1:
         parts = comm.bcast(parts, root=0)  # the other ranks cut part of the particles
     if comm.rank == 0:
@@ -149,7 +147,6 @@ def run_generate(
             cfg,
             msh,
             comm,
-            threads,
             others=lambda: help_mesh(comm, parts),
         )
         meta = None

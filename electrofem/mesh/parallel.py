@@ -1,4 +1,4 @@
-"""Meshing under MPI: the OCC cuts shared by the ranks, then rank 0 meshes while the others sleep.
+"""Meshing under MPI: the OCC cuts shared by the ranks; rank 0 meshes while the others sleep.
 
 Rank 0 builds the gmsh model (the fragment and the mesh need one OCC model), but the cuts of
 the truncated balls (:mod:`.pieces`) are independent batches written to BREP files: every
@@ -6,13 +6,14 @@ rank computes the same plan, cuts its share of the batches (largest first, to th
 loaded rank) and sends the files to rank 0, which imports all of them in batch order. The
 model is therefore the one a serial run builds, node for node.
 
-While rank 0 meshes, the other ranks wait in a sleeping barrier (MPI's blocking calls spin and
-would take the cores that the surface mesher's threads use).
+While rank 0 meshes, the other ranks wait in a sleeping barrier: MPI's blocking calls spin,
+and would take a core from whatever else runs on the node. The mesher itself stays on one
+thread (gmsh's threads change the mesh, :mod:`.sizing`).
 
 Rank 0::
 
     with RankCutSharing(comm) as sharing:
-        build_and_mesh(particles, options, sharing=sharing, threads=local_ranks(comm))
+        build_and_mesh(particles, options, sharing=sharing)
 
 every other rank::
 
@@ -37,15 +38,6 @@ if TYPE_CHECKING:
 
 #: Seconds between two polls of the sleeping barrier.
 POLL_SECONDS = 0.005
-
-
-def local_ranks(comm: MPI.Comm) -> int:
-    """Number of ranks of ``comm`` on this node (the cores rank 0 may use while they sleep)."""
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    try:
-        return node.size
-    finally:
-        node.Free()
 
 
 def sleeping_barrier(comm: MPI.Comm) -> None:

@@ -20,6 +20,9 @@ import numpy as np
 
 from .plan import _Instance, _Plan
 
+#: Smallest angular clearance (rad) of a sphere seam from every cap rim it does not cross.
+SEAM_CLEARANCE = 0.05
+
 #: Largest number of particles cut in one scratch model (see ``_build_pieces``).
 CUT_BATCH = 32
 
@@ -308,11 +311,13 @@ def _seam_rotation(c: np.ndarray, r: float, planes, size: tuple[float, ...]):
     rims of the caps cut off it: a seam running along a contact neck or a box-face circle, or
     a pole on one, makes sliver elements. ``None`` when nothing is cut.
 
-    3D: the seam is the half great circle pole-e1-pole. Along it, the angle to a cap's centre
-    has its critical values at the poles and at its interior extremum; the rim (angle θ) is
-    crossed cleanly, or missed, when θ is far from all of them. The frame with the largest
-    smallest such margin wins: a seam may lie inside a cap (it is then cut away) or cross a
-    rim at an angle, but not graze it. 2D: the seam point stays outside every cap.
+    3D: the seam is the half great circle pole-e1-pole. First choice: a frame whose seam
+    crosses no rim, lying wholly outside each cap or inside it (then it is cut away), with
+    the largest clearance, if that is at least :data:`SEAM_CLEARANCE`. Otherwise (e.g. an
+    image mostly outside the box among many necks): along the seam the angle to a cap's centre
+    has its critical values at the poles and at its interior extremum, and a rim (angle θ) is
+    crossed cleanly when θ is far from all of them; the frame with the largest such margin
+    wins. 2D: the seam point stays outside every cap.
     """
     normals, theta = _caps(c, r, planes, size)
     if len(theta) == 0:
@@ -331,12 +336,21 @@ def _seam_rotation(c: np.ndarray, r: float, planes, size: tuple[float, ...]):
     a3 = normals @ e3.T
     th = theta[:, None]
     north = np.arccos(np.clip(a3, -1.0, 1.0))
+    south = math.pi - north
     # the interior extremum: the nearest point (a1 >= 0) or the farthest one (a1 < 0)
     in_plane = np.arccos(np.sqrt(np.clip(a1 * a1 + a3 * a3, 0.0, 1.0)))
     extremum = np.where(a1 >= 0, in_plane, math.pi - in_plane)
-    margin = np.minimum(
-        np.minimum(np.abs(th - north), np.abs(th - (math.pi - north))), np.abs(th - extremum)
-    )
+    ends_min, ends_max = np.minimum(north, south), np.maximum(north, south)
+    nearest = np.where(a1 >= 0, np.minimum(ends_min, extremum), ends_min)
+    farthest = np.where(a1 < 0, np.maximum(ends_max, extremum), ends_max)
+    # 1. a seam that crosses no rim: wholly outside each cap, or inside it (cut away)
+    clear = np.min(np.maximum(nearest - th, th - farthest), axis=0)
+    best = int(np.argmax(clear))
+    if clear[best] >= SEAM_CLEARANCE:
+        return rotations[best]
+    # 2. else one that crosses rims cleanly: no critical value of the angle near a rim (two
+    # neighbours' seams may still cross their common rim close together)
+    margin = np.minimum(np.minimum(np.abs(th - north), np.abs(th - south)), np.abs(th - extremum))
     return rotations[int(np.argmax(np.min(margin, axis=0)))]
 
 

@@ -140,14 +140,15 @@ def _write_structured(path: str, spacing: np.ndarray, grid: np.ndarray) -> None:
         fh.write(np.ascontiguousarray(grid, dtype="=f8").tobytes())
 
 
-def _set_mesh_options(options: MeshOptions, dim: int, threads: int = 1) -> None:
+def _set_mesh_options(options: MeshOptions, dim: int) -> None:
     opt = gmsh.option.setNumber
     opt("General.Terminal", 1 if options.verbose else 0)
-    # surfaces are meshed one by one, so their threads give the same mesh for any count
-    # (checked: box50, 1 and 2 threads); HXT's threads do not, so the volume gets one
-    opt("General.NumThreads", threads)
+    # one thread: threads change the mesh. HXT's change the cell count; the surface mesher's
+    # (2 threads: 6.1 s against 11.5 s on the box400 benchmark) gave 171 565 surface nodes
+    # against 171 292, so a run would depend on the cores it was given
+    opt("General.NumThreads", 1)
     opt("Mesh.MaxNumThreads1D", 1)
-    opt("Mesh.MaxNumThreads2D", threads)
+    opt("Mesh.MaxNumThreads2D", 1)
     opt("Mesh.MaxNumThreads3D", 1)
     opt("Mesh.RandomSeed", RANDOM_SEED)
     opt("Mesh.Algorithm", 6)  # Frontal-Delaunay (2D, and the 3D surface mesh)
@@ -172,7 +173,6 @@ def mesh_geometry(
     particles: Particles,
     *,
     gmsh_options: dict | None = None,
-    threads: int = 1,
 ) -> MeshStats:
     """Set the size field and generate the mesh of the current model (from build_geometry).
 
@@ -182,9 +182,6 @@ def mesh_geometry(
     distance (gradient :data:`GROWTH`) to ``size``. The size is sampled on a regular grid and
     handed to gmsh as a 'Structured' background field. Any previous mesh and size fields of
     the model are discarded.
-
-    ``threads``: threads of the surface mesh (the same mesh for any number; the volume mesh
-    runs on one thread, HXT's threads would change it).
 
     ``gmsh_options`` (name -> number) override the gmsh options set here (benchmarks). In 3D
     the surface mesh and the volume mesh are timed apart (``MeshStats.seconds_split``,
@@ -201,9 +198,7 @@ def mesh_geometry(
         raise RuntimeError(
             "mesh: the particles are not the ones the current geometry was built from"
         )
-    if not (isinstance(threads, int) and threads >= 1):
-        raise ValueError(f"mesh: threads must be an integer >= 1, got {threads!r}")
-    _set_mesh_options(options, dim, threads)
+    _set_mesh_options(options, dim)
     for name, value in (gmsh_options or {}).items():
         gmsh.option.setNumber(name, float(value))
     gmsh.model.mesh.clear()
@@ -286,10 +281,9 @@ def build_and_mesh(
     *,
     gmsh_options: dict | None = None,
     sharing: CutSharing | None = None,
-    threads: int = 1,
 ) -> tuple[GeometryReport, MeshStats]:
     """:func:`build_geometry` (``sharing``: other MPI ranks cut part of the particles) then
-    :func:`mesh_geometry` (``threads`` for the surface mesh)."""
+    :func:`mesh_geometry`."""
     options.validate()
     report = build_geometry(particles, model_name, verbose=options.verbose, sharing=sharing)
-    return report, mesh_geometry(options, particles, gmsh_options=gmsh_options, threads=threads)
+    return report, mesh_geometry(options, particles, gmsh_options=gmsh_options)
