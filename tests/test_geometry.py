@@ -315,7 +315,8 @@ def test_periodic_3d_scene_groups_and_mesh(session, caplog):
     assert tags.interface_tag(2, 2) in rep.interface_areas  # 0|1 contact
     assert tags.interface_tag(1, 3) in rep.interface_areas  # shell surface
     assert tags.interface_tag(2, 3) in rep.interface_areas  # core|shell
-    assert sum(rep.phase_volumes.values()) == pytest.approx(box.volume, rel=1e-9)
+    # OCC's volume integration is good to ~1e-9 and depends on where the sphere seams lie
+    assert sum(rep.phase_volumes.values()) == pytest.approx(box.volume, rel=1e-8)
     groups = facet_groups()
     assert all(len(g) == 1 for g in groups.values()), groups
     # the particle at the corner x=y=0 has four pieces
