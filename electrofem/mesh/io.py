@@ -67,6 +67,65 @@ def _sidecar(comm: MPI.Comm, path: Path) -> tuple[dict | None, str | None]:
 _models = itertools.count()
 
 
+class _GroupedModel:
+    """The current gmsh model as dolfinx's ``model_to_mesh`` reads it, with each physical
+    group seen as a single entity.
+
+    ``model_to_mesh`` concatenates the elements entity by entity (quadratic in the number of
+    entities: 3 s of 14 s on a 1.3 M-cell, 474-volume mesh); here each group's elements are
+    joined once. Only the calls ``model_to_mesh`` makes are provided.
+    """
+
+    def __init__(self, model):
+        self._model = model
+        self.mesh = _GroupedMesh(model)
+
+    def getPhysicalGroups(self, dim: int = -1):  # noqa: N802 - gmsh's names
+        return self._model.getPhysicalGroups(dim)
+
+    def getEntitiesForPhysicalGroup(self, dim: int, tag: int):  # noqa: N802
+        return np.array([tag], dtype=np.int32)  # the group is its own entity
+
+    def getPhysicalName(self, dim: int, tag: int):  # noqa: N802
+        return self._model.getPhysicalName(dim, tag)
+
+    def setCurrent(self, name: str):  # noqa: N802
+        self._model.setCurrent(name)
+
+
+class _GroupedMesh:
+    def __init__(self, model):
+        self._model = model
+        self._groups: dict[tuple[int, int], tuple[list, list, list]] = {}
+
+    def getElements(self, dim: int = -1, tag: int = -1):  # noqa: N802
+        """All elements of ``dim`` (tag -1), or those of the physical group ``(dim, tag)``."""
+        if tag < 0:
+            return self._model.mesh.getElements(dim, tag)
+        key = (dim, tag)
+        if key not in self._groups:
+            by_type: dict[int, tuple[list, list]] = {}
+            for ent in self._model.getEntitiesForPhysicalGroup(dim, tag):
+                types, etags, nodes = self._model.mesh.getElements(dim, int(ent))
+                for t, e, n in zip(types, etags, nodes, strict=True):
+                    by_type.setdefault(int(t), ([], []))
+                    by_type[int(t)][0].append(e)
+                    by_type[int(t)][1].append(n)
+            types = sorted(by_type)
+            self._groups[key] = (
+                types,
+                [np.concatenate(by_type[t][0]) for t in types],
+                [np.concatenate(by_type[t][1]) for t in types],
+            )
+        return self._groups[key]
+
+    def getElementProperties(self, element_type: int):  # noqa: N802
+        return self._model.mesh.getElementProperties(element_type)
+
+    def getNodes(self, *args, **kw):  # noqa: N802
+        return self._model.mesh.getNodes(*args, **kw)
+
+
 class _GmshFile:
     """Rank 0: a ``.msh`` file merged into a fresh gmsh model, with the terminal output off.
     :meth:`close` removes the model and leaves a caller's gmsh session as it found it
@@ -157,7 +216,7 @@ class ElectrodeMesh:
         from dolfinx.io.gmsh import model_to_mesh
 
         data = model_to_mesh(
-            gmsh.model if comm.rank == rank else None,
+            _GroupedModel(gmsh.model) if comm.rank == rank else None,
             comm,
             rank,
             gdim=gdim,
@@ -256,7 +315,7 @@ class ElectrodeMesh:
         try:
             import gmsh
 
-            model = gmsh.model if comm.rank == 0 else None
+            model = _GroupedModel(gmsh.model) if comm.rank == 0 else None
             data = model_to_mesh(model, comm, 0, gdim=gdim, partitioner=_partitioner())
         except Exception as err:  # noqa: BLE001
             problem = f"{path}: not a readable Gmsh mesh ({one_line(err)})"
