@@ -2,6 +2,8 @@
 
     python benchmarks/bench_transport.py                      # the h study (serial), ~15 min
     python benchmarks/bench_transport.py --sizes 2.5 2.0      # a subset of h
+    python benchmarks/bench_transport.py --order 2 --degree 2 --sizes 4 3 2 1.41 1.0
+                                                # curved cells, P2 (bench_transport_o2p2.json)
     mpirun -n 2 python benchmarks/bench_transport.py --mpi-case 1.0   # one h on N ranks
     python benchmarks/bench_transport.py --mpi-case 1.0               # ... and on 1 rank
 
@@ -71,8 +73,10 @@ def spec() -> Electrode:
     return Electrode(Box(BOX), (Layer(1.0, POROSITY, pops),), seed=SEED)
 
 
-def mesh_options(h: float) -> MeshOptions:
-    return MeshOptions(size=h, radius_factor=0.25 * h, neck_factor=0.5 * h, size_min=0.01)
+def mesh_options(h: float, order: int = 1) -> MeshOptions:
+    return MeshOptions(
+        size=h, radius_factor=0.25 * h, neck_factor=0.5 * h, size_min=0.01, order=order
+    )
 
 
 def observed_order(h, tau) -> tuple[float, float]:
@@ -99,19 +103,20 @@ def observed_order(h, tau) -> tuple[float, float]:
     return p, t1 - c * h1**p
 
 
-def solve(em) -> tuple[object, float]:
+def solve(em, degree: int = 1) -> tuple[object, float]:
     COMM.barrier()
     t = time.perf_counter()
-    d = solve_transport(em, {tags.ELECTROLYTE: 1.0}, directions=("z",)).directions["z"]
+    d = solve_transport(em, {tags.ELECTROLYTE: 1.0}, directions=("z",), degree=degree)
+    d = d.directions["z"]
     COMM.barrier()
     return d, time.perf_counter() - t
 
 
-def mesh_case(parts: Particles, h: float):
+def mesh_case(parts: Particles, h: float, order: int = 1):
     """Mesh the current gmsh geometry (rank 0) at h and distribute; returns em, stats, time."""
     COMM.barrier()
     t = time.perf_counter()
-    st = mesh_geometry(mesh_options(h), parts) if COMM.rank == 0 else None
+    st = mesh_geometry(mesh_options(h, order), parts) if COMM.rank == 0 else None
     em = ElectrodeMesh.from_gmsh(COMM, 3, {"box_um": list(BOX)})
     COMM.barrier()
     return em, COMM.bcast(st, root=0), time.perf_counter() - t
@@ -125,7 +130,7 @@ def machine_note() -> str:
     )
 
 
-def study(sizes) -> dict:
+def study(sizes, order: int = 1, degree: int = 1) -> dict:
     RESULTS.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     parts = generate(spec())
@@ -144,8 +149,8 @@ def study(sizes) -> dict:
     t_geom = time.perf_counter() - t
     print(f"OCC geometry (once): {t_geom:.1f} s", flush=True)
     # warm-up: JIT-compile the forms on a coarse mesh
-    em, _, _ = mesh_case(parts, 3.0)
-    solve(em)
+    em, _, _ = mesh_case(parts, 3.0, order)
+    solve(em, degree)
     del em
     rows = []
     head = (
@@ -154,8 +159,8 @@ def study(sizes) -> dict:
     )
     print("\n" + head + "\n|---|---|---|---|---|---|---|---|---|", flush=True)
     for h in sizes:
-        em, st, t_mesh = mesh_case(parts, h)
-        d, t_solve = solve(em)
+        em, st, t_mesh = mesh_case(parts, h, order)
+        d, t_solve = solve(em, degree)
         rows.append(
             dict(
                 h=h,
@@ -169,6 +174,7 @@ def study(sizes) -> dict:
                 tau=d.tortuosity,
                 relative_diffusivity=d.relative_diffusivity,
                 min_quality=st.min_quality,
+                straightened_cells=st.straightened_cells,
             )
         )
         r = rows[-1]
@@ -213,10 +219,21 @@ def study(sizes) -> dict:
         seconds_geometry=t_geom,
         rows=rows,
         richardson=dict(h=[r["h"] for r in fine], order=p, tau=tau_star),
+        geometry_order=order,
+        degree=degree,
         machine=machine_note(),
     )
-    (RESULTS / "bench_transport.json").write_text(json.dumps(out, indent=2))
+    (RESULTS / result_name(order, degree)).write_text(json.dumps(out, indent=2))
     return out
+
+
+def result_name(order: int, degree: int) -> str:
+    """``bench_transport.json`` (straight, P1), else ``bench_transport_o<order>p<degree>.json``."""
+    return (
+        "bench_transport.json"
+        if (order, degree) == (1, 1)
+        else f"bench_transport_o{order}p{degree}.json"
+    )
 
 
 def load_particles() -> Particles:
@@ -277,13 +294,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=float, nargs="+", default=list(SIZES), help="h values, µm")
     ap.add_argument("--mpi-case", type=float, default=None, help="run one h on COMM.size ranks")
+    ap.add_argument("--order", type=int, choices=[1, 2], default=1, help="geometry order")
+    ap.add_argument("--degree", type=int, choices=[1, 2], default=1, help="Lagrange degree")
     args = ap.parse_args()
     if args.mpi_case is not None:
         mpi_case(args.mpi_case)
         return
     if COMM.size > 1:
         raise SystemExit("the h study runs serially; use --mpi-case H under mpirun")
-    study(sorted(args.sizes, reverse=True))
+    study(sorted(args.sizes, reverse=True), args.order, args.degree)
 
 
 if __name__ == "__main__":

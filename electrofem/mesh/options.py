@@ -39,6 +39,10 @@ class MeshOptions:
             removal only).
         quality_warn: log a warning when the minimum element quality (minSICN) is below this.
         verbose: print gmsh's own output.
+        order: geometry order of the cells: 1 (straight) or 2 (edge midpoints on the exact
+            spheres, contact circles and box faces; :mod:`electrofem.mesh.curved`). Order 2
+            is for the steady transport and conductivity solvers; the time-dependent solvers
+            need order 1.
     """
 
     size: float = 1.0
@@ -48,6 +52,7 @@ class MeshOptions:
     optimize: bool = True
     quality_warn: float = 0.1
     verbose: bool = False
+    order: int = 1
 
     def validate(self) -> None:
         """Raise ValueError naming the offending field."""
@@ -62,6 +67,10 @@ class MeshOptions:
         q = self.quality_warn
         if not (_is_number(q) and 0 <= q <= 1):
             raise ValueError(f"mesh.quality_warn: must be in [0, 1], got {q!r}")
+        if not (isinstance(self.order, int) and not isinstance(self.order, bool)) or (
+            self.order not in (1, 2)
+        ):
+            raise ValueError(f"mesh.order: must be 1 or 2, got {self.order!r}")
         for name in ("optimize", "verbose"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"mesh.{name}: must be true or false, got {getattr(self, name)!r}")
@@ -94,5 +103,7 @@ class MeshStats:
     mean_quality: float
     seconds_geometry: float
     seconds_mesh: float
-    #: split of ``seconds_mesh``: size field, surface mesh, volume mesh, optimisation
+    #: split of ``seconds_mesh``: size field, surface mesh, volume mesh, optimisation, curving
     seconds_split: dict[str, float] = field(default_factory=dict)
+    #: order 2: cells whose edge midpoints were put back on their straight edges (no inversion)
+    straightened_cells: int = 0

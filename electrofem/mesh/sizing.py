@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import gmsh
 import numpy as np
 
+from .curved import curve_mesh
 from .occ import ATTRIBUTE, build_geometry
 from .options import GeometryReport, MeshOptions, MeshStats
 from .pieces import CutSharing
@@ -207,6 +208,7 @@ def mesh_geometry(
         field.remove(fid)
     t0 = time.perf_counter()
     split: dict[str, float] = {}
+    straightened = 0
     grid = _size_grid(options, particles, _plan(particles, quiet=True))
     path = None
     try:
@@ -230,6 +232,10 @@ def mesh_geometry(
             t = time.perf_counter()
             gmsh.model.mesh.generate(dim)
             split["surface"] = time.perf_counter() - t
+        if options.order == 2:
+            t = time.perf_counter()
+            straightened = curve_mesh(dim)["straightened"]
+            split["curve"] = time.perf_counter() - t
     except Exception as err:
         raise RuntimeError(
             f"mesh: gmsh failed to generate the {dim}D mesh: {err}{_hint_text(info['hints'])}"
@@ -255,6 +261,7 @@ def mesh_geometry(
         seconds_geometry=float(info.get("seconds_geometry", 0.0)),
         seconds_mesh=seconds,
         seconds_split=split,
+        straightened_cells=straightened,
     )
     log.info(
         "mesh: %d nodes, %d cells, quality min %.3f mean %.3f in %.2f s",

@@ -68,6 +68,11 @@ class CoupledDomain:
 
         self.emesh = emesh
         msh = emesh.mesh
+        if msh.geometry.cmap.degree != 1:
+            raise ValueError(
+                f"discharge: needs straight cells (mesh.order = 1); this mesh has geometry "
+                f"order {msh.geometry.cmap.degree}"
+            )
         self.mesh = msh
         self.comm = msh.comm
         tdim = msh.topology.dim

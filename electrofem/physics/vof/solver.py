@@ -64,6 +64,11 @@ class VOFSolver:
 
         self.mesh = msh
         self.comm = msh.comm
+        if msh.geometry.cmap.degree != 1:
+            raise ValueError(
+                f"infiltration: needs straight cells (mesh.order = 1); this mesh has geometry "
+                f"order {msh.geometry.cmap.degree}"
+            )
         if isinstance(options, FluidParams):
             options = options.to_options()
         self.options = options if options is not None else InfiltrationOptions()
