@@ -93,7 +93,12 @@ def run_conductivity(
 
     try:
         result = solve_transport(
-            emesh, phases, directions=axes, reference=1.0, callback=on_direction
+            emesh,
+            phases,
+            directions=axes,
+            reference=1.0,
+            callback=on_direction,
+            degree=options.degree,
         )
     except Exception as err:
         record.fail(err)

@@ -214,7 +214,12 @@ def _solve_and_write(emesh, options, phases, axes, through, on_direction, outdir
     comm = emesh.comm
     log.info("solving %s transport along %s", options.phase, ", ".join(axes))
     result = solve_transport(
-        emesh, phases, directions=axes, reference=options.reference, callback=on_direction
+        emesh,
+        phases,
+        directions=axes,
+        reference=options.reference,
+        callback=on_direction,
+        degree=options.degree,
     )
     metrics["reference_coefficient"] = result.reference
     prof_dir = through if through in result.directions else None
@@ -241,15 +246,23 @@ def _solve_and_write(emesh, options, phases, axes, through, on_direction, outdir
 
 
 def write_fields(result: TransportResult, path: Path) -> Path:
-    """All directions' potentials on their (shared) submesh, one XDMF file."""
+    """All directions' potentials on their (shared) submesh, one XDMF file. XDMF stores a
+    field at the mesh's nodes, so a potential of another degree than the geometry's is
+    interpolated to it (P1 on curved cells: to P2, exactly)."""
+    from dolfinx import fem
     from dolfinx.io import XDMFFile
 
     fields = list(result.fields.values())
     if not fields:
         return path
     msh = fields[0].function_space.mesh
+    k = msh.geometry.cmap.degree
     with XDMFFile(msh.comm, str(path), "w") as f:
         f.write_mesh(msh)
         for u in fields:
+            if u.function_space.ufl_element().embedded_superdegree != k:
+                v = fem.Function(fem.functionspace(msh, ("Lagrange", k)), name=u.name)
+                v.interpolate(u)
+                u = v
             f.write_function(u)
     return path

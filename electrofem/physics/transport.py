@@ -59,6 +59,10 @@ DEFAULT_PETSC_OPTIONS = {
 }
 
 
+#: The ``degree`` option of the transport and conductivity tables.
+DEGREE_DOC = "Lagrange degree of the potential, 1 or 2 (default: the mesh's geometry order)"
+
+
 def _phase_selection(v):
     names = v.split(",") if v not in ("electrolyte", "solid") else []
     for n in names:
@@ -107,6 +111,8 @@ class TransportOptions:
         reference: ``D0`` (same unit); default: the coefficient of the first selected phase.
         n_slabs: slabs of the through-thickness profiles.
         electrode: ``"positive"`` or ``"negative"``: which electrode the PyBaMM export fills.
+        degree: Lagrange degree of the potential, 1 or 2; default (None) the mesh's geometry
+            order, so 2 on curved cells (``mesh.order = 2``).
     """
 
     TABLE = "transport"
@@ -135,6 +141,7 @@ class TransportOptions:
         choices=("positive", "negative"),
         flag="--electrode",
     )
+    degree: int | None = param(None, doc=DEGREE_DOC, choices=(1, 2), flag="--degree")
 
     def __post_init__(self):
         self.directions = _axis_tuple(self.directions)
@@ -208,6 +215,8 @@ class ConductivityOptions:
         factory=lambda: dict(SOLID_CONDUCTIVITY_S_M),
     )
 
+    degree: int | None = param(None, doc=DEGREE_DOC, choices=(1, 2), flag="--degree")
+
     def __post_init__(self):
         self.directions = _axis_tuple(self.directions)
         if isinstance(self.conductivities_S_m, dict):  # a bad type is left to validate()
@@ -227,6 +236,7 @@ class ConductivityOptions:
             directions=self.directions,
             coefficients=dict(self.conductivities_S_m),
             reference=1.0,
+            degree=self.degree,
         )
 
 
@@ -277,7 +287,7 @@ def solve_transport(
     reference: float | None = None,
     petsc_options: dict | None = None,
     callback=None,
-    degree: int = 1,
+    degree: int | None = None,
 ) -> TransportResult:
     """Solve the cell problem on ``emesh`` for each direction; MPI-collective.
 
@@ -290,9 +300,9 @@ def solve_transport(
         petsc_options: override :data:`DEFAULT_PETSC_OPTIONS`.
         callback: called as ``callback(result, name)`` after each direction (e.g. to write
             results as they come).
-        degree: Lagrange degree of the potential (1 or 2). On a mesh with curved (second
-            order) geometry, degree 2 keeps the discretisation error of the same order as the
-            geometry's.
+        degree: Lagrange degree of the potential (1 or 2); default the mesh's geometry
+            order. On curved (second-order) cells degree 2 keeps the discretisation error of
+            the same order as the geometry's.
     """
     import ufl
     from dolfinx import fem, mesh
@@ -313,6 +323,8 @@ def solve_transport(
 
     cells = _select_cells(emesh, phases)
     sub, emap, _, _ = mesh.create_submesh(msh, tdim, cells)
+    if degree is None:
+        degree = msh.geometry.cmap.degree
     if degree not in (1, 2):
         raise ValueError(f"degree: must be 1 or 2, got {degree!r}")
     V = fem.functionspace(sub, ("Lagrange", degree))
