@@ -150,3 +150,29 @@ def test_pybamm_export_closed_form():
         pybamm_parameters(_fake_transport(0.4, "inf"))
     with pytest.raises(ValueError, match="electrode"):
         pybamm_parameters(_fake_transport(), "middle")
+
+
+def test_cli_curved_mesh_generate_then_transport(shared_tmp):
+    """``mesh.order = 2`` through the jobs: generate writes a curved mesh, transport solves
+    with P2 by default, records the degree and writes its fields (interpolated to the mesh's
+    degree when asked for P1)."""
+    cfg = shared_tmp / "curved.toml"
+    if COMM.rank == 0:
+        cfg.write_text(
+            "seed = 4\n[box]\nwidth = 14.0\ndepth = 14.0\nheight = 14.0\n"
+            "[[layers]]\nporosity = 0.55\n[[layers.particles]]\ndiameter = 5.0\n"
+            "[mesh]\nsize = 1.5\norder = 2\n"
+        )
+    COMM.barrier()
+    assert main(["generate", str(cfg), "-o", str(shared_tmp / "gen"), "-q"]) == 0
+    summary = json.loads((shared_tmp / "gen" / "summary.json").read_text())
+    exact = summary["porosity"]
+    assert abs(summary["mesh"]["porosity_mesh"] - exact) < 1e-3 * exact
+    for extra, degree in (([], 2), (["--degree", "1"], 1)):
+        out = shared_tmp / f"t{degree}"
+        argv = ["transport", str(shared_tmp / "gen" / "mesh.xdmf"), "-o", str(out), "-q"]
+        assert main(argv + ["--direction", "z", *extra]) == 0
+        m = json.loads((out / "transport.json").read_text())
+        assert (m["degree"], m["geometry_order"]) == (degree, 2)
+        assert m["directions"]["z"]["flux_imbalance"] < 1e-6
+        assert (out / "fields.xdmf").is_file()

@@ -222,6 +222,8 @@ def _solve_and_write(emesh, options, phases, axes, through, on_direction, outdir
         degree=options.degree,
     )
     metrics["reference_coefficient"] = result.reference
+    metrics["degree"] = result.degree
+    metrics["geometry_order"] = result.geometry_order
     prof_dir = through if through in result.directions else None
     profiles = analysis.through_thickness_profiles(
         emesh, n_slabs=options.n_slabs, transport=result, direction=prof_dir

@@ -272,6 +272,9 @@ class TransportResult:
     reference: float
     directions: dict[str, DirectionResult] = field(default_factory=dict)
     fields: dict = field(default_factory=dict)
+    #: Lagrange degree of the potential; geometry order of the mesh
+    degree: int = 1
+    geometry_order: int = 1
 
 
 def _select_cells(emesh, phases) -> np.ndarray:
@@ -319,12 +322,14 @@ def solve_transport(
     comm = msh.comm
     tdim = msh.topology.dim
     box = np.asarray(emesh.box_um(), dtype=float)
-    result = TransportResult(dict(phases), ref)
+    if degree is None:
+        degree = msh.geometry.cmap.degree
+    result = TransportResult(
+        dict(phases), ref, degree=degree, geometry_order=msh.geometry.cmap.degree
+    )
 
     cells = _select_cells(emesh, phases)
     sub, emap, _, _ = mesh.create_submesh(msh, tdim, cells)
-    if degree is None:
-        degree = msh.geometry.cmap.degree
     if degree not in (1, 2):
         raise ValueError(f"degree: must be 1 or 2, got {degree!r}")
     V = fem.functionspace(sub, ("Lagrange", degree))
