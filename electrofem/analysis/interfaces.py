@@ -16,7 +16,10 @@ areas µm² (µm in 2D). Derived quantities are SI where stated:
   rho_2 V_2)``. A 2D section is taken as extruded by any depth ``d``: ``S d / (rho V d)``, so the
   depth cancels and the same formula holds with lengths and areas.
 
-Only affine (P1-geometry) simplex meshes are supported: triangles and tetrahedra.
+Simplex meshes: triangles and tetrahedra. On curved cells (second-order geometry,
+``MeshOptions.order = 2``) the totals per tag come from quadrature through each cell's quadratic
+map (:mod:`.curved`, numpy); a tag's split over slabs then follows the split of its straight
+cells (exact per slab on straight cells, the curved total scaled over the slabs).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from mpi4py import MPI
 from .. import tags
 from .._postprocess import cell_volumes_by_tag, facet_areas_binned, facet_areas_by_tag
 from ..microstructure.measure import DEFAULT_DENSITY_G_CM3
+from . import curved
 
 #: 1 µm⁻¹ in 1/m.
 PER_UM_TO_PER_M = 1.0e6
@@ -37,12 +41,29 @@ PER_UM_TO_PER_M = 1.0e6
 # ------------------------------------------------------------------------------------------------
 # Owned tagged entities and their geometry
 # ------------------------------------------------------------------------------------------------
-def _check_affine(msh) -> None:
-    if msh.geometry.cmaps[0].degree != 1:
-        raise ValueError("electrofem.analysis: only affine (degree-1 geometry) meshes")
+def _check_simplex(msh) -> None:
     name = msh.topology.cell_type.name
     if name not in ("triangle", "tetrahedron"):
         raise ValueError(f"electrofem.analysis: simplex meshes only, got {name} cells")
+    if msh.geometry.cmaps[0].degree not in (1, 2):
+        raise ValueError("electrofem.analysis: geometry of order 1 or 2 only")
+
+
+def _vertex_dofmap(msh) -> np.ndarray:
+    """The geometry dofs of the cells' vertices (the first ``dim + 1``, basix order)."""
+    dm = msh.geometry.dofmaps[0]
+    return np.ascontiguousarray(dm[:, : msh.topology.dim + 1])
+
+
+def _curved_totals(msh, values, measures, utags, total, binned):
+    """Replace the straight totals by the curved ones, scaling each tag's slabs alike."""
+    curved = np.zeros(len(utags))
+    np.add.at(curved, np.searchsorted(utags, values), measures)
+    curved = _allreduce(msh.comm, curved)
+    if binned is not None:
+        ratio = np.divide(curved, total, out=np.ones_like(curved), where=total > 0)
+        binned = binned * ratio[:, None]
+    return curved, binned
 
 
 def _owned(meshtags, msh, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,17 +94,20 @@ def cell_measures(emesh, slabs=None) -> tuple[np.ndarray, np.ndarray, np.ndarray
     is ``(n_tags, n)``; otherwise None).
     """
     msh = emesh.mesh
-    _check_affine(msh)
+    _check_simplex(msh)
     tdim = msh.topology.dim
     utags = np.asarray(emesh.tag_values(emesh.cell_tags), dtype=np.int32)
     cells, values = _owned(emesh.cell_tags, msh, tdim)
     axis, z0, z1, n = _slab_args(slabs)
     total, binned = cell_volumes_by_tag(
-        msh.geometry.x, msh.geometry.dofmaps[0], cells, values, utags, axis, z0, z1, n
+        msh.geometry.x, _vertex_dofmap(msh), cells, values, utags, axis, z0, z1, n
     )
     total = _allreduce(msh.comm, total)
     if binned is not None:
         binned = _allreduce(msh.comm, binned)
+    if msh.geometry.cmaps[0].degree > 1:
+        vols = curved.cell_volumes(msh, cells)
+        total, binned = _curved_totals(msh, values, vols, utags, total, binned)
     return utags, total, binned
 
 
@@ -92,11 +116,11 @@ def facet_measures(emesh, slabs=None) -> tuple[np.ndarray, np.ndarray, np.ndarra
     from dolfinx.mesh import entities_to_geometry
 
     msh = emesh.mesh
-    _check_affine(msh)
+    _check_simplex(msh)
     fdim = msh.topology.dim - 1
     utags = np.asarray(emesh.tag_values(emesh.facet_tags), dtype=np.int32)
     facets, values = _owned(emesh.facet_tags, msh, fdim)
-    nodes = entities_to_geometry(msh, fdim, facets)
+    nodes = np.ascontiguousarray(entities_to_geometry(msh, fdim, facets)[:, : fdim + 1])
     rows = np.arange(len(facets), dtype=np.int32)
     if slabs is None:
         total, binned = facet_areas_by_tag(msh.geometry.x, nodes, rows, values, utags), None
@@ -106,7 +130,11 @@ def facet_measures(emesh, slabs=None) -> tuple[np.ndarray, np.ndarray, np.ndarra
             msh.geometry.x, nodes, rows, values, utags, axis, z0, z1, n
         )
         binned = _allreduce(msh.comm, binned)
-    return utags, _allreduce(msh.comm, total), binned
+    total = _allreduce(msh.comm, total)
+    if msh.geometry.cmaps[0].degree > 1:
+        areas = curved.facet_areas(msh, facets)
+        total, binned = _curved_totals(msh, values, areas, utags, total, binned)
+    return utags, total, binned
 
 
 # ------------------------------------------------------------------------------------------------

@@ -258,7 +258,7 @@ def write_fields(result: TransportResult, path: Path) -> Path:
     if not fields:
         return path
     msh = fields[0].function_space.mesh
-    k = msh.geometry.cmap.degree
+    k = msh.geometry.cmaps[0].degree
     with XDMFFile(msh.comm, str(path), "w") as f:
         f.write_mesh(msh)
         for u in fields:

@@ -323,9 +323,9 @@ def solve_transport(
     tdim = msh.topology.dim
     box = np.asarray(emesh.box_um(), dtype=float)
     if degree is None:
-        degree = msh.geometry.cmap.degree
+        degree = msh.geometry.cmaps[0].degree
     result = TransportResult(
-        dict(phases), ref, degree=degree, geometry_order=msh.geometry.cmap.degree
+        dict(phases), ref, degree=degree, geometry_order=msh.geometry.cmaps[0].degree
     )
 
     cells = _select_cells(emesh, phases)

@@ -68,10 +68,10 @@ class CoupledDomain:
 
         self.emesh = emesh
         msh = emesh.mesh
-        if msh.geometry.cmap.degree != 1:
+        if msh.geometry.cmaps[0].degree != 1:
             raise ValueError(
                 f"discharge: needs straight cells (mesh.order = 1); this mesh has geometry "
-                f"order {msh.geometry.cmap.degree}"
+                f"order {msh.geometry.cmaps[0].degree}"
             )
         self.mesh = msh
         self.comm = msh.comm

@@ -64,10 +64,10 @@ class VOFSolver:
 
         self.mesh = msh
         self.comm = msh.comm
-        if msh.geometry.cmap.degree != 1:
+        if msh.geometry.cmaps[0].degree != 1:
             raise ValueError(
                 f"infiltration: needs straight cells (mesh.order = 1); this mesh has geometry "
-                f"order {msh.geometry.cmap.degree}"
+                f"order {msh.geometry.cmaps[0].degree}"
             )
         if isinstance(options, FluidParams):
             options = options.to_options()
