@@ -89,3 +89,46 @@ def facet_areas(msh, facets: np.ndarray, chunk: int = 100_000) -> np.ndarray:
             stretch = np.linalg.norm(jit @ normals[f], axis=-1)
             out[rows] = (np.abs(det) * stretch) @ qw * scale
     return out
+
+
+def slab_integrals(
+    msh,
+    dofs: np.ndarray,
+    degree: int,
+    u: np.ndarray,
+    coefficient: np.ndarray,
+    cells: np.ndarray,
+    axis: int,
+    z0: float,
+    z1: float,
+    n: int,
+    chunk: int = 50_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slab ``(volume, sum of coefficient |grad u|^2 dx)`` of a Lagrange field of
+    ``degree`` (cell dofs ``dofs``, values ``u``) over ``cells``, by quadrature on the curved
+    (or straight) cells; each quadrature point counts in the slab it falls in, so a cell cut
+    by a slab plane is split to the rule's resolution (straight P1 cells have the exact
+    :func:`electrofem._postprocess.p1_slab_integrals`)."""
+    import basix
+
+    tdim = msh.topology.dim
+    cell = basix.CellType.triangle if tdim == 2 else basix.CellType.tetrahedron
+    points, weights = basix.make_quadrature(cell, max(VOLUME_DEGREE, 2 * degree + 2))
+    geo = _element(msh)
+    phi = geo.tabulate(0, points)[0, :, :, 0]  # (q, k)
+    dpsi = basix.create_element(basix.ElementFamily.P, cell, degree).tabulate(1, points)
+    dpsi = dpsi[1 : tdim + 1, :, :, 0]  # (a, q, j)
+    vol, energy = np.zeros(n), np.zeros(n)
+    width = (z1 - z0) / n
+    for s in range(0, len(cells), chunk):
+        c = cells[s : s + chunk]
+        J = _jacobians(msh, c, points)  # (c, q, i, a)
+        xq = np.einsum("ck,qk->cq", msh.geometry.x[msh.geometry.dofmaps[0][c], axis], phi)
+        grad_ref = np.einsum("cj,aqj->cqa", u[dofs[c]], dpsi)  # du/dX_a
+        grad = np.einsum("cqai,cqa->cqi", np.linalg.inv(J), grad_ref)  # J^-T grad_ref
+        dv = np.abs(np.linalg.det(J)) * weights
+        slab = np.clip(((xq - z0) / width).astype(int), 0, n - 1)
+        np.add.at(vol, slab.ravel(), dv.ravel())
+        e = coefficient[c][:, None] * np.einsum("cqi,cqi->cq", grad, grad) * dv
+        np.add.at(energy, slab.ravel(), e.ravel())
+    return vol, energy

@@ -59,6 +59,7 @@ from mpi4py import MPI
 
 from .. import tags
 from .._postprocess import p1_slab_integrals
+from . import curved
 from .interfaces import (
     PER_UM_TO_PER_M,
     _allreduce,
@@ -291,18 +292,24 @@ def _local_tortuosity(emesh, prof: Profiles, transport, direction: str, ax: int,
     owned = np.arange(sub.topology.index_map(tdim).size_local, dtype=np.int32)
     coeff = _sub_cell_coefficients(emesh, transport, sub)
     u.x.scatter_forward()
-    vol, _, energy = p1_slab_integrals(
-        sub.geometry.x,
-        sub.geometry.dofmaps[0],
-        V.dofmap.list,
-        u.x.array,
-        coeff,
-        owned,
-        ax,
-        z0,
-        z1,
-        n,
-    )
+    degree = V.ufl_element().embedded_superdegree
+    if degree == 1 and sub.geometry.cmaps[0].degree == 1:
+        vol, _, energy = p1_slab_integrals(
+            sub.geometry.x,
+            sub.geometry.dofmaps[0],
+            V.dofmap.list,
+            u.x.array,
+            coeff,
+            owned,
+            ax,
+            z0,
+            z1,
+            n,
+        )
+    else:  # curved cells or a P2 potential: quadrature
+        vol, energy = curved.slab_integrals(
+            sub, V.dofmap.list, degree, u.x.array, coeff, owned, ax, z0, z1, n
+        )
     vol, energy = _allreduce(comm, vol), _allreduce(comm, energy)
     length = float(ext[ax, 1] - ext[ax, 0])
     area = float(np.prod(ext[:, 1] - ext[:, 0])) / length
