@@ -48,12 +48,14 @@ marked::
     [mesh]                  # see electrofem.mesh.MeshOptions
     size = 1.0
     radius_factor = 0.25
+    order = 1               # 2: curved cells (transport and conductivity only)
 
     [transport]             # see electrofem.physics.transport.TransportOptions
     phase = "electrolyte"   # or "solid", or "active,second"
     directions = ["all"]    # or e.g. ["z"]
     n_slabs = 20            # through-thickness profiles
     electrode = "positive"  # PyBaMM export
+    degree = 2              # Lagrange degree (default: the mesh's geometry order)
     [transport.coefficients]
     electrolyte = 1.0       # per-phase diffusivity/conductivity (ratios matter)
 
