@@ -6,9 +6,10 @@ the mesh is ~1.4 % high, and that bias sets the convergence order of the tortuos
 entities (the OCC spheres, contact circles and box faces), so particle surfaces are
 quadratic. A midpoint on a strongly curved boundary can invert a thin cell next to it; such a
 cell gets all its midpoints back on its straight edges (always valid, since the straight mesh
-is), and this repeats until the lowest Jacobian determinant of every cell (gmsh's
-``minDetJac``, a bound over the whole cell, not a sample) is positive. No inverted cell is
-ever kept.
+is). A cell that would invert has its midpoints pulled halfway back to its straight
+edges, up to three times, then all the way; this repeats until the lowest Jacobian
+determinant of every cell (gmsh's ``minDetJac``, a bound over the whole cell, not a sample) is
+positive. No inverted cell is ever kept.
 
 Measured on the box50 benchmark (147 k tets, h = r/3.6): the porosity error fell from 1.5 %
 to 4e-5, and 2 cells needed straightening.
@@ -30,50 +31,68 @@ _QUADRATIC = {
 }
 
 
-def curve_mesh(dim: int) -> dict:
+def curve_mesh(dim: int, max_halvings: int = 3) -> dict:
     """Make the current first-order mesh quadratic (see the module docstring).
 
-    Returns ``{"straightened": cells whose midpoints were put back, "rounds": passes,
-    "min_det_jacobian": the smallest minDetJac left}``. Raises RuntimeError when a cell is
-    still inverted with straight edges (the first-order mesh itself was inverted).
+    A cell whose bound ``minDetJac`` is not positive has the offsets of its midpoints from
+    their straight edges halved, up to ``max_halvings`` times, then removed; only the cells
+    that share a moved node are checked again.
+
+    Returns ``{"straightened": cells with a midpoint pulled back (partly or fully),
+    "rounds": passes, "min_det_jacobian": the smallest minDetJac left}``. Raises
+    RuntimeError when a cell is still inverted with straight edges (the first-order mesh
+    itself was inverted).
     """
     etype, edges = _QUADRATIC[dim]
     gmsh.option.setNumber("Mesh.HighOrderOptimize", 0)
     gmsh.option.setNumber("Mesh.SecondOrderLinear", 0)  # midpoints on the CAD
     gmsh.model.mesh.setOrder(2)
     tags, nodes = gmsh.model.mesh.getElementsByType(etype)
+    tags = np.asarray(tags)
     det = np.asarray(gmsh.model.mesh.getElementQualities(tags, "minDetJac"))
-    n_vertices = dim + 1
+    nv = dim + 1
     cells = np.asarray(nodes, dtype=np.int64).reshape(len(tags), -1)
-    done = np.zeros(len(tags), dtype=bool)
+    node_tags, coords, _ = gmsh.model.mesh.getNodes()
+    index = np.zeros(int(node_tags.max()) + 1, dtype=np.int64)
+    index[node_tags.astype(np.int64)] = np.arange(len(node_tags))
+    x = np.asarray(coords).reshape(-1, 3)
+    a, b = (np.array(e) for e in zip(*edges, strict=True))
+    mids = index[cells[:, nv:]]  # (cells, edges): rows of x
+    straight = 0.5 * (x[index[cells[:, a]]] + x[index[cells[:, b]]])  # (cells, edges, 3)
+    curved = x[mids].copy()
+    # offset factor of every midpoint node (1: on the CAD, 0: straight)
+    factor = np.ones(len(x))
+    touched = np.zeros(len(tags), dtype=bool)
     rounds = 0
     bad = np.flatnonzero(det <= 0)
     while bad.size:
-        if done[bad].all():
+        rounds += 1
+        if not factor[mids[bad]].any() or rounds > 50:
             raise RuntimeError(
                 f"mesh: {bad.size} cells stay inverted with straight edges (first cell "
                 f"{int(tags[bad[0]])}): the first-order mesh is inverted"
             )
-        rounds += 1
-        node_tags, coords, _ = gmsh.model.mesh.getNodes()
-        index = np.empty(int(node_tags.max()) + 1, dtype=np.int64)
-        index[node_tags.astype(np.int64)] = np.arange(len(node_tags))
-        x = np.asarray(coords).reshape(-1, 3)
-        for e in bad:
-            corner = x[index[cells[e, :n_vertices]]]
-            for m, (a, b) in enumerate(edges):
-                mid = 0.5 * (corner[a] + corner[b])
-                gmsh.model.mesh.setNode(int(cells[e, n_vertices + m]), mid.tolist(), [])
-        done[bad] = True
-        det = np.asarray(gmsh.model.mesh.getElementQualities(tags, "minDetJac"))
+        touched[bad] = True
+        moved = np.unique(mids[bad])
+        factor[moved] = np.where(factor[moved] > 0.5**max_halvings, factor[moved] / 2, 0.0)
+        # the new position of every moved node, from one cell that holds it
+        rows, cols = np.nonzero(np.isin(mids, moved))
+        node, first = np.unique(mids[rows, cols], return_index=True)
+        r, c = rows[first], cols[first]
+        f = factor[node][:, None]
+        new = straight[r, c] + f * (curved[r, c] - straight[r, c])
+        for t, p in zip(node_tags[node], new, strict=True):
+            gmsh.model.mesh.setNode(int(t), p.tolist(), [])
+        check = np.unique(rows)  # the cells holding a moved node
+        det[check] = gmsh.model.mesh.getElementQualities(tags[check], "minDetJac")
         bad = np.flatnonzero(det <= 0)
     report = {
-        "straightened": int(done.sum()),
+        "straightened": int(touched.sum()),
         "rounds": rounds,
         "min_det_jacobian": float(det.min()) if det.size else 0.0,
     }
     log.info(
-        "mesh: second order, %d of %d cells straightened (no inverted cell)",
+        "mesh: second order, %d of %d cells with midpoints pulled back (no inverted cell)",
         report["straightened"],
         len(tags),
     )
