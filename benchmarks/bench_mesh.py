@@ -15,7 +15,14 @@ With ``--case`` (issue 14), one case per process, the full split written to
 * ``box400``: ~400 spheres, lognormal r = 7.2 ± 0.7 µm, in a non-periodic 100 µm cube
   (walls on every side), overlapping contacts (the default ``ContactModel``), h = 2 µm;
 * ``box50``: the same recipe in a 50 µm cube (~50 spheres), for quick A/B runs;
-* ``ls2d``: the 2D L-S case of the table.
+* ``ls2d``: the 2D L-S case of the table;
+* ``pack40``: issue 3's laterally periodic 40 µm pack (363 spheres, r = 2.5 / 3.5 µm) at
+  ``bench_transport``'s h = 1 µm options;
+* ``ls3d``: paper 002's 3D L-S section, 146 x 50 x 50 µm, d = 11.3 / 4.5 µm, porosity 0.40,
+  laterally periodic, h = 1 µm.
+
+Under ``mpirun -n N`` the ranks share the OCC cuts and rank 0 meshes, as
+``electrofem generate`` does (:mod:`electrofem.mesh.parallel`); the mesh hash must not change.
 
 Split: packing, geometry (OCC radical-plane cuts, fragment, classification), size field,
 surface mesh (gmsh ``generate(2)``), volume mesh (``generate(3)``), optimisation, import to
