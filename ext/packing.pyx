@@ -219,58 +219,37 @@ cdef inline double _edges_corners(double[:, ::1] x, double[::1] r, double[::1] L
     return viol
 
 
-cdef double _triples(double[:, ::1] x, double[::1] r, double[::1] L, bint per,
-                     int[::1] pi, int[::1] pj, Py_ssize_t npair, double[:, ::1] f,
-                     double band, int[::1] ptr, int[::1] nbr, int[::1] fill,
-                     int[::1] mark, double viol) noexcept nogil:
-    """Keep triples of mutually overlapping balls off their degenerate point (3D).
+cdef inline bint _radical_centre(double* c1, double* c2, double r0, double r1, double r2,
+                                 int dim, double* p) noexcept nogil:
+    """The point ``p = s c1 + t c2`` of the centres' plane (ball 0 at the origin) with equal
+    powers to the three balls (their radical centre); False for collinear centres."""
+    cdef double uu = 0.0, uv = 0.0, vv = 0.0, det, b1, b2, s, t
+    cdef int a
+    for a in range(dim):
+        uu += c1[a] * c1[a]
+        uv += c1[a] * c2[a]
+        vv += c2[a] * c2[a]
+    det = uu * vv - uv * uv
+    if det <= 1e-12 * uu * vv:
+        return False
+    b1 = 0.5 * (uu + r0 * r0 - r1 * r1)
+    b2 = 0.5 * (vv + r0 * r0 - r2 * r2)
+    s = (b1 * vv - b2 * uv) / det
+    t = (b2 * uu - b1 * uv) / det
+    for a in range(dim):
+        p[a] = s * c1[a] + t * c2[a]
+    return True
 
-    The radical line of three overlapping balls meets all three spheres in two points at
-    ``+-h`` from the radical centre F of the centres' plane, ``h^2 = r_m^2 - |c_m - F|^2``
-    (the same for the three). ``h`` near 0 (the three spheres nearly meet in one point) puts two
-    vertices of the geometry a few nm apart: slivers. A signed ``h`` (``-sqrt(-h^2)`` when the
-    line misses) inside ``+-band * rmin`` moves the three centres along ``c_m - F`` to the
-    nearer edge. Returns the updated largest violation (relative to rmin).
-    """
-    cdef Py_ssize_t n = x.shape[0], i, j, k, a1, a2, q
-    cdef int a, m, last = 2
-    cdef double u[3]
-    cdef double v[3]
-    cdef double p[3]
-    cdef double d2, uu, uv, vv, det, b1, b2, s, t, h2, h, w, rmin, target, dh2, dm, fm, val
-    cdef double* cm[3]
-    cdef double zero[3]
-    for i in range(n + 1):
-        ptr[i] = 0
-    for q in range(npair):  # the overlap graph, CSR
-        i = pi[q]
-        j = pj[q]
-        d2 = 0.0
-        for a in range(3):
-            s = _min_image(x[i, a] - x[j, a], L[a], per and a < last)
-            d2 += s * s
-        if d2 < (r[i] + r[j]) * (r[i] + r[j]):
-            ptr[i + 1] += 1
-            ptr[j + 1] += 1
-    for i in range(n):
-        ptr[i + 1] += ptr[i]
-        fill[i] = ptr[i]
-    for q in range(npair):
-        i = pi[q]
-        j = pj[q]
-        d2 = 0.0
-        for a in range(3):
-            s = _min_image(x[i, a] - x[j, a], L[a], per and a < last)
-            d2 += s * s
-        if d2 < (r[i] + r[j]) * (r[i] + r[j]):
-            nbr[fill[i]] = j
-            fill[i] += 1
-            nbr[fill[j]] = i
-            fill[j] += 1
+
+cdef Py_ssize_t _triangles(int n, int[::1] ptr, int[::1] nbr, int[::1] mark,
+                           int[:, ::1] out) noexcept nogil:
+    """The triangles ``i < j < k`` of the graph ``nbr[ptr[i]:ptr[i + 1]]`` (both directions)
+    into ``out``; returns their number, or minus it when ``out`` is too small (then call again
+    with room for that many). O(sum of degree^2), with a marker array."""
+    cdef Py_ssize_t count = 0
+    cdef int i, j, k, a1, a2
     for i in range(n):
         mark[i] = -1
-    for a in range(3):
-        zero[a] = 0.0
     for i in range(n):
         for a1 in range(ptr[i], ptr[i + 1]):
             mark[nbr[a1]] = i
@@ -282,51 +261,109 @@ cdef double _triples(double[:, ::1] x, double[::1] r, double[::1] L, bint per,
                 k = nbr[a2]
                 if k <= j or mark[k] != i:
                     continue
-                for a in range(3):  # centres relative to i
-                    u[a] = _min_image(x[j, a] - x[i, a], L[a], per and a < last)
-                    v[a] = _min_image(x[k, a] - x[i, a], L[a], per and a < last)
-                uu = uv = vv = 0.0
-                for a in range(3):
-                    uu += u[a] * u[a]
-                    uv += u[a] * v[a]
-                    vv += v[a] * v[a]
-                det = uu * vv - uv * uv
-                if det <= 1e-9 * uu * vv:
-                    continue  # collinear centres: no radical line
-                b1 = 0.5 * (uu + r[i] * r[i] - r[j] * r[j])
-                b2 = 0.5 * (vv + r[i] * r[i] - r[k] * r[k])
-                s = (b1 * vv - b2 * uv) / det
-                t = (b2 * uu - b1 * uv) / det
-                h2 = r[i] * r[i]
-                for a in range(3):
-                    p[a] = s * u[a] + t * v[a]
-                    h2 -= p[a] * p[a]
-                rmin = r[i] if r[i] < r[j] else r[j]
-                rmin = rmin if rmin < r[k] else r[k]
-                w = band * rmin
-                h = sqrt(h2) if h2 >= 0.0 else -sqrt(-h2)
-                if h <= -w or h >= w:
-                    continue
-                target = w * w if h >= 0.0 else -w * w
-                dh2 = target - h2  # > 0: pull the centres towards F
-                val = (w - fabs(h)) / rmin
-                if val > viol:
-                    viol = val
-                cm[0] = zero
-                cm[1] = u
-                cm[2] = v
-                for m in range(3):
-                    q = i if m == 0 else (j if m == 1 else k)
-                    dm = 0.0
-                    for a in range(3):
-                        dm += (cm[m][a] - p[a]) * (cm[m][a] - p[a])
-                    dm = sqrt(dm)
-                    if dm <= 1e-12 * rmin:
-                        continue
-                    # d(h^2)/d|c_m - F| = -2 |c_m - F|: the move along c_m - F
-                    fm = -dh2 / (2.0 * dm) / 3.0
-                    for a in range(3):
-                        f[q, a] += fm * (cm[m][a] - p[a]) / dm
+                if count < out.shape[0]:
+                    out[count, 0] = i
+                    out[count, 1] = j
+                    out[count, 2] = k
+                count += 1
+    return count if count <= out.shape[0] else -count
+
+
+cdef inline bint _overlap(double[:, ::1] x, double[::1] r, double[::1] L, bint per,
+                          Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    """Do balls i and j overlap (minimum image on the periodic lateral axes)?"""
+    cdef int a, last = x.shape[1] - 1
+    cdef double d2 = 0.0, s
+    for a in range(x.shape[1]):
+        s = _min_image(x[i, a] - x[j, a], L[a], per and a < last)
+        d2 += s * s
+    return d2 < (r[i] + r[j]) * (r[i] + r[j])
+
+
+cdef void _overlap_graph(double[:, ::1] x, double[::1] r, double[::1] L, bint per,
+                         int[::1] pi, int[::1] pj, Py_ssize_t npair, int[::1] ptr,
+                         int[::1] nbr, int[::1] fill) noexcept nogil:
+    """The overlapping pairs among ``(pi, pj)`` as a CSR graph ``nbr[ptr[i]:ptr[i + 1]]``
+    (both directions; ``nbr`` holds at least ``2 npair``)."""
+    cdef Py_ssize_t n = x.shape[0], i, q
+    for i in range(n + 1):
+        ptr[i] = 0
+    for q in range(npair):
+        if _overlap(x, r, L, per, pi[q], pj[q]):
+            ptr[pi[q] + 1] += 1
+            ptr[pj[q] + 1] += 1
+    for i in range(n):
+        ptr[i + 1] += ptr[i]
+        fill[i] = ptr[i]
+    for q in range(npair):
+        if _overlap(x, r, L, per, pi[q], pj[q]):
+            nbr[fill[pi[q]]] = pj[q]
+            fill[pi[q]] += 1
+            nbr[fill[pj[q]]] = pi[q]
+            fill[pj[q]] += 1
+
+
+cdef double _triples(double[:, ::1] x, double[::1] r, double[::1] L, bint per,
+                     int[:, ::1] tri, Py_ssize_t ntri, double[:, ::1] f, double band,
+                     double viol) noexcept nogil:
+    """Keep triples of mutually overlapping balls off their degenerate point (3D).
+
+    The radical line of three overlapping balls meets all three spheres in two points at
+    ``+-h`` from the radical centre F of the centres' plane, ``h^2 = r_m^2 - |c_m - F|^2``
+    (the same for the three). ``h`` near 0 (the three spheres nearly meet in one point) puts two
+    vertices of the geometry a few nm apart: slivers. A signed ``h`` (``-sqrt(-h^2)`` when the
+    line misses) inside ``+-band * rmin`` moves the three centres along ``c_m - F`` to the
+    nearer edge. ``tri[:ntri]``: the triangles of the overlap graph (:func:`_triangles`).
+    Returns the updated largest violation (relative to rmin).
+    """
+    cdef Py_ssize_t i, j, k, q, t
+    cdef int a, m, last = 2
+    cdef double u[3]
+    cdef double v[3]
+    cdef double p[3]
+    cdef double h2, h, w, rmin, target, dh2, dm, fm, val
+    cdef double* cm[3]
+    cdef double zero[3]
+    for a in range(3):
+        zero[a] = 0.0
+    for t in range(ntri):
+        i = tri[t, 0]
+        j = tri[t, 1]
+        k = tri[t, 2]
+        for a in range(3):  # centres relative to i
+            u[a] = _min_image(x[j, a] - x[i, a], L[a], per and a < last)
+            v[a] = _min_image(x[k, a] - x[i, a], L[a], per and a < last)
+        if not _radical_centre(u, v, r[i], r[j], r[k], 3, p):
+            continue  # collinear centres: no radical line
+        h2 = r[i] * r[i]
+        for a in range(3):
+            h2 -= p[a] * p[a]
+        rmin = r[i] if r[i] < r[j] else r[j]
+        rmin = rmin if rmin < r[k] else r[k]
+        w = band * rmin
+        h = sqrt(h2) if h2 >= 0.0 else -sqrt(-h2)
+        if h <= -w or h >= w:
+            continue
+        target = w * w if h >= 0.0 else -w * w
+        dh2 = target - h2  # > 0: pull the centres towards F
+        val = (w - fabs(h)) / rmin
+        if val > viol:
+            viol = val
+        cm[0] = zero
+        cm[1] = u
+        cm[2] = v
+        for m in range(3):
+            q = i if m == 0 else (j if m == 1 else k)
+            dm = 0.0
+            for a in range(3):
+                dm += (cm[m][a] - p[a]) * (cm[m][a] - p[a])
+            dm = sqrt(dm)
+            if dm <= 1e-12 * rmin:
+                continue
+            # d(h^2)/d|c_m - F| = -2 |c_m - F|: the move along c_m - F
+            fm = -dh2 / (2.0 * dm) / 3.0
+            for a in range(3):
+                f[q, a] += fm * (cm[m][a] - p[a]) / dm
     return viol
 
 
@@ -417,6 +454,9 @@ def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
     cdef int[::1] fill = fill_a
     cdef int[::1] mark = mark_a
     cdef int[::1] nbr = nbr_a
+    tri_a = np.zeros((8 * n, 3), dtype=np.int32)
+    cdef int[:, ::1] tri = tri_a
+    cdef Py_ssize_t ntri
     for it in range(max_iter):
         if rebuild:
             if periodic:
@@ -437,8 +477,13 @@ def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
             if nbr_a.shape[0] < 2 * npair:
                 nbr_a = np.empty(4 * npair, dtype=np.int32)
                 nbr = nbr_a
-            viol = _triples(x, r, L, periodic, pi, pj, npair, f, band, ptr, nbr, fill, mark,
-                            viol)
+            _overlap_graph(x, r, L, periodic, pi, pj, npair, ptr, nbr, fill)
+            ntri = _triangles(<int>n, ptr, nbr, mark, tri)
+            if ntri < 0:
+                tri_a = np.empty((-2 * ntri, 3), dtype=np.int32)
+                tri = tri_a
+                ntri = _triangles(<int>n, ptr, nbr, mark, tri)
+            viol = _triples(x, r, L, periodic, tri, ntri, f, band, viol)
         if viol < tol:
             break
         if stall > 0:
@@ -700,7 +745,7 @@ cdef bint _three_meet(double* c1, double* c2, double r0, double r1, double r2, i
     cdef double p[3]
     cdef double* cs[3]
     cdef double rs[3]
-    cdef double uu, uv, vv, b1, b2, det, s, t, dd, lim
+    cdef double t, dd, lim
     cdef int a, k, l
     for a in range(3):
         c0[a] = 0.0
@@ -728,19 +773,8 @@ cdef bint _three_meet(double* c1, double* c2, double r0, double r1, double r2, i
             p[a] = cs[k][a] + t * (cs[l][a] - cs[k][a])
         if _worst(p, c0, c1, c2, r0, r1, r2, dim) <= lim:
             return True
-    uu = uv = vv = 0.0  # the triple: p = s c1 + t c2 with equal powers
-    for a in range(dim):
-        uu += c1[a] * c1[a]
-        uv += c1[a] * c2[a]
-        vv += c2[a] * c2[a]
-    det = uu * vv - uv * uv
-    if det > 1e-12 * uu * vv:
-        b1 = 0.5 * (uu + r0 * r0 - r1 * r1)
-        b2 = 0.5 * (vv + r0 * r0 - r2 * r2)
-        s = (b1 * vv - b2 * uv) / det
-        t = (b2 * uu - b1 * uv) / det
-        for a in range(dim):
-            p[a] = s * c1[a] + t * c2[a]
+    # the triple: its radical centre in the centres' plane
+    if _radical_centre(c1, c2, r0, r1, r2, dim, p):
         if _worst(p, c0, c1, c2, r0, r1, r2, dim) <= lim:
             return True
     return False
@@ -751,33 +785,34 @@ def triple_points(double[:, ::1] x, double[::1] r, double[::1] L, bint periodic,
     """Number of triples of balls with a common point, given the overlap graph as CSR
     (``nbr[ptr[i]:ptr[i + 1]]``: the balls overlapping ball i, both directions).
 
-    Triangles of the graph are enumerated with a marker array (O(sum of degree^2)); each is
-    tested exactly (:func:`_three_meet`) with minimum-image offsets from its first ball, which
-    is exact when the periodic lengths are at least 4 r_max. ``tol`` (relative to r^2) counts
+    Triangles of the graph come from :func:`_triangles`; each is tested exactly
+    (:func:`_three_meet`) with minimum-image offsets from its first ball, which is exact when
+    the periodic lengths are at least 4 r_max. ``tol`` (relative to r^2) counts
     nearly-meeting triples too.
     """
-    cdef Py_ssize_t n = x.shape[0], i, j, k, a1, a2
+    cdef Py_ssize_t n = x.shape[0], t, i, j, k, ntri
     cdef int dim = x.shape[1], a, last = dim - 1
     cdef long long count = 0
     cdef double u[3]
     cdef double v[3]
-    mark_a = np.full(max(n, 1), -1, dtype=np.int64)
-    cdef long long[::1] mark = mark_a
+    cdef int[::1] ptr32 = np.asarray(ptr, dtype=np.int32)
+    cdef int[::1] nbr32 = np.asarray(nbr, dtype=np.int32) if len(nbr) else np.zeros(1, np.int32)
+    cdef int[::1] mark = np.empty(max(n, 1), dtype=np.int32)
+    tri_a = np.empty((max(4 * n, 1), 3), dtype=np.int32)
+    cdef int[:, ::1] tri = tri_a
+    ntri = _triangles(<int>n, ptr32, nbr32, mark, tri)
+    if ntri < 0:
+        tri_a = np.empty((-ntri, 3), dtype=np.int32)
+        tri = tri_a
+        ntri = _triangles(<int>n, ptr32, nbr32, mark, tri)
     with nogil:
-        for i in range(n):
-            for a1 in range(ptr[i], ptr[i + 1]):
-                mark[nbr[a1]] = i
-            for a1 in range(ptr[i], ptr[i + 1]):
-                j = nbr[a1]
-                if j <= i:
-                    continue
-                for a2 in range(ptr[j], ptr[j + 1]):
-                    k = nbr[a2]
-                    if k <= j or mark[k] != i:
-                        continue
-                    for a in range(dim):
-                        u[a] = _min_image(x[j, a] - x[i, a], L[a], periodic and a < last)
-                        v[a] = _min_image(x[k, a] - x[i, a], L[a], periodic and a < last)
-                    if _three_meet(u, v, r[i], r[j], r[k], dim, tol):
-                        count += 1
+        for t in range(ntri):
+            i = tri[t, 0]
+            j = tri[t, 1]
+            k = tri[t, 2]
+            for a in range(dim):
+                u[a] = _min_image(x[j, a] - x[i, a], L[a], periodic and a < last)
+                v[a] = _min_image(x[k, a] - x[i, a], L[a], periodic and a < last)
+            if _three_meet(u, v, r[i], r[j], r[k], dim, tol):
+                count += 1
     return count
