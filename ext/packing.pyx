@@ -127,7 +127,7 @@ cdef double _forces(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1
                     f[i, a] += fm * dx[a] / d
                     f[j, a] -= fm * dx[a] / d
             if dim == 3 and band > 0.0 and d < s:
-                viol = _circle_face(x, r, L, per, i, j, dx, d, f, 3.0 * band, viol)
+                viol = _circle_face(x, r, L, per, i, j, dx, d, f, band, viol)
         else:
             # coincident centres: separate along the last axis
             f[i, last] += r[i]
@@ -175,7 +175,7 @@ cdef double _forces(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1
                 fm = _pair_force(L[a] - x[i, a], r[i], r[i], hard_frac, band, &viol)
                 f[i, a] -= fm
         if dim == 3 and band > 0.0:
-            viol = _edges_corners(x, r, L, per, i, f, 3.0 * band, viol)
+            viol = _edges_corners(x, r, L, per, i, f, band, viol)
     return viol
 
 
@@ -400,9 +400,11 @@ def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
       cut off by a face must be thick enough to mesh; moving one particle is cheap);
       otherwise (non-periodic) lateral walls as for the top/bottom;
     * 3D, with ``band``: no contact circle of an overlapping pair reaches to within
-      ``3 * band * rho`` (``rho`` its radius) of a face plane, wall or periodic side (a face
+      ``band * rho`` (``rho`` its radius) of a face plane, wall or periodic side (a face
       grazing a contact disk cuts a sliver off it); the pair moves rigidly;
-    * 3D, with ``band``: no particle surface within ``3 * band * r`` of a box edge or corner;
+    * 3D, with ``band``: no particle surface within ``band * r`` of a box edge or corner
+      (3 band, as for the periodic faces, made paper 002's 3D L-S section unreachable at
+      porosity 0.40);
     * 3D, with ``band``: three mutually overlapping balls do not nearly meet in one point (the
       half chord of their radical line in the spheres stays out of ``+-band * rmin``).
 
