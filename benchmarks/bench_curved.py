@@ -111,7 +111,7 @@ def main():
     (RESULTS / "bench_curved.json").write_text(
         json.dumps(dict(ranks=COMM.size, spheres=spheres, pack=packs), indent=2)
     )
-    print("| cells | order | degree | size (µm) | cells | pulled back | dofs | solid fraction "
+    print("| geometry | order | degree | size (µm) | cells | pulled back | dofs | solid fraction "
           "error | D_eff/D0 − Rayleigh (rel.) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     for r in spheres:
