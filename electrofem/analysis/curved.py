@@ -76,8 +76,8 @@ def facet_areas(msh, facets: np.ndarray, chunk: int = 100_000) -> np.ndarray:
     out = np.empty(len(facets))
     for f in range(nf):
         verts = geom[basix.topology(ref)[tdim - 1][f]]
-        pts = verts[0] + qp @ (verts[1:] - verts[0])
         edges = verts[1:] - verts[0]
+        pts = verts[0] + qp @ edges
         size = 0.5 * np.linalg.norm(np.cross(*edges)) if tdim == 3 else np.linalg.norm(edges[0])
         scale = size / qw.sum()  # the reference facet against the quadrature's cell
         sel = np.flatnonzero(local == f)

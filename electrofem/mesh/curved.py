@@ -4,10 +4,9 @@ Straight cells lose the caps of the spheres between their facets: at h = r/4 the
 the mesh is ~1.4 % high, and that bias sets the convergence order of the tortuosity. With
 ``MeshOptions.order = 2`` gmsh adds the edge midpoints and places them on the exact CAD
 entities (the OCC spheres, contact circles and box faces), so particle surfaces are
-quadratic. A midpoint on a strongly curved boundary can invert a thin cell next to it; such a
-cell gets all its midpoints back on its straight edges (always valid, since the straight mesh
-is). A cell that would invert has its midpoints pulled halfway back to its straight
-edges, up to three times, then all the way; this repeats until the lowest Jacobian
+quadratic. A midpoint on a strongly curved boundary can invert a thin cell next to it. Such a
+cell has its midpoints pulled halfway back to its straight edges, up to three times, then all
+the way (always valid, since the straight mesh is); this repeats until the lowest Jacobian
 determinant of every cell (gmsh's ``minDetJac``, a bound over the whole cell, not a sample) is
 positive. No inverted cell is ever kept.
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -125,7 +126,7 @@ def help_mesh(comm: MPI.Comm, particles: Particles) -> None:
                     continue
                 path = os.path.join(tmp, f"batch{b}.brep")
                 made = cut_batch(particles.dim, plan, cp, b, path)
-                payload[b] = (made, open(path, "rb").read() if made else b"")
+                payload[b] = (made, Path(path).read_bytes() if made else b"")
     except Exception as err:  # noqa: BLE001 - rank 0 raises it
         payload = f"{type(err).__name__}: {err}"
     finally:
