@@ -128,6 +128,8 @@ def solver_record(o, dim: int) -> dict:
         "compression": o.compression,
         "smoothing": o.smoothing,
         "curvature_smoothing": o.curvature_smoothing,
+        "curvature": o.curvature,
+        "curvature_fit_radius": o.curvature_fit_radius,
         "quadrature_degree": o.quadrature_degree,
         "advect_alpha": o.advect_alpha,
         "contact_line_slip": o.contact_line_slip,

@@ -37,6 +37,9 @@ SOLVER_KNOBS = (
     "inlet_alpha",
     "smoothing",
     "curvature_smoothing",
+    "curvature",
+    "curvature_fit_radius",
+    "curvature_fit_smoothing",
     "quadrature_degree",
     "advect_alpha",
 )
@@ -268,6 +271,22 @@ class InfiltrationOptions:
         check=nonneg,
         doc="width of the |grad alpha|-weighted filter of the curvature, in cell diameters "
         "(0: off)",
+    )
+    curvature: str = param(
+        "projection",
+        choices=("projection", "fit"),
+        doc="interface curvature: 'projection' (-div of the projected normal of the smoothed "
+        "alpha; carries the contact angle) or 'fit' (sphere fits to PLIC centroids, "
+        "physics.vof.curvature; the projection is kept within 2-4 cells of walls)",
+    )
+    curvature_fit_radius: float = param(
+        6.0, check=positive, doc="radius of the 'fit' curvature's sphere fits, in cell sizes"
+    )
+    curvature_fit_smoothing: float = param(
+        0.3,
+        check=positive,
+        doc="Helmholtz filter width of the alpha whose level 1/2 the 'fit' curvature fits, "
+        "in cell diameters",
     )
     quadrature_degree: int = param(4, check=at_least(1), doc="of the momentum forms")
     advect_alpha: bool = param(
