@@ -110,7 +110,8 @@ cdef inline void _occ_xdir(double A, double B, double C, double* D) noexcept nog
 
 cdef inline double _circle_face(double[:, ::1] x, double[::1] r, double[::1] L, bint per,
                                 Py_ssize_t i, Py_ssize_t j, double* dx, double d,
-                                double[:, ::1] f, double frac, double viol) noexcept nogil:
+                                double[:, ::1] f, double frac, double viol,
+                                bint occ_vertices) noexcept nogil:
     """Keep the contact circle of the overlapping pair (i, j) off every face plane (3D).
 
     The circle lies in the radical plane, centre ``c = x_i - a_i dx/d`` (``dx = x_i - x_j``),
@@ -151,6 +152,8 @@ cdef inline double _circle_face(double[:, ::1] x, double[::1] r, double[::1] L, 
                 continue  # clear of the plane
             if ext > w and lo <= -w and hi >= w:
                 # crosses it cleanly; OCC also splits the circle at c +- rho D (below)
+                if not occ_vertices:
+                    continue
                 best = 0.0
                 for sgn in range(2):
                     vk = c + (rho if sgn == 0 else -rho) * dk - pl[ip]
@@ -254,7 +257,7 @@ cdef inline double _contact_edges(double[:, ::1] x, double[::1] r, double[::1] L
 cdef double _forces(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
                     double[::1] L, int dim, bint per, int[::1] pi, int[::1] pj,
                     Py_ssize_t npair, double[:, ::1] f, double hard_frac,
-                    double band) noexcept nogil:
+                    double band, bint occ_vertices) noexcept nogil:
     """Accumulate forces into f; return the largest constraint violation (relative to r)."""
     cdef Py_ssize_t i, j, k, n = x.shape[0]
     cdef int a, last = dim - 1
@@ -280,7 +283,7 @@ cdef double _forces(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1
                     f[i, a] += fm * dx[a] / d
                     f[j, a] -= fm * dx[a] / d
             if dim == 3 and band > 0.0 and d < s:
-                viol = _circle_face(x, r, L, per, i, j, dx, d, f, band, viol)
+                viol = _circle_face(x, r, L, per, i, j, dx, d, f, band, viol, occ_vertices)
                 viol = _contact_edges(x, r, L, per, i, j, dx, d, f, band, viol)
         else:
             # coincident centres: separate along the last axis
@@ -598,7 +601,8 @@ cdef tuple _pair_list(double[:, ::1] x, double[::1] r, double[::1] L, Grid* g,
 
 def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
           double[::1] L, bint periodic, double hard_frac=0.0, double band=0.0,
-          int max_iter=20000, double tol=1e-4, double dt_max=0.3, int stall=0):
+          int max_iter=20000, double tol=1e-4, double dt_max=0.3, int stall=0,
+          bint occ_vertices=True):
     """Move particles (in place) until no constraint is violated by more than ``tol``.
 
     FIRE minimisation (Bitzek et al., PRL 97, 170201, 2006) of harmonic penalties, unit mass:
@@ -622,7 +626,10 @@ def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
       half chord of their radical line in the spheres stays out of ``+-band * rmin``);
     * 3D, with ``band``: no contact circle passes within that band of a box edge line, and no
       point where three spheres meet lies within it of a face plane (the face circles would
-      cross each other or the edge nearly in one point).
+      cross each other or the edge nearly in one point);
+    * 3D, with ``band`` and ``occ_vertices``: the start points OCC gives a contact circle that
+      crosses a face plane lie ``band * rmin`` off it (calendering turns this off: in its
+      dense final state it does not settle together with the other rules).
 
     Pairs come from a Verlet list (cell-list build, skin 0.3 r_min) rebuilt whenever a particle
     has moved more than half the skin: O(N) per iteration. With ``stall > 0`` the run stops
@@ -690,7 +697,8 @@ def relax(double[:, ::1] x, double[::1] r, double[::1] zlo, double[::1] zhi,
                 for a in range(dim):
                     x0[i, a] = x[i, a]
             rebuild = False
-        viol = _forces(x, r, zlo, zhi, L, dim, periodic, pi, pj, npair, f, hard_frac, band)
+        viol = _forces(x, r, zlo, zhi, L, dim, periodic, pi, pj, npair, f, hard_frac, band,
+                       occ_vertices)
         if dim == 3 and band > 0.0:
             if nbr_a.shape[0] < 2 * npair:
                 nbr_a = np.empty(4 * npair, dtype=np.int32)

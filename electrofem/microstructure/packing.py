@@ -265,7 +265,9 @@ def settle_contacts(
     """Enforce the contact model on the current state; returns ``(iterations, violation)``.
 
     Overlaps are limited to ``max_overlap`` ("overlap" mode) or forbidden with a ``gap``
-    ("gap" mode), and (``band``) no pair, wall or periodic side is left near-tangent.
+    ("gap" mode), and (``band``) no pair, wall or periodic side is left near-tangent. With
+    ``calendering`` the rule for the OCC start points of contact circles at the faces is off
+    (``relax``'s ``occ_vertices``).
     The violation is relative to the smaller radius; converged when below
     ``contacts.tolerance``.
     """
@@ -282,7 +284,13 @@ def settle_contacts(
         x0 = state.x.copy()
         for dt_max, stall in ((0.3, STALL_ITERATIONS), (0.05, 0)):
             it2, viol = state.relax(
-                1.0, hard_frac=hard2, band=c.clearance, dt_max=dt_max, stall=stall, **kw
+                1.0,
+                hard_frac=hard2,
+                band=c.clearance,
+                dt_max=dt_max,
+                stall=stall,
+                occ_vertices=not calendering,
+                **kw,
             )
             it += it2
             if viol < c.tolerance:
