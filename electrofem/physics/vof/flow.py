@@ -134,15 +134,20 @@ class TwoPhaseFlow:
         a1, w1 = ufl.TrialFunction(V1), ufl.TestFunction(V1)
         dx2 = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": 2})
         hK = ufl.CellDiameter(msh)
-        cs = fem.Constant(msh, float(o.smoothing))
         cg = {"ksp_type": "cg", "pc_type": "jacobi", "ksp_rtol": 1e-12}
-        self._smooth = fixed_operator_problem(
-            a1 * w1 * dx2 + (cs * hK) ** 2 * ufl.inner(ufl.grad(a1), ufl.grad(w1)) * dx2,
-            s.alpha * w1 * dx2,
-            u=s.alpha_s,
-            petsc_options=dict(cg),
-            petsc_options_prefix=f"electrofem_vof_smooth_{id(s)}_",
-        )
+
+        def alpha_filter(width: float, out, name: str):
+            """The Helmholtz filter ``ᾱ - (width h)² Δᾱ = α`` into ``out`` (P1)."""
+            c = fem.Constant(msh, float(width))
+            return fixed_operator_problem(
+                a1 * w1 * dx2 + (c * hK) ** 2 * ufl.inner(ufl.grad(a1), ufl.grad(w1)) * dx2,
+                s.alpha * w1 * dx2,
+                u=out,
+                petsc_options=dict(cg),
+                petsc_options_prefix=f"electrofem_vof_{name}_{id(s)}_",
+            )
+
+        self._smooth = alpha_filter(o.smoothing, s.alpha_s, "smooth")
         # interface normal: ∇α̃ projected to vector P1, normalised node-wise; κ = -∇·n̂ (P1)
         V1v = fem.functionspace(msh, ("Lagrange", 1, (s.gdim,)))
         self.grad_s = fem.Function(V1v, name="grad_alpha_smooth")
@@ -187,14 +192,7 @@ class TwoPhaseFlow:
             # would move that level inwards by ~ (c_s h)² κ / 2, 18 % of R for a sphere of
             # 5 cells a radius)
             self.fit = fitted_curvature(s)
-            cf = fem.Constant(msh, float(o.curvature_fit_smoothing))
-            self._fit_smooth = fixed_operator_problem(
-                a1 * w1 * dx2 + (cf * hK) ** 2 * ufl.inner(ufl.grad(a1), ufl.grad(w1)) * dx2,
-                s.alpha * w1 * dx2,
-                u=self.alpha_fit,
-                petsc_options=dict(cg),
-                petsc_options_prefix=f"electrofem_vof_fitsmooth_{id(s)}_",
-            )
+            self._fit_smooth = alpha_filter(o.curvature_fit_smoothing, self.alpha_fit, "fitsmooth")
 
     def close(self) -> None:
         """Free the PETSc objects (collective; idempotent)."""
