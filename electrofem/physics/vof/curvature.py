@@ -105,12 +105,7 @@ def plane_cuts(verts: np.ndarray, normals: np.ndarray, d: np.ndarray):
         if not np.any(sel):
             continue
         hh, vv = hs[sel], vs[sel]
-        P = []
-        for i, j in edges:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t = hh[:, i] / (hh[:, i] - hh[:, j])
-            P.append(vv[:, i] + np.nan_to_num(t)[:, None] * (vv[:, j] - vv[:, i]))
-        P = np.stack(P, axis=1)
+        P, _ = _edge_points(vv, hh, edges)  # every listed edge joins h <= 0 to h > 0
         # fan triangulation from P[0]: area-weighted centroid
         c = np.zeros((len(P), 3))
         a = np.zeros(len(P))
@@ -145,13 +140,14 @@ def fit_curvature(
     radius: np.ndarray,
     which: np.ndarray | None = None,
     k_max: int | None = None,
+    tree: cKDTree | None = None,
 ) -> np.ndarray:
     """Total curvature ``(D − 1)/R`` of the sphere fitted around each of ``points[which]``
     (all if None); NaN where fewer points than unknowns + 1 are in reach.
 
     ``normals``: unit, into the liquid; ``weights``: per point (e.g. the cut measure);
     ``radius``: the fit radius ρ per point (m). ``k_max``: neighbours examined (default
-    32 in 2D, 160 in 3D)."""
+    32 in 2D, 160 in 3D); ``tree``: a ``cKDTree`` of ``points`` already built by the caller."""
     pts = np.asarray(points, dtype=float)
     dim = pts.shape[1]
     idx_all = np.arange(len(pts)) if which is None else np.asarray(which)
@@ -159,7 +155,7 @@ def fit_curvature(
     if len(idx_all) == 0:
         return out
     k = min(len(pts), k_max or (32 if dim == 2 else 160))
-    tree = cKDTree(pts)
+    tree = tree if tree is not None else cKDTree(pts)
     n_unknown = dim + 1  # a, b (D−1), k
     for start in range(0, len(idx_all), 4096):  # bounded memory
         idx = idx_all[start : start + 4096]
@@ -285,12 +281,13 @@ class CurvatureFit:
         width = self.radius * self.node_size
         # the points whose κ can reach this rank's nodes: the nearest to each node, and the
         # points within the weight width of those
-        _, near = cKDTree(P).query(self.nodes, k=1)
+        tree = cKDTree(P)
+        _, near = tree.query(self.nodes, k=1)
         near = np.unique(near)
-        lists = cKDTree(P).query_ball_point(P[near], r=2.0 * float(width.max()))
+        lists = tree.query_ball_point(P[near], r=2.0 * float(width.max()))
         which = np.unique(np.concatenate([near, *map(np.asarray, lists)]).astype(np.int64))
         kap = np.full(len(P), np.nan)
-        kap[which] = fit_curvature(P, N, W, self.radius * S, which)
+        kap[which] = fit_curvature(P, N, W, self.radius * S, which, tree=tree)
         out = extend_to_nodes(self.nodes, P, kap, width)
         beta = np.ones(len(self.nodes))
         self.n_contact = 0
