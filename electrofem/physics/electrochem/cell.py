@@ -15,7 +15,8 @@ from ..materials import FARADAY
 from ..state import gather, match, owned_values_and_coordinates
 from .domain import CoupledDomain
 from .forms import coupled_residuals, equation_scales, li_metal_current
-from .options import DEFAULT_PETSC_OPTIONS, CellParams, DischargeOptions
+from .krylov import ITERATIVE_PETSC_OPTIONS, use_bordered_preconditioner
+from .options import DEFAULT_PETSC_OPTIONS, ITERATIVE_MIN_DOFS, CellParams, DischargeOptions
 from .protocol import CV_LANDING_TOL_V, Observer, Phase, PhaseOutcome, StepInfo, event
 from .records import DischargeResult, ElectrochemError, StepRecord
 
@@ -140,7 +141,17 @@ class HalfCell:
             F.append(s_cb * F_cb)
         blocks = ufl.extract_blocks(sum(F))
 
-        opts = {**DEFAULT_PETSC_OPTIONS, **self.options.petsc_options}
+        n_dofs = sum(V.dofmap.index_map.size_global * V.dofmap.index_map_bs for V in spaces)
+        self.linear_solver = self.options.linear_solver
+        if self.linear_solver == "auto":
+            big = dom.tdim == 3 and n_dofs >= ITERATIVE_MIN_DOFS
+            self.linear_solver = "iterative" if big else "lu"
+        iterative = self.linear_solver == "iterative"
+        opts = dict(DEFAULT_PETSC_OPTIONS)
+        if iterative:
+            opts.pop("pc_factor_mat_solver_type")
+            opts.update(ITERATIVE_PETSC_OPTIONS)
+        opts.update(self.options.petsc_options)
         self.problem = NonlinearProblem(
             blocks,
             self.u,
@@ -149,6 +160,9 @@ class HalfCell:
             petsc_options_prefix=f"electrofem_halfcell_{next(_PREFIX_COUNTER)}_",
             entity_maps=dom.entity_maps,
         )
+        self._bordered, self._linear_its = None, 0
+        if iterative:
+            self._bordered = use_bordered_preconditioner(self.problem, spaces, collector=4)
         self._set_initial_state()
         self._li_forms = (
             fem.form(c * dom.dx_e, entity_maps=dom.entity_maps),
@@ -193,7 +207,7 @@ class HalfCell:
         Leaving them to the garbage collector can deadlock under MPI (see
         :mod:`electrofem.physics._petsc`); the context manager calls this on exit.
         """
-        destroy(getattr(self, "problem", None))
+        destroy(getattr(self, "problem", None), getattr(self, "_bordered", None))
 
     def __enter__(self) -> HalfCell:
         return self
@@ -292,6 +306,7 @@ class HalfCell:
             self.problem.solve()
             reason = snes.getConvergedReason()
             its = snes.getIterationNumber()
+            self._linear_its = snes.getLinearSolveIterations()
         except RuntimeError as err:  # PETSc errors (e.g. MUMPS on a singular matrix)
             reason, its = -100, snes.getIterationNumber()
             self._restore(saved)
@@ -329,6 +344,7 @@ class HalfCell:
             li_total_mol=li_e + li_s,
             charge_passed_C=self.charge,
             newton_iterations=int(its),
+            linear_iterations=int(self._linear_its),
             x_mean=x_mean,
             x_min=xmin,
             x_max=xmax,

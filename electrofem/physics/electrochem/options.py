@@ -29,6 +29,10 @@ from ..materials import (
 #: 1C of paper 002 (mA per g of active material).
 ONE_C_MA_G = 210.0
 
+#: ``linear_solver = "auto"`` uses the iterative solver in 3D from this many unknowns on
+#: (MUMPS LU below: measured break-even near 1e5 unknowns, BENCHMARKS.md issue 16).
+ITERATIVE_MIN_DOFS = 100_000
+
 #: Default Newton + linear solver options (SNES prefix of the problem).
 DEFAULT_PETSC_OPTIONS = {
     "snes_type": "newtonls",
@@ -225,6 +229,14 @@ class DischargeOptions:
         4, doc="an easy step takes at most this many Newton its", check=at_least(0)
     )
     quadrature_degree: int = param(4, doc="of every integral", check=at_least(1))
+    linear_solver: str = param(
+        "auto",
+        doc="the Newton systems' linear solver: lu (MUMPS), iterative (GMRES with a bordered "
+        "block preconditioner, smoothed-aggregation GAMG; electrochem/krylov.py) or auto "
+        "(iterative in 3D from ITERATIVE_MIN_DOFS = 1e5 unknowns on, else lu)",
+        choices=("auto", "lu", "iterative"),
+        flag="--linear-solver",
+    )
     petsc_options: dict = param(doc="overrides of the Newton/linear solver options", factory=dict)
 
     def __post_init__(self):

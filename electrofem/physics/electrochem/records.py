@@ -36,6 +36,8 @@ class StepRecord:
         x_mean: mean stoichiometry of the particles.
         x_min, x_max: extreme particle stoichiometries (dof values).
         c_min_mol_m3: smallest electrolyte concentration (dof values).
+        linear_iterations: Krylov iterations of the accepted solve, summed over its Newton
+            steps (the direct solver: one per Newton step).
     """
 
     step: int
@@ -55,6 +57,7 @@ class StepRecord:
     x_min: float
     x_max: float
     c_min_mol_m3: float
+    linear_iterations: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
