@@ -53,7 +53,9 @@ Equations (SI; ``f = F/RT``; the unknowns are stored scaled as above):
 (per metre of depth in 2D). The cell voltage is ``V − 0``.
 
 Discretisation: backward Euler; Newton (PETSc SNES through dolfinx ``NonlinearProblem``,
-``kind="mpi"``, MUMPS LU by default); each equation is scaled to O(1) residuals. Mesh
+``kind="mpi"``; the linear solver is MUMPS LU, or GMRES with the bordered block
+preconditioner of :mod:`.krylov` in 3D from 1e5 unknowns, ``DischargeOptions.linear_solver``);
+each equation is scaled to O(1) residuals. Mesh
 coordinates are µm (:data:`electrofem.LENGTH_UNIT_M`); the forms convert to SI.
 
 Mixed-domain assembly detail: the interface integrals run over the parent mesh with

@@ -30,7 +30,8 @@ from ..materials import (
 ONE_C_MA_G = 210.0
 
 #: ``linear_solver = "auto"`` uses the iterative solver in 3D from this many unknowns on
-#: (MUMPS LU below: measured break-even near 1e5 unknowns, BENCHMARKS.md issue 16).
+#: (MUMPS LU below). The measured break-even is 14-26 k unknowns (BENCHMARKS.md, issue 16,
+#: third part); the switch sits higher so that small runs keep the direct solver.
 ITERATIVE_MIN_DOFS = 100_000
 
 #: Default Newton + linear solver options (SNES prefix of the problem).
