@@ -317,3 +317,35 @@ def test_cutoff_and_failure(emesh):
     with pytest.raises(ElectrochemError, match="dt_min_s") as info:
         HalfCell(emesh, CellParams(), opts).run()
     assert info.value.records == []
+
+
+def test_drop_stored_zeros_keeps_values_and_diagonal():
+    """GAMG's copy of the field block: the same operator, without stored off-diagonal zeros
+    (the dense zero rows of dolfinx's block sparsity), with the diagonal kept even if zero."""
+    from petsc4py import PETSc
+
+    from electrofem.physics.electrochem.krylov import drop_stored_zeros
+
+    n = 6  # rows per rank; row i couples to every column (zeros) and to i±1 (values)
+    N = n * COMM.size
+    A = PETSc.Mat().createAIJ(((n, N), (n, N)), nnz=(n, N - n), comm=COMM)
+    r0, r1 = A.getOwnershipRange()
+    for i in range(r0, r1):
+        A.setValues(i, np.arange(N, dtype=PETSc.IntType), np.zeros(N))
+        A.setValue(i, i, 0.0 if i == 0 else 2.0 + i)
+        for j in (i - 1, i + 1):
+            if 0 <= j < N:
+                A.setValue(i, j, -1.0 - 0.1 * j)
+    A.assemble()
+    B = drop_stored_zeros(A)
+    ia, ja, _ = B.getValuesCSR()
+    stored = COMM.allreduce(int(ia[-1]), op=MPI.SUM)
+    assert stored == N + 2 * (N - 1)  # diagonal (row 0's zero kept) + the two off-diagonals
+    x = A.createVecRight()
+    x.setArray(np.sin(np.arange(r0, r1) + 1.0))
+    ya, yb = A.createVecLeft(), B.createVecLeft()
+    A.mult(x, ya)
+    B.mult(x, yb)
+    assert np.array_equal(ya.getArray(), yb.getArray())
+    for m in (A, B, x, ya, yb):
+        m.destroy()
