@@ -89,10 +89,7 @@ def run_one(f: float, solver: str, out: Path) -> None:
     opts = DischargeOptions(current_density_A_m2=CURRENT_A_M2, **SOLVERS[solver])
     steps = []
     with HalfCell(em, options=opts) as cell:
-        n_dofs = sum(
-            u.function_space.dofmap.index_map.size_global * u.function_space.dofmap.index_map_bs
-            for u in cell.u
-        )
+        n_dofs = cell.n_dofs
         t_setup = time.perf_counter() - t0
         for _ in range(STEPS):
             t = time.perf_counter()

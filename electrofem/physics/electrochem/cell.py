@@ -15,7 +15,7 @@ from ..materials import FARADAY
 from ..state import gather, match, owned_values_and_coordinates
 from .domain import CoupledDomain
 from .forms import coupled_residuals, equation_scales, li_metal_current
-from .krylov import ITERATIVE_PETSC_OPTIONS, use_bordered_preconditioner
+from .krylov import COLLECTOR, ITERATIVE_PETSC_OPTIONS, use_bordered_preconditioner
 from .options import DEFAULT_PETSC_OPTIONS, ITERATIVE_MIN_DOFS, CellParams, DischargeOptions
 from .protocol import CV_LANDING_TOL_V, Observer, Phase, PhaseOutcome, StepInfo, event
 from .records import DischargeResult, ElectrochemError, StepRecord
@@ -141,10 +141,11 @@ class HalfCell:
             F.append(s_cb * F_cb)
         blocks = ufl.extract_blocks(sum(F))
 
-        n_dofs = sum(V.dofmap.index_map.size_global * V.dofmap.index_map_bs for V in spaces)
+        #: global unknowns of the coupled system
+        self.n_dofs = sum(V.dofmap.index_map.size_global * V.dofmap.index_map_bs for V in spaces)
         self.linear_solver = self.options.linear_solver
         if self.linear_solver == "auto":
-            big = dom.tdim == 3 and n_dofs >= ITERATIVE_MIN_DOFS
+            big = dom.tdim == 3 and self.n_dofs >= ITERATIVE_MIN_DOFS
             self.linear_solver = "iterative" if big else "lu"
         iterative = self.linear_solver == "iterative"
         opts = dict(DEFAULT_PETSC_OPTIONS)
@@ -160,9 +161,9 @@ class HalfCell:
             petsc_options_prefix=f"electrofem_halfcell_{next(_PREFIX_COUNTER)}_",
             entity_maps=dom.entity_maps,
         )
-        self._bordered, self._linear_its = None, 0
+        self._bordered = None
         if iterative:
-            self._bordered = use_bordered_preconditioner(self.problem, spaces, collector=4)
+            self._bordered = use_bordered_preconditioner(self.problem, spaces, COLLECTOR)
         self._set_initial_state()
         self._li_forms = (
             fem.form(c * dom.dx_e, entity_maps=dom.entity_maps),
@@ -306,7 +307,6 @@ class HalfCell:
             self.problem.solve()
             reason = snes.getConvergedReason()
             its = snes.getIterationNumber()
-            self._linear_its = snes.getLinearSolveIterations()
         except RuntimeError as err:  # PETSc errors (e.g. MUMPS on a singular matrix)
             reason, its = -100, snes.getIterationNumber()
             self._restore(saved)
@@ -320,10 +320,10 @@ class HalfCell:
         self.charge += current * dt
         self.ce_old.x.array[:] = self.u[0].x.array
         self.xs_old.x.array[:] = self.u[2].x.array
-        self.records.append(self._record(dt, its))
+        self.records.append(self._record(dt, its, snes.getLinearSolveIterations()))
         return True, its, "converged"
 
-    def _record(self, dt: float, its: int) -> StepRecord:
+    def _record(self, dt: float, its: int, linear_its: int) -> StepRecord:
         li_e, li_s = self.li_inventory()
         ii, icc, ili = (self.scalar(f) for f in self._current_forms)
         applied = icc if self.potentiostatic else float(self.I_app.value)
@@ -344,7 +344,7 @@ class HalfCell:
             li_total_mol=li_e + li_s,
             charge_passed_C=self.charge,
             newton_iterations=int(its),
-            linear_iterations=int(self._linear_its),
+            linear_iterations=int(linear_its),
             x_mean=x_mean,
             x_min=xmin,
             x_max=xmax,

@@ -69,11 +69,9 @@ def drop_stored_zeros(mat):
 
     ia, ja, a = mat.getValuesCSR()
     r0, r1 = mat.getOwnershipRange()
-    counts = np.diff(ia)
-    rows = np.repeat(np.arange(r0, r1), counts)
+    rows = np.repeat(np.arange(r0, r1), np.diff(ia))
     keep = (a != 0.0) | (ja == rows)
-    kept = np.zeros(r1 - r0, dtype=np.int64)
-    np.add.at(kept, rows[keep] - r0, 1)
+    kept = np.bincount(rows[keep] - r0, minlength=r1 - r0)
     ia2 = np.concatenate([[0], np.cumsum(kept)]).astype(PETSc.IntType)
     return PETSc.Mat().createAIJ(
         mat.getSizes(), csr=(ia2, ja[keep].astype(PETSc.IntType), a[keep]), comm=mat.getComm()
@@ -193,10 +191,16 @@ class BorderedPC:
         y.restoreSubVector(self.is_u, y0)
 
     def destroy(self, pc=None) -> None:
-        for obj in (self.inner, self.A00, self.P00, self.w, self.a10, self.y0):
-            if obj is not None:
-                obj.destroy()
-        for obj in (self.is_u, self.is_v):
+        for obj in (
+            self.inner,
+            self.A00,
+            self.P00,
+            self.w,
+            self.a10,
+            self.y0,
+            self.is_u,
+            self.is_v,
+        ):
             if obj is not None:
                 obj.destroy()
         self.inner = self.A00 = self.P00 = self.w = self.a10 = self.y0 = None
