@@ -51,7 +51,7 @@ log = logging.getLogger("electrofem")
 def log_row(label: str, row: dict) -> None:
     """One progress line for a row of the infiltration job."""
     log.info(
-        "%s step %d: t %.3e s, dt %.2e s, Co %.2f, |u|max %.2e m/s, S %.4f, %.1f s",
+        "%s step %d: t %.3e s, dt %.2e s, Co %.2f, |u|max %.2e m/s, S %.4f, its %d, %.1f s",
         label,
         row["step"],
         row["t_s"],
@@ -59,6 +59,7 @@ def log_row(label: str, row: dict) -> None:
         row["courant"],
         row["u_max_m_s"],
         row["saturation"],
+        row.get("linear_iterations", 0),
         row["wall_s"],
     )
 

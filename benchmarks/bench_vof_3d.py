@@ -25,9 +25,11 @@ electrolyte volume), α bounds, Courant number, |u|max and the saturation. Write
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -58,6 +60,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--film", type=float, default=4.0, help="initial electrolyte film (µm)")
     ap.add_argument("--capillary-factor", type=float, default=20.0)
+    ap.add_argument(
+        "--dt", type=float, default=None, help="scheduled steps of this size (s; default adaptive)"
+    )
+    ap.add_argument("--linear-solver", default="auto", choices=("auto", "lu", "iterative"))
+    ap.add_argument("--petsc", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--workdir", default="/tmp/electrofem-bench-vof3d")
     ap.add_argument("--tag", default="")
     args = ap.parse_args(argv)
@@ -94,6 +101,7 @@ def main(argv=None) -> dict:
     t_gen = time.perf_counter() - t0
     opts = InfiltrationOptions(
         capillary_factor=args.capillary_factor,
+        **({"step_control": "scheduled", "dt_max_s": args.dt} if args.dt else {}),
         max_steps=args.steps,
         t_end_s=1.0,  # the step count ends the run
         initial_film_um=args.film,
@@ -102,6 +110,8 @@ def main(argv=None) -> dict:
         checkpoint_every_s=0.0,
         snapshots=False,
         n_slabs=10,
+        linear_solver=args.linear_solver,
+        petsc_options=dict(kv.split("=", 1) for kv in args.petsc),
     )
 
     def every(row):
@@ -142,6 +152,7 @@ def main(argv=None) -> dict:
                 for k in ("n_vertices", "min_quality", "mean_quality", "seconds_mesh")
             },
             "pore_cells": m["pore_cells"],
+            "flow_dofs": m["flow_dofs"],
             "h_min_m": m["h_min_m"],
             "generate_s": t_gen,
         },
@@ -167,6 +178,12 @@ def main(argv=None) -> dict:
         "wall_s_job": wall,
         "wall_s_steps": perf["wall_s_this_run"],
         "wall_s_per_step": perf["wall_s_per_step"],
+        "linear_solver": m["linear_solver"],
+        "linear_iterations": [r["linear_iterations"] for r in rep.rows],
+        "peak_rss_gb_per_rank": COMM.allreduce(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, op=MPI.MAX
+        ),
+        "step_wall_s": [b["wall_s"] - a["wall_s"] for a, b in itertools.pairwise(rep.rows)],
         "status": m["status"],
     }
     if COMM.size > 1:

@@ -324,7 +324,7 @@ def test_drop_stored_zeros_keeps_values_and_diagonal():
     (the dense zero rows of dolfinx's block sparsity), with the diagonal kept even if zero."""
     from petsc4py import PETSc
 
-    from electrofem.physics.electrochem.krylov import drop_stored_zeros
+    from electrofem.physics._petsc import drop_stored_zeros
 
     n = 6  # rows per rank; row i couples to every column (zeros) and to i±1 (values)
     N = n * COMM.size

@@ -386,6 +386,7 @@ class InfiltrationJob:
             "alpha_min": rec.alpha_min,
             "alpha_max": rec.alpha_max,
             "div_residual": rec.div_residual,
+            "linear_iterations": rec.linear_iterations,
             "wall_s": time.perf_counter() - self.run.t0,
         }
         self.rows.append(row)

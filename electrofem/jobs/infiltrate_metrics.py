@@ -183,6 +183,8 @@ def header_metrics(s, emesh, mesh_path, box, o, probe: Probe, t_end: float, dt_o
         "box_um": box,
         "pore_cells": comm.allreduce(s.n_owned, op=MPI.SUM),
         "h_min_m": s.h_min,
+        "flow_dofs": s.flow.n_dofs if s.flow is not None else 0,
+        "linear_solver": s.flow.linear_solver if s.flow is not None else None,
         "pore_volume_m2": probe.pore_area,
         "porosity_mesh": probe.pore_area
         / (box[0] * box[1] * 1e-12 if dim == 2 else box[0] * box[1] * box[2] * 1e-18),

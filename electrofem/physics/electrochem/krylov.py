@@ -34,6 +34,8 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
+from .._petsc import drop_stored_zeros
+
 #: GMRES + bordered block preconditioner (SNES/KSP options of the problem's prefix).
 ITERATIVE_PETSC_OPTIONS = {
     "ksp_type": "gmres",
@@ -61,21 +63,6 @@ BLOCK_PC_OPTIONS = {
 }
 #: Field positions of the half cell: the potential and concentration groups, the collector.
 POTENTIALS, CONCENTRATIONS, COLLECTOR = (1, 3, 5), (0, 2), 4
-
-
-def drop_stored_zeros(mat):
-    """A copy of an AIJ matrix without its explicitly stored zeros (diagonals kept)."""
-    from petsc4py import PETSc
-
-    ia, ja, a = mat.getValuesCSR()
-    r0, r1 = mat.getOwnershipRange()
-    rows = np.repeat(np.arange(r0, r1), np.diff(ia))
-    keep = (a != 0.0) | (ja == rows)
-    kept = np.bincount(rows[keep] - r0, minlength=r1 - r0)
-    ia2 = np.concatenate([[0], np.cumsum(kept)]).astype(PETSc.IntType)
-    return PETSc.Mat().createAIJ(
-        mat.getSizes(), csr=(ia2, ja[keep].astype(PETSc.IntType), a[keep]), comm=mat.getComm()
-    )
 
 
 def owned_sizes(spaces) -> list[int]:

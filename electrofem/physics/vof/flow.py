@@ -14,6 +14,9 @@ from mpi4py import MPI
 
 from .._petsc import destroy, fixed_operator_problem
 from .curvature import CurvatureFit
+from .geometry import gmax, gmin
+from .krylov import SchurFieldsplit
+from .options import ITERATIVE_MIN_DOFS
 from .records import VOFDivergenceError
 
 
@@ -65,8 +68,9 @@ class TwoPhaseFlow:
     :class:`~electrofem.physics.vof.VOFSolver` ``s`` (its ``W``, ``V1``, ``u``, ``p``, ``alpha``,
     ``alpha_s``, ``kappa``, ``rho``, ``mu``, ``geom``, ``options``, boundaries).
 
-    :meth:`solve` takes one Navier–Stokes step (Oseen linearisation, backward Euler, MUMPS) and
-    writes ``s.u``/``s.p``; :meth:`update_interface` recomputes α̃, the normal ``normal`` (with
+    :meth:`solve` takes one Navier–Stokes step (Oseen linearisation, backward Euler; MUMPS, or
+    GMRES with the Schur fieldsplit of :mod:`.krylov`: ``linear_solver``) and writes
+    ``s.u``/``s.p``; :meth:`update_interface` recomputes α̃, the normal ``normal`` (with
     the contact angle) and κ from the current α.
     """
 
@@ -121,14 +125,25 @@ class TwoPhaseFlow:
             a += -eps_p * p * q * dx
         self.bcs = self.velocity_bcs()
         self.w = fem.Function(W)
+        #: the flow unknowns, and the linear solver used ("lu" or "iterative")
+        self.n_dofs = W.dofmap.index_map.size_global * W.dofmap.index_map_bs
+        self.linear_solver = o.linear_solver
+        if self.linear_solver == "auto":
+            big = s.gdim == 3 and self.n_dofs >= ITERATIVE_MIN_DOFS
+            self.linear_solver = "iterative" if big else "lu"
+        iterative = self.linear_solver == "iterative"
+        self.linear_iterations = 0  # of the last solve
         self.ns = LinearProblem(
             a,
             L,
             bcs=self.bcs,
             u=self.w,
-            petsc_options=o.ns_petsc_options(),
+            petsc_options=o.ns_petsc_options(iterative),
             petsc_options_prefix=f"electrofem_vof_ns_{id(s)}_",
         )
+        self._schur = None
+        if iterative:
+            self._schur = SchurFieldsplit(self.ns, W, s.umap, s.pmap, s.V, *self.schur_forms(ga))
         # smoothing filter and curvature (P1)
         V1 = s.V1
         a1, w1 = ufl.TrialFunction(V1), ufl.TestFunction(V1)
@@ -196,9 +211,45 @@ class TwoPhaseFlow:
 
     def close(self) -> None:
         """Free the PETSc objects (collective; idempotent)."""
-        destroy(self.ns, self._smooth, self._gproj, self._curv, *self._ksm, self._fit_smooth)
+        destroy(
+            self.ns,
+            self._schur,
+            self._smooth,
+            self._gproj,
+            self._curv,
+            *self._ksm,
+            self._fit_smooth,
+        )
 
     # ------------------------------------------------------------------ forms
+    def schur_forms(self, grad_alpha):
+        """The pressure forms of the iterative solver's Schur preconditioner (on W):
+        ``−M(1/μ_S)`` with ``μ_S = μ + dt σ |∇α̃|`` (the semi-implicit tension's surface
+        viscosity), and ``K(dt/ρ)`` with p = 0 imposed weakly at the outflow boundaries (a
+        penalty 10/h) and a mass ``0.1 (dt/ρ)/ℓ²`` (ℓ the domain size)."""
+        import ufl
+        from dolfinx import fem
+
+        s, o, msh = self.s, self.options, self.mesh
+        p, q = ufl.TrialFunctions(s.W)[1], ufl.TestFunctions(s.W)[1]
+        dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": 2})
+        mu_s = s.mu
+        if o.surface_tension_N_m > 0 and o.semi_implicit_tension:
+            sig = fem.Constant(msh, float(o.surface_tension_N_m))
+            mu_s = s.mu + self.dt_c * sig * ufl.sqrt(ufl.inner(grad_alpha, grad_alpha))
+        k = self.dt_c / s.rho
+        lap = k * ufl.inner(ufl.grad(p), ufl.grad(q)) * dx
+        out = [int(t) for t, kind in s.boundaries.items() if kind in ("outlet", "normal_outflow")]
+        if out:
+            ds = ufl.Measure("ds", domain=msh, subdomain_data=s.facet_tags)
+            lap += 10.0 * k / ufl.CellDiameter(msh) * p * q * ds(tuple(out))
+        # a small mass keeps K regular in pores closed off from the outflow (and in a closed
+        # box), where the pressure level is free
+        x = msh.geometry.x
+        ext = [gmax(self.comm, x[:, i]) - gmin(self.comm, x[:, i]) for i in range(self.gdim)]
+        lap += 0.1 * k / max(ext) ** 2 * p * q * dx
+        return -(1.0 / mu_s) * p * q * dx, lap
+
     def wall_terms(self, u, p, v, q):
         """Navier-slip walls, imposed weakly (symmetric Nitsche for u·n = 0, Freund &
         Stenberg 1995; Juntunen & Stenberg 2009), with a slip length that is
@@ -297,8 +348,14 @@ class TwoPhaseFlow:
         s = self.s
         self.dt_c.value = dt
         self.u_n.x.array[:] = s.u.x.array
-        self.ns.solve()
+        if self._schur is not None:
+            self._schur.update()
+            self._schur.initial_guess(self.ns.x, s.u, s.p, s.umap, s.pmap, self.bcs)
+            self._schur.solve(self.ns)
+        else:
+            self.ns.solve()
         ksp = self.ns.solver
+        self.linear_iterations = ksp.getIterationNumber() if self._schur is not None else 0
         if ksp.getConvergedReason() < 0:
             raise VOFDivergenceError(
                 f"NS solve failed at t = {t:.3e} s (reason {ksp.getConvergedReason()})"

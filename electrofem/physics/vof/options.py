@@ -31,6 +31,10 @@ NS_PETSC_DEFAULTS = {
     "pc_factor_mat_solver_type": "mumps",
 }
 
+#: ``linear_solver = "auto"`` uses the iterative solver in 3D from this many flow unknowns on
+#: (MUMPS below: measured in benchmarks/bench_vof_krylov.py, BENCHMARKS.md issue 16).
+ITERATIVE_MIN_DOFS = 100_000
+
 #: Fields that only the solver reads (not recorded with the job's options; the job records
 #: them in ``parameters.solver``).
 SOLVER_KNOBS = (
@@ -42,6 +46,7 @@ SOLVER_KNOBS = (
     "curvature_fit_smoothing",
     "quadrature_degree",
     "advect_alpha",
+    "linear_solver",
 )
 
 _PAPER_SOURCE = "paper 002"
@@ -257,7 +262,7 @@ class InfiltrationOptions:
     )
     petsc_options: dict = param(
         factory=dict,
-        doc="overrides of the Navier-Stokes solver's PETSc options (MUMPS LU by default)",
+        doc="overrides of the Navier-Stokes solver's PETSc options (those of linear_solver)",
     )
     # --- solver knobs (SOLVER_KNOBS) -----------------------------------------------------
     inlet_alpha: float = param(
@@ -292,6 +297,13 @@ class InfiltrationOptions:
     advect_alpha: bool = param(
         True, doc="False freezes alpha (single-phase checks; no Courant limit then)"
     )
+    linear_solver: str = param(
+        "auto",
+        choices=("auto", "lu", "iterative"),
+        doc="the Navier-Stokes linear solver: lu (MUMPS), iterative (GMRES with a Schur "
+        "fieldsplit, GAMG on the velocity; physics/vof/krylov.py) or auto (iterative in 3D "
+        "from ITERATIVE_MIN_DOFS flow unknowns on, else lu)",
+    )
 
     def validate(self, names: dict[str, str] | None = None) -> None:
         """Raise :class:`~electrofem.params.OptionsError` (a ValueError) naming the offending
@@ -321,9 +333,14 @@ class InfiltrationOptions:
             return tuple(g)
         return (0.0,) * (dim - 1) + (-g,)
 
-    def ns_petsc_options(self) -> dict:
-        """:data:`NS_PETSC_DEFAULTS` with ``petsc_options`` on top."""
-        return {**NS_PETSC_DEFAULTS, **self.petsc_options}
+    def ns_petsc_options(self, iterative: bool = False) -> dict:
+        """:data:`NS_PETSC_DEFAULTS` (MUMPS) or, ``iterative``,
+        :data:`~electrofem.physics.vof.krylov.ITERATIVE_PETSC_OPTIONS`, with ``petsc_options``
+        on top."""
+        from .krylov import ITERATIVE_PETSC_OPTIONS
+
+        base = ITERATIVE_PETSC_OPTIONS if iterative else NS_PETSC_DEFAULTS
+        return {**base, **self.petsc_options}
 
     def schedule(self) -> tuple[tuple[float, float], ...]:
         """``dt_schedule_s`` as float pairs."""

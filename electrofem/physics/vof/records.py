@@ -18,7 +18,9 @@ class StepRecord:
     ``inflow``/``outflow`` are the electrolyte volumes that entered/left through the boundary in
     this step; ``balance_error`` = ΔV - inflow + outflow (conservation, ~round-off);
     ``div_residual`` = max_K |Σ_f F'_f| dt / |K| after the flux projection (dimensionless);
-    ``div_fe`` = the same before it (the Taylor–Hood per-cell divergence).
+    ``div_fe`` = the same before it (the Taylor–Hood per-cell divergence);
+    ``linear_iterations`` = the Krylov iterations of the flow solve (0 with MUMPS, or with no
+    flow solve).
     """
 
     step: int
@@ -35,6 +37,7 @@ class StepRecord:
     div_residual: float
     div_fe: float
     u_max: float
+    linear_iterations: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)

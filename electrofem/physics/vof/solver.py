@@ -355,6 +355,7 @@ class VOFSolver:
             div_residual=div_res * dt,
             div_fe=div_fe * dt,
             u_max=umax,
+            linear_iterations=self.flow.linear_iterations if self.flow is not None else 0,
         )
         self.records.append(rec)
         return rec
