@@ -321,3 +321,26 @@ def test_electrode_3d_iterative_flow_solver_matches_lu(electrode3d, run3d, share
     residual = bal["inflow_m2"] - bal["outflow_m2"] - bal["stored_change_m2"]
     assert abs(residual) < 1e-10 * m["saturation_final"] * m["pore_volume_m2"]
     assert all(r["div_residual"] < 1e-10 for r in rep.rows)
+
+
+def test_rigid_body_modes_have_no_strain():
+    """The near null space given to GAMG: 3 translations and 3 rotations, each a vector field
+    whose symmetric gradient vanishes (u = a + ω × x), independent, at scattered dofs."""
+    from electrofem.physics.vof.krylov import rigid_body_modes
+
+    rng = np.random.default_rng(1)
+    nodes = rng.random((40, 3))
+    coords = np.repeat(nodes, 3, axis=0)
+    comp = np.tile(np.arange(3), 40)
+    modes = rigid_body_modes(coords, comp)
+    assert len(modes) == 6
+    assert np.linalg.matrix_rank(np.stack(modes)) == 6
+    x = nodes - nodes.mean(axis=0)
+    for m in modes:
+        u = m.reshape(40, 3)
+        # fit u = a + G x by least squares; a rigid motion has G skew and fits exactly
+        X = np.hstack([np.ones((40, 1)), x])
+        coef, *_ = np.linalg.lstsq(X, u, rcond=None)
+        G = coef[1:].T
+        assert np.allclose(X @ coef, u, atol=1e-12)
+        assert np.allclose(G + G.T, 0.0, atol=1e-12)

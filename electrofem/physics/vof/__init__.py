@@ -46,8 +46,11 @@ with the adaptive Courant step (benchmarks/bench_infiltration.py, BENCHMARKS.md)
 
 Discretisation and why
 ----------------------
-* **(u, p): Taylor–Hood P2–P1**, monolithic, MUMPS (no hypre here; Taylor–Hood is inf-sup
-  stable without tuning and a direct solve of ~10⁴–10⁵ dofs costs < 1 s on this machine).
+* **(u, p): Taylor–Hood P2–P1**, monolithic (Taylor–Hood is inf-sup stable without tuning).
+  The linear solver (``InfiltrationOptions.linear_solver``): MUMPS (``lu``; a 2D solve of
+  ~10⁴–10⁵ dofs costs < 1 s here), or GMRES with a Schur fieldsplit (``iterative``,
+  :mod:`.krylov`: smoothed-aggregation GAMG on the velocity, Cahouet–Chabard on the pressure);
+  ``auto`` takes the iterative one in 3D from ``ITERATIVE_MIN_DOFS`` flow unknowns on.
   Backward Euler in time, convection linearised with the previous velocity (Oseen/Picard, one
   linear solve per step); ρ and μ are DG0 functions of the current α (no smearing beyond
   the VOF cell).
@@ -114,11 +117,12 @@ Limitations (this installment)
   contact angle.* The Laplace pressure of a static sphere (σ = 0.035 N/m, closed box,
   ``capillary_factor`` 20, 12 steps) reached 0.24 / 0.50 / 0.71 of ``2σ/R`` at R/h = 2.4 /
   3.6 / 4.8 (h the box-mesh spacing): converging, but far from the 5 % of the 2D test at
-  R/h = 8, which in 3D needs ~10⁵ tetrahedra. Cost: every step assembles and factorises the
-  3D Taylor–Hood system with MUMPS: ~0.9 s per step at 3k pore cells, ~9 s at 22k pore cells
-  (124k dofs; ``benchmarks/bench_vof_3d.py``, about 2/3 in MUMPS, the rest in the assembly and
-  the lifting), serial on this machine, and no faster on 2 ranks there (on a shared machine):
-  3D is for small domains until an iterative (e.g. fieldsplit/GAMG) flow solver is added.
+  R/h = 8, which in 3D needs ~10⁵ tetrahedra (``curvature = "fit"`` reaches 2.7 % at
+  R/h = 5, BENCHMARKS.md issue 16). Cost: with the iterative flow solver (:mod:`.krylov`,
+  the ``auto`` choice in 3D from 10⁵ unknowns) a step took 5.7 / 10.5 / 18.5 / 31 s at
+  107 k / 180 k / 281 k / 405 k flow unknowns on one rank (10.2 s at 281 k on two), against
+  5.7 / 11.6 / 23.4 s with MUMPS (``benchmarks/bench_vof_krylov.py``); its GMRES iterations
+  grow slowly with refinement (122 → 148 a step at the paper's 1e-4 s).
 * A closed domain (no open boundary) fixes the pressure constant weakly (``-ε p q``,
   ``ε = 1e-10/μ``).
 * With the adaptive step (``step_control = "courant"``) the capillary bound dominates at
