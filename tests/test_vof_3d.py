@@ -157,6 +157,9 @@ def test_plane_poiseuille_3d_exact(solver):
             assert (rec.linear_iterations > 0) == (solver == "iterative")
         X = s.V.tabulate_dof_coordinates()
         U = s.u.x.array.reshape(-1, 3)
+        if solver == "iterative":  # the split's own options reached its sub-solvers
+            ku, kp = s.flow.ns.solver.getPC().getFieldSplitSubKSP()
+            assert (ku.getPC().getType(), kp.getPC().getType()) == ("gamg", "python")
     exact = rho * g / (2 * mu) * X[:, 2] * (H - X[:, 2])
     umax = rho * g * H**2 / (8 * mu)
     err = COMM.allreduce(float(np.max(np.abs(U[:, 0] - exact))), op=MPI.MAX) / umax

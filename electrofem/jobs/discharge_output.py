@@ -76,6 +76,7 @@ def step_row(cell, rec: StepRecord, phase, c_rate, i_row, cap, start, diag) -> d
         "current_density_A_m2": phase.current_density_A_m2 if i_row is None else i_row,
         "capacity_mAh_g": cap,
         "newton_iterations": rec.newton_iterations,
+        "linear_iterations": rec.linear_iterations,
         "x_mean": rec.x_mean,
         "ocp_of_x_mean_V": float(am.ocp_V(rec.x_mean)),
         "x_min": rec.x_min,

@@ -133,17 +133,20 @@ class TwoPhaseFlow:
             self.linear_solver = "iterative" if big else "lu"
         iterative = self.linear_solver == "iterative"
         self.linear_iterations = 0  # of the last solve
+        ns_options = o.ns_petsc_options(iterative)
         self.ns = LinearProblem(
             a,
             L,
             bcs=self.bcs,
             u=self.w,
-            petsc_options=o.ns_petsc_options(iterative),
+            petsc_options=ns_options,
             petsc_options_prefix=f"electrofem_vof_ns_{id(s)}_",
         )
         self._schur = None
         if iterative:
-            self._schur = SchurFieldsplit(self.ns, W, s.umap, s.pmap, s.V, *self.schur_forms(ga))
+            self._schur = SchurFieldsplit(
+                self.ns, W, s.umap, s.pmap, s.V, *self.schur_forms(ga), ns_options
+            )
         # smoothing filter and curvature (P1)
         V1 = s.V1
         a1, w1 = ufl.TrialFunction(V1), ufl.TestFunction(V1)

@@ -123,7 +123,7 @@ class SchurFieldsplit:
     ``laplacian`` (``K(dt/ρ)``, bilinear on W's pressure part); :meth:`update` reassembles
     both (before each solve)."""
 
-    def __init__(self, problem, W, umap, pmap, V, mass, laplacian):
+    def __init__(self, problem, W, umap, pmap, V, mass, laplacian, petsc_options: dict):
         from dolfinx import fem
         from dolfinx.fem.petsc import create_matrix
         from petsc4py import PETSc
@@ -162,6 +162,16 @@ class SchurFieldsplit:
         self.Sp = self.Lp = None
         self.update()
         ksp = problem.solver
+        # the split's own options are read at every PCSetUp, after dolfinx has tidied the
+        # problem's options away: they are kept, under their full names, until destroy()
+        self._kept = {
+            f"{ksp.getOptionsPrefix()}{k}": v
+            for k, v in petsc_options.items()
+            if k.startswith("fieldsplit_")
+        }
+        opts = PETSc.Options()
+        for k, v in self._kept.items():
+            opts[k] = v
         pc = ksp.getPC()
         pc.setFieldSplitIS(("u", is_u), ("p", is_p))
         pc.setFieldSplitSchurPreType(PETSc.PC.FieldSplitSchurPreType.USER, self.Sp)
@@ -241,7 +251,13 @@ class SchurFieldsplit:
         assign(x, problem.u)
 
     def destroy(self) -> None:
-        """Free the PETSc objects (collective; idempotent)."""
+        """Free the PETSc objects and the kept options (collective; idempotent)."""
+        from petsc4py import PETSc
+
+        opts = PETSc.Options()
+        for k in self._kept:
+            opts.delValue(k)
+        self._kept = {}
         for obj in (
             self._Az,
             self.Sp,
