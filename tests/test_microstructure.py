@@ -371,3 +371,23 @@ def test_union_porosity_exact_for_pairs_and_which_overlaps_are_not():
     p = Particles(box, [[1.0, 1.0]], [2.0])
     assert "edge" in closed_form_defect(p)
     assert abs(union_porosity(p)["porosity"] - grid_porosity_2d(p)) < 2e-4
+
+
+def test_dense_layered_3d_pack_resolves_its_contacts():
+    """L-S 5:5 at porosity 0.45 in a 26 × 26 × 30 µm box (seed 3) packed before the 3D
+    start-point rule (issue 14) and was refused after it ("contacts could not be resolved").
+    The packer now falls back to the earlier rules for such a packing, so it is reachable."""
+    from electrofem.config import parse
+    from electrofem.microstructure import generate, summarize
+
+    cfg = parse(
+        {
+            "seed": 3,
+            "preset": "L-S",
+            "ratio": "5:5",
+            "porosity": 0.45,
+            "box": {"width": 26.0, "depth": 26.0, "height": 30.0},
+        }
+    )
+    parts = generate(cfg.electrode)
+    assert summarize(parts)["porosity"] == pytest.approx(0.45, abs=0.005)
