@@ -287,7 +287,9 @@ def settle_contacts(
         # make a dense 3D packing unresolvable (L-S 5:5 at 0.45 in a 26 x 26 x 30 µm box):
         # the packing is then the one of the rules before it (its cells by the faces may be
         # flatter), which the log records
-        tries = [(0.3, STALL_ITERATIONS, occ), (0.05, 0, occ)] + [(0.05, 0, False)] * occ
+        tries = [(0.3, STALL_ITERATIONS, occ), (0.05, 0, occ)]
+        if occ:
+            tries.append((0.05, 0, False))
         for dt_max, stall, occ in tries:
             it2, viol = state.relax(
                 1.0,

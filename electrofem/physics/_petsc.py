@@ -77,3 +77,11 @@ def drop_stored_zeros(mat):
     return PETSc.Mat().createAIJ(
         mat.getSizes(), csr=(ia2, ja[keep].astype(PETSc.IntType), a[keep]), comm=mat.getComm()
     )
+
+
+def choose_linear_solver(choice: str, tdim: int, n_dofs: int, min_dofs: int) -> str:
+    """Resolve a solver's ``linear_solver`` option: ``"lu"`` or ``"iterative"`` as given;
+    ``"auto"`` is iterative in 3D from ``min_dofs`` global unknowns on, LU otherwise."""
+    if choice != "auto":
+        return choice
+    return "iterative" if tdim == 3 and n_dofs >= min_dofs else "lu"

@@ -10,7 +10,7 @@ import numpy as np
 from mpi4py import MPI
 
 from ... import LENGTH_UNIT_M
-from .._petsc import destroy
+from .._petsc import choose_linear_solver, destroy
 from ..materials import FARADAY
 from ..state import gather, match, owned_values_and_coordinates
 from .domain import CoupledDomain
@@ -143,10 +143,9 @@ class HalfCell:
 
         #: global unknowns of the coupled system
         self.n_dofs = sum(V.dofmap.index_map.size_global * V.dofmap.index_map_bs for V in spaces)
-        self.linear_solver = self.options.linear_solver
-        if self.linear_solver == "auto":
-            big = dom.tdim == 3 and self.n_dofs >= ITERATIVE_MIN_DOFS
-            self.linear_solver = "iterative" if big else "lu"
+        self.linear_solver = choose_linear_solver(
+            self.options.linear_solver, dom.tdim, self.n_dofs, ITERATIVE_MIN_DOFS
+        )
         iterative = self.linear_solver == "iterative"
         opts = dict(DEFAULT_PETSC_OPTIONS)
         if iterative:

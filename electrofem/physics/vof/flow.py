@@ -12,7 +12,7 @@ import math
 import numpy as np
 from mpi4py import MPI
 
-from .._petsc import destroy, fixed_operator_problem
+from .._petsc import choose_linear_solver, destroy, fixed_operator_problem
 from .curvature import CurvatureFit
 from .geometry import gmax, gmin
 from .krylov import SchurFieldsplit
@@ -127,10 +127,9 @@ class TwoPhaseFlow:
         self.w = fem.Function(W)
         #: the flow unknowns, and the linear solver used ("lu" or "iterative")
         self.n_dofs = W.dofmap.index_map.size_global * W.dofmap.index_map_bs
-        self.linear_solver = o.linear_solver
-        if self.linear_solver == "auto":
-            big = s.gdim == 3 and self.n_dofs >= ITERATIVE_MIN_DOFS
-            self.linear_solver = "iterative" if big else "lu"
+        self.linear_solver = choose_linear_solver(
+            o.linear_solver, s.tdim, self.n_dofs, ITERATIVE_MIN_DOFS
+        )
         iterative = self.linear_solver == "iterative"
         self.linear_iterations = 0  # of the last solve
         ns_options = o.ns_petsc_options(iterative)
@@ -352,9 +351,7 @@ class TwoPhaseFlow:
         self.dt_c.value = dt
         self.u_n.x.array[:] = s.u.x.array
         if self._schur is not None:
-            self._schur.update()
-            self._schur.initial_guess(self.ns.x, s.u, s.p, s.umap, s.pmap, self.bcs)
-            self._schur.solve(self.ns)
+            self._schur.solve(self.ns, s.u, s.p)
         else:
             self.ns.solve()
         ksp = self.ns.solver

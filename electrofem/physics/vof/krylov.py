@@ -121,7 +121,7 @@ class SchurFieldsplit:
     velocity's near null space, and the Schur block's preconditioner
     (:class:`CahouetChabardPC`) on the pressure forms ``mass`` (``−M(1/μ_S)``) and
     ``laplacian`` (``K(dt/ρ)``, bilinear on W's pressure part); :meth:`update` reassembles
-    both (before each solve)."""
+    both (in each :meth:`solve`)."""
 
     def __init__(self, problem, W, umap, pmap, V, mass, laplacian, petsc_options: dict):
         from dolfinx import fem
@@ -129,6 +129,7 @@ class SchurFieldsplit:
         from petsc4py import PETSc
 
         comm = W.mesh.comm
+        self.umap, self.pmap = umap, pmap
         im = W.dofmap.index_map
         n_local = im.size_local * W.dofmap.index_map_bs
         self.ises = []
@@ -209,19 +210,20 @@ class SchurFieldsplit:
             return PETSc.KSP.ConvergedReason.CONVERGED_RTOL
         return PETSc.KSP.ConvergedReason.CONVERGED_ITERATING
 
-    def initial_guess(self, x, u, p, umap, pmap, bcs) -> None:
+    def initial_guess(self, x, u, p, bcs) -> None:
         """Write the current velocity ``u`` and pressure ``p`` (Functions on the collapsed
-        spaces, W dofs ``umap``/``pmap``) into the solution vector ``x``, with the Dirichlet
-        values ``bcs`` set."""
-        w = np.zeros(len(umap) + len(pmap))
-        w[umap] = u.x.array
-        w[pmap] = p.x.array
+        spaces) into the solution vector ``x``, with the Dirichlet values ``bcs`` set."""
+        w = np.zeros(len(self.umap) + len(self.pmap))
+        w[self.umap] = u.x.array
+        w[self.pmap] = p.x.array
         for bc in bcs:
             bc.set(w)
         x.array_w[:] = w[: len(x.array_w)]
 
-    def solve(self, problem) -> None:
-        """Assemble the system as dolfinx's ``LinearProblem.solve`` does (one form), then solve
+    def solve(self, problem, u, p) -> None:
+        """One solve from the current state ``u``, ``p``: reassemble the Schur matrices
+        (:meth:`update`), start from the state (:meth:`initial_guess`), assemble the system as
+        dolfinx's ``LinearProblem.solve`` does (one form), then solve
         it with the matrix *without its stored zeros* (:func:`drop_stored_zeros`): the rows
         and columns zeroed for the Dirichlet conditions stay in dolfinx's pattern, 3/4 of the
         velocity block's entries on an electrode; GAMG's coarse operators followed them (a
@@ -231,6 +233,8 @@ class SchurFieldsplit:
         from petsc4py import PETSc
 
         A, b, x, bcs = problem.A, problem.b, problem.x, problem.bcs
+        self.update()
+        self.initial_guess(x, u, p, bcs)
         A.zeroEntries()
         assemble_matrix(A, problem.a, bcs=bcs)
         A.assemble()
