@@ -191,24 +191,41 @@ def extend_to_nodes(
     kappa: np.ndarray,
     width: np.ndarray,
     k_max: int | None = None,
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """κ at ``nodes``: the mean of the ``kappa`` of the nearest points, weighted by
-    ``(1 − ((r − r_min)/width)²)²`` with ``r_min`` the node's distance to the nearest point and
-    ``width`` per node (m). So κ is continuous, constant along the normal of a surface of
-    constant κ, and defined everywhere (far from the interface it only meets ``∇α̃ ≈ 0``);
-    0 if no point has a finite κ."""
+    """κ at ``nodes``: the mean of the finite ``kappa`` among the node's
+    :func:`extension_neighbours`, weighted by ``(1 − ((r − r_min)/width)²)²`` with ``r_min``
+    the node's distance to the nearest of them with a finite κ and ``width`` per node (m). So
+    κ is continuous, constant along the normal of a surface of constant κ, and defined
+    everywhere (far from the interface it only meets ``∇α̃ ≈ 0``); 0 where no neighbour has a
+    finite κ. Only the neighbours' κ is read, so the other points may be left NaN (unfitted).
+    ``neighbours``: the result of :func:`extension_neighbours`, if the caller has it."""
     out = np.zeros(len(nodes))
-    good = np.isfinite(kappa)
-    if len(nodes) == 0 or not np.any(good):
+    if len(nodes) == 0 or len(points) == 0:
         return out
-    pts, kap = points[good], kappa[good]
-    dim = pts.shape[1]
-    k = min(len(pts), k_max or (8 if dim == 2 else 24))
-    dist, nb = cKDTree(pts).query(nodes, k=k)
-    dist, nb = dist.reshape(len(nodes), -1), nb.reshape(len(nodes), -1)
-    rel = (dist - dist[:, :1]) / width[:, None]
-    w = np.clip(1.0 - rel**2, 0.0, None) ** 2
-    return (w * kap[nb]).sum(axis=1) / w.sum(axis=1)
+    if neighbours is None:
+        neighbours = extension_neighbours(nodes, points, k_max)
+    dist, nb = neighbours
+    kap = kappa[nb]
+    good = np.isfinite(kap)
+    dmin = np.where(good, dist, np.inf).min(axis=1)
+    rel = (dist - np.where(np.isfinite(dmin), dmin, 0.0)[:, None]) / width[:, None]
+    w = np.where(good, np.clip(1.0 - rel**2, 0.0, None) ** 2, 0.0)
+    den = w.sum(axis=1)
+    num = (w * np.where(good, kap, 0.0)).sum(axis=1)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def extension_neighbours(nodes: np.ndarray, points: np.ndarray, k_max: int | None = None):
+    """Distances and indices ``(M, k)`` of the ``k`` points nearest to each node (``k_max``,
+    default 8 in 2D and 24 in 3D): the points whose κ :func:`extend_to_nodes` reads. They
+    depend on the whole point set only, not on which points were fitted, so the extension is
+    the same on any number of ranks."""
+    dim = points.shape[1]
+    k = min(len(points), k_max or (8 if dim == 2 else 24))
+    dist, nb = cKDTree(points).query(nodes, k=k)
+    return dist.reshape(len(nodes), -1), nb.reshape(len(nodes), -1)
 
 
 class CurvatureFit:
@@ -279,16 +296,14 @@ class CurvatureFit:
             return np.zeros(len(self.nodes)), np.ones(len(self.nodes))
         P, N, W, S = pts[:, :d], pts[:, d : 2 * d], pts[:, 2 * d], pts[:, 2 * d + 1]
         width = self.radius * self.node_size
-        # the points whose κ can reach this rank's nodes: the nearest to each node, and the
-        # points within the weight width of those
+        # the points whose κ reaches this rank's nodes (their extension neighbours): the
+        # same set whatever the partition, so κ is the same on any number of ranks
         tree = cKDTree(P)
-        _, near = tree.query(self.nodes, k=1)
-        near = np.unique(near)
-        lists = tree.query_ball_point(P[near], r=2.0 * float(width.max()))
-        which = np.unique(np.concatenate([near, *map(np.asarray, lists)]).astype(np.int64))
+        near = extension_neighbours(self.nodes, P)
+        which = np.unique(near[1])
         kap = np.full(len(P), np.nan)
         kap[which] = fit_curvature(P, N, W, self.radius * S, which, tree=tree)
-        out = extend_to_nodes(self.nodes, P, kap, width)
+        out = extend_to_nodes(self.nodes, P, kap, width, neighbours=near)
         beta = np.ones(len(self.nodes))
         self.n_contact = 0
         if self.walls is not None:

@@ -28,11 +28,9 @@ def fitted_curvature(s) -> CurvatureFit:
     gd = msh.geometry.dofmaps[0]
     x = msh.geometry.x[:, :d]
     p1 = s.V1.dofmap.list
-    n_local = len(s.area)
     verts = x[gd[:n, : d + 1]]
     nodes = s.V1.tabulate_dof_coordinates()[:, :d]
-    size = np.zeros(len(nodes))
-    np.maximum.at(size, p1[:n_local].ravel(), np.repeat(s.area[:n_local] ** (1.0 / d), d + 1))
+    size = node_max(s.V1, p1[:n], s.area[:n] ** (1.0 / d))
     o = s.options
     return CurvatureFit(
         s.comm,
@@ -43,6 +41,29 @@ def fitted_curvature(s) -> CurvatureFit:
         nodes[s.geom.wall_dofs[s.geom.wall_dofs < s.V1.dofmap.index_map.size_local]],
         radius=o.curvature_fit_radius,
     )
+
+
+def node_max(V1, cell_dofs: np.ndarray, cell_values: np.ndarray) -> np.ndarray:
+    """At every local dof of the scalar P1 space ``V1`` (owned and ghost): the largest of
+    ``cell_values`` over the *owned* cells ``cell_dofs`` (rows: their dofs) of every rank that
+    touch it. A ghost layer need not hold all the cells around a dof, so the owners gather
+    their ghosts' partial maxima and send the result back: the same on any number of ranks."""
+    from dolfinx import fem
+
+    im = V1.dofmap.index_map
+    comm = im.comm
+    out = np.zeros(im.size_local + im.num_ghosts)
+    np.maximum.at(out, cell_dofs.ravel(), np.repeat(cell_values, cell_dofs.shape[1]))
+    ghosts, owners = im.ghosts, im.owners
+    part = out[im.size_local :]
+    send = [(ghosts[owners == r], part[owners == r]) for r in range(comm.size)]
+    lo = im.local_range[0]
+    for glob, val in comm.alltoall(send):
+        np.maximum.at(out, np.asarray(glob, dtype=np.int64) - lo, val)
+    f = fem.Function(V1)
+    f.x.array[:] = out
+    f.x.scatter_forward()
+    return f.x.array.copy()
 
 
 def gravity_vector(options, gdim: int) -> np.ndarray:

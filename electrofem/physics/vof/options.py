@@ -278,11 +278,12 @@ class InfiltrationOptions:
         "(0: off)",
     )
     curvature: str = param(
-        "projection",
+        "fit",
         choices=("projection", "fit"),
         doc="interface curvature: 'projection' (-div of the projected normal of the smoothed "
-        "alpha; carries the contact angle) or 'fit' (sphere fits to PLIC centroids, "
-        "physics.vof.curvature; the projection is kept within 2-4 cells of walls)",
+        "alpha; carries the contact angle) or 'fit' (circle/sphere fits to the level 1/2 of a "
+        "lightly filtered alpha, physics.vof.curvature; the projection is kept within 2-4 "
+        "cells of walls, where it carries the contact angle)",
     )
     curvature_fit_radius: float = param(
         6.0, check=positive, doc="radius of the 'fit' curvature's sphere fits, in cell sizes"
