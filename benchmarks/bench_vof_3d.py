@@ -5,7 +5,10 @@ and its cost per step, on 1 and 2 ranks.
     mpirun -n 2 python benchmarks/bench_vof_3d.py
 
 Structure: one layer of equal spheres (``--diameter`` 6 µm, ``--porosity`` 0.5, ``--seed`` 1)
-packed by :mod:`electrofem.microstructure` in a ``--box`` (20 µm) cube with walls on the sides,
+packed by :mod:`electrofem.microstructure` in a ``--box`` (20 µm) cube with walls on the sides
+(``--height`` makes it a ``box × box × height`` prism; several ``--diameter`` values make a
+mixed layer of those sizes in equal volume fractions, e.g. issue 16's bidisperse electrode:
+``--box 40 --height 60 --diameter 11.3 4.5``),
 meshed at ``--size`` (2.5 µm) with particle surfaces at ``--radius-factor`` (0.6) × r and the
 contact necks at ``--neck-factor`` (1) × the neck radius, at least ``--size-min`` (0.5 µm): a
 coarse mesh (~33k tetrahedra, ~22k in the pores), because every step factorises the 3D
@@ -15,11 +18,14 @@ paper's set-up of :mod:`electrofem.jobs.infiltrate` in 3D: inlet at the top (z =
 σ = 0.035 N/m, starting with an electrolyte film of ``--film`` µm below the inlet. Runs
 ``--steps`` adaptive steps (capillary factor ``--capillary-factor``, 20 by default).
 
-Reports the mesh (cells, pore cells, h_min), steps, simulated time, dt, wall time (job and per
-step), the volume balance (relative to the inflow, which is tiny over a few steps, and to the
-electrolyte volume), α bounds, Courant number, |u|max and the saturation. Writes
-``benchmarks/results/bench_vof_3d_n<ranks>.json``; on 2 ranks, compares with the serial file
-(same steps): speed-up per step and the relative difference of the saturation.
+Reports the mesh (cells, pore cells, h_min), the wall time of each phase of a step (the
+Navier–Stokes solve, the α̃/normal/curvature update, the face-flux projection and the FCT
+transport, as ``bench_vof_step_profile.py`` splits them), steps, simulated time, dt, wall
+time (job and per step), the volume balance (relative to the inflow, which is tiny over a
+few steps, and to the electrolyte volume), α bounds, Courant number, |u|max and the
+saturation. Writes ``benchmarks/results/bench_vof_3d_n<ranks>.json``; on 2 ranks, compares
+with the serial file (same steps): speed-up per step and the relative difference of the
+saturation.
 """
 
 from __future__ import annotations
@@ -32,15 +38,19 @@ import platform
 import resource
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 from bench_infiltration import log_row, vs_serial  # benchmarks/ is sys.path[0]
+from bench_vof_step_profile import timed
 from mpi4py import MPI
 
 from electrofem.config import parse
 from electrofem.jobs.generate import run_generate
 from electrofem.jobs.infiltrate import run_infiltration
 from electrofem.physics.vof import InfiltrationOptions
+from electrofem.physics.vof.flow import TwoPhaseFlow
+from electrofem.physics.vof.transport import AlphaTransport
 
 COMM = MPI.COMM_WORLD
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -50,7 +60,10 @@ log = logging.getLogger("electrofem")
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--box", type=float, default=20.0, help="cube edge (µm)")
-    ap.add_argument("--diameter", type=float, default=6.0, help="sphere diameter (µm)")
+    ap.add_argument("--height", type=float, default=None, help="box height (µm; --box)")
+    ap.add_argument(
+        "--diameter", type=float, nargs="+", default=[6.0], help="sphere diameter(s) (µm)"
+    )
     ap.add_argument("--porosity", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--size", type=float, default=2.5, help="mesh size (µm)")
@@ -74,17 +87,28 @@ def main(argv=None) -> dict:
     )
     work = Path(args.workdir) / f"n{COMM.size}"
     L = args.box
+    H = args.height or L
+    frac = 1.0 / len(args.diameter)
+    totals, counts = defaultdict(float), defaultdict(int)
+    for cls, name in (
+        (TwoPhaseFlow, "solve"),
+        (TwoPhaseFlow, "update_interface"),
+        (AlphaTransport, "face_fluxes"),
+        (AlphaTransport, "advect"),
+    ):
+        timed(cls, name, totals, counts)
     cfg = parse(
         {
             "seed": args.seed,
-            "box": {"width": L, "depth": L, "height": L, "periodic": False},
+            "box": {"width": L, "depth": L, "height": H, "periodic": False},
             "layers": [
                 {
                     "name": "A",
                     "thickness_fraction": 1.0,
                     "porosity": args.porosity,
                     "particles": [
-                        {"phase": "active", "volume_fraction": 1.0, "diameter": args.diameter}
+                        {"phase": "active", "volume_fraction": frac, "diameter": d}
+                        for d in args.diameter
                     ],
                 }
             ],
@@ -133,7 +157,7 @@ def main(argv=None) -> dict:
         "mpi_ranks": COMM.size,
         "machine": platform.platform(),
         "structure": {
-            "box_um": [L, L, L],
+            "box_um": [L, L, H],
             "sphere_diameter_um": args.diameter,
             "target_porosity": args.porosity,
             "seed": args.seed,
@@ -178,6 +202,14 @@ def main(argv=None) -> dict:
         "wall_s_job": wall,
         "wall_s_steps": perf["wall_s_this_run"],
         "wall_s_per_step": perf["wall_s_per_step"],
+        "phase_s": {
+            "navier_stokes_solve": totals["solve"],
+            "alpha_smooth_normal_curvature": totals["update_interface"],
+            "flux_projection": totals["face_fluxes"],
+            "alpha_transport_fct": totals["advect"],
+        },
+        "ns_solves": counts["solve"],
+        "alpha_substeps": counts["advect"],
         "linear_solver": m["linear_solver"],
         "linear_iterations": [r["linear_iterations"] for r in rep.rows],
         "peak_rss_gb_per_rank": COMM.allreduce(
