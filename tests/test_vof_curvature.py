@@ -185,3 +185,37 @@ def test_fitted_curvature_keeps_the_contact_angle():
         print(f"slug pressure / (-2σcosθ/w) = {ratio:.3f}")
         assert 0.85 < ratio < 1.15
         assert abs(s.volume() - v0) / v0 < 1e-12
+
+
+def test_node_sizes_are_the_same_on_any_number_of_ranks():
+    """The fit's node size (the largest ``|K|^(1/3)`` of the cells around a P1 node,
+    :func:`~electrofem.physics.vof.flow.node_max`) on a distorted 3D mesh: the same on this
+    communicator as in a serial run, node by node. A shared-facet ghost layer does not hold
+    every cell around a partition-boundary node, so a rank-local maximum differs there."""
+    from dolfinx import fem
+    from dolfinx import mesh as dmesh
+    from scipy.spatial import cKDTree
+
+    from electrofem.physics.vof.flow import node_max
+
+    def sizes(comm):
+        m = dmesh.create_box(
+            comm, [[0.0] * 3, [1.0] * 3], [6, 6, 6], ghost_mode=dmesh.GhostMode.shared_facet
+        )
+        x = m.geometry.x
+        x[:, :] += 0.04 * np.sin(7.0 * x[:, [1, 2, 0]] + 3.0 * x)  # cell volumes vary
+        V1 = fem.functionspace(m, ("Lagrange", 1))
+        n = m.topology.index_map(3).size_local
+        cells = m.geometry.dofmaps[0][:n]
+        e = x[cells[:, 1:]] - x[cells[:, :1]]
+        size = (np.abs(np.linalg.det(e)) / 6.0) ** (1.0 / 3.0)
+        got = node_max(V1, V1.dofmap.list[:n], size)
+        n_own = V1.dofmap.index_map.size_local
+        return V1.tabulate_dof_coordinates()[:n_own], got[:n_own]
+
+    x, k = sizes(COMM)
+    xs, ks = sizes(MPI.COMM_SELF)
+    dist, idx = cKDTree(xs).query(x)
+    assert dist.max() < 1e-12
+    assert np.abs(k - ks[idx]).max() < 1e-14
+    assert k.min() > 0
