@@ -160,6 +160,8 @@ class HalfCell:
             petsc_options_prefix=f"electrofem_halfcell_{next(_PREFIX_COUNTER)}_",
             entity_maps=dom.entity_maps,
         )
+        #: the Newton Jacobian's callback (:class:`LaggedJacobian`: its lag and count)
+        self.jacobian = LaggedJacobian(self.problem.solver, self.options.jacobian_lag)
         self._bordered = None
         if iterative:
             self._bordered = use_bordered_preconditioner(self.problem, spaces, COLLECTOR)
@@ -302,17 +304,16 @@ class HalfCell:
         self.dt.value = dt
         self.I_app.value = self.current_density_A_m2 * self.cross_section
         snes = self.problem.solver
-        try:
-            self.problem.solve()
-            reason = snes.getConvergedReason()
-            its = snes.getIterationNumber()
-        except RuntimeError as err:  # PETSc errors (e.g. MUMPS on a singular matrix)
-            reason, its = -100, snes.getIterationNumber()
-            self._restore(saved)
-            return False, its, f"PETSc error: {err}"
-        if reason <= 0 or not self._finite():
-            self._restore(saved)
-            why = _snes_reason(reason) if reason <= 0 else "non-finite values (NaN/inf)"
+        lag = self.jacobian.lag
+        ok, its, why = self._solve(saved)
+        if not ok and lag > 1:  # a lagged Jacobian can miss a hard step: once more in full
+            self.jacobian.lag = 1
+            try:
+                ok, its2, why = self._solve(saved)
+            finally:
+                self.jacobian.lag = lag
+            its += its2
+        if not ok:
             return False, its, why
         self.time += dt
         current = self.collector_current() if self.potentiostatic else float(self.I_app.value)
@@ -320,6 +321,23 @@ class HalfCell:
         self.ce_old.x.array[:] = self.u[0].x.array
         self.xs_old.x.array[:] = self.u[2].x.array
         self.records.append(self._record(dt, its, snes.getLinearSolveIterations()))
+        return True, its, "converged"
+
+    def _solve(self, saved) -> tuple[bool, int, str]:
+        """Newton from the current state; on failure the state ``saved`` is restored.
+        Returns ``(converged, newton_iterations, reason)``."""
+        snes = self.problem.solver
+        try:
+            self.problem.solve()
+            reason = snes.getConvergedReason()
+            its = snes.getIterationNumber()
+        except RuntimeError as err:  # PETSc errors (e.g. MUMPS on a singular matrix)
+            self._restore(saved)
+            return False, snes.getIterationNumber(), f"PETSc error: {err}"
+        if reason <= 0 or not self._finite():
+            self._restore(saved)
+            why = _snes_reason(reason) if reason <= 0 else "non-finite values (NaN/inf)"
+            return False, its, why
         return True, its, "converged"
 
     def _record(self, dt: float, its: int, linear_its: int) -> StepRecord:
@@ -503,6 +521,28 @@ class HalfCell:
         if observer is not None:
             observer.on_phase_end(self, phase, outcome)
         return outcome
+
+
+class LaggedJacobian:
+    """The Jacobian callback of a dolfinx ``NonlinearProblem``'s SNES, reassembled only at
+    the Newton iterations ``0, lag, 2 lag, ...`` of each solve (``lag``, settable; 1: every
+    iteration). In between, the matrix is left as it is, so PETSc also keeps its
+    preconditioner (a factorisation, or the GAMG hierarchy): the iterations in between are a
+    chord (modified) Newton method. The residual is exact at every iteration, so the converged
+    state is the same within the Newton tolerance. The residual callback has already written
+    the iterate into the unknowns when the Jacobian is asked for."""
+
+    def __init__(self, snes, lag: int):
+        J, P, (func, args, kargs) = snes.getJacobian()
+        self.func, self.args, self.kargs = func, args or (), kargs or {}
+        self.lag = int(lag)
+        self.assembled = 0  #: Jacobians assembled so far
+        snes.setJacobian(self, J, P)
+
+    def __call__(self, snes, x, J, P):
+        if self.lag <= 1 or snes.getIterationNumber() % self.lag == 0:
+            self.func(snes, x, J, P, *self.args, **self.kargs)
+            self.assembled += 1
 
 
 def _snes_reason(reason: int) -> str:

@@ -238,6 +238,13 @@ class DischargeOptions:
         choices=("auto", "lu", "iterative"),
         flag="--linear-solver",
     )
+    jacobian_lag: int = param(
+        1,
+        doc="Newton reassembles the Jacobian (and sets its preconditioner up again) every this "
+        "many iterations (PETSc snes_lag_jacobian; 1: every iteration). A step that fails "
+        "with a lag is retried once with 1. Same answers within the Newton tolerance",
+        check=at_least(1),
+    )
     petsc_options: dict = param(doc="overrides of the Newton/linear solver options", factory=dict)
 
     def __post_init__(self):
