@@ -241,7 +241,8 @@ class DischargeOptions:
     jacobian_lag: int = param(
         1,
         doc="Newton reassembles the Jacobian (and sets its preconditioner up again) every this "
-        "many iterations (PETSc snes_lag_jacobian; 1: every iteration). A step that fails "
+        "many iterations (the rule of PETSc's snes_lag_jacobian, applied by "
+        "electrochem.cell.LaggedJacobian; 1: every iteration). A step that fails "
         "with a lag is retried once with 1. Same answers within the Newton tolerance",
         check=at_least(1),
     )

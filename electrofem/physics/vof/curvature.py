@@ -217,14 +217,20 @@ def extend_to_nodes(
     return out
 
 
-def extension_neighbours(nodes: np.ndarray, points: np.ndarray, k_max: int | None = None):
+def extension_neighbours(
+    nodes: np.ndarray,
+    points: np.ndarray,
+    k_max: int | None = None,
+    tree: cKDTree | None = None,
+):
     """Distances and indices ``(M, k)`` of the ``k`` points nearest to each node (``k_max``,
     default 8 in 2D and 24 in 3D): the points whose κ :func:`extend_to_nodes` reads. They
     depend on the whole point set only, not on which points were fitted, so the extension is
-    the same on any number of ranks."""
+    the same on any number of ranks. ``tree``: a ``cKDTree`` of ``points`` already built."""
     dim = points.shape[1]
     k = min(len(points), k_max or (8 if dim == 2 else 24))
-    dist, nb = cKDTree(points).query(nodes, k=k)
+    tree = tree if tree is not None else cKDTree(points)
+    dist, nb = tree.query(nodes, k=k)
     return dist.reshape(len(nodes), -1), nb.reshape(len(nodes), -1)
 
 
@@ -299,7 +305,7 @@ class CurvatureFit:
         # the points whose κ reaches this rank's nodes (their extension neighbours): the
         # same set whatever the partition, so κ is the same on any number of ranks
         tree = cKDTree(P)
-        near = extension_neighbours(self.nodes, P)
+        near = extension_neighbours(self.nodes, P, tree=tree)
         which = np.unique(near[1])
         kap = np.full(len(P), np.nan)
         kap[which] = fit_curvature(P, N, W, self.radius * S, which, tree=tree)

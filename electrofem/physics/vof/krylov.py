@@ -6,15 +6,16 @@ electrode (h ~ 1 µm, dt ≥ 1e-6 s) it is viscous-dominated: ``ρ h² / (μ dt)
 electrolyte and ~1e-3 in air, so the Schur complement ``S = C − B A⁻¹ Bᵀ`` is spectrally
 close to the viscosity-weighted pressure mass matrix ``−M(1/μ)`` even with the 55× viscosity
 contrast (the variable-viscosity Stokes preconditioner of Grinevich & Olshanskii, SIAM J. Sci.
-Comput. 2009; Cahouet & Chabard 1988 add a ``(ρ/dt)``-Laplacian for the inertial limit, not
-needed here).
+Comput. 2009). Cahouet & Chabard (1988) add the inverse of a ``(dt/ρ)``-weighted pressure
+Laplacian for the inertial part; the preconditioner below uses both.
 
 The preconditioner is PETSc's ``fieldsplit`` of type ``schur`` (upper block factorisation):
 one V-cycle of smoothed-aggregation GAMG on ``A`` (the velocity block, with the rigid-body
-modes as its near null space) and Jacobi on ``−M(μ_S⁻¹)``, with
-``μ_S = μ + dt σ |∇α̃|`` (the semi-implicit surface tension adds a surface viscosity
-``dt σ`` on the interface band). GMRES is right-preconditioned, so the tolerance is on the true
-residual. ``M(μ_S⁻¹)`` is reassembled each step (μ follows α).
+modes as its near null space), and on the Schur block :class:`CahouetChabardPC`: Jacobi on
+``−M(μ_S⁻¹)`` minus one GAMG V-cycle on ``K(dt/ρ)``, with ``μ_S = μ + dt σ |∇α̃|`` (the
+semi-implicit surface tension adds a surface viscosity ``dt σ`` on the interface band).
+GMRES is right-preconditioned, so the tolerance is on the true residual. Both pressure
+matrices are reassembled each step (μ and ρ follow α).
 
 **The convergence test.** The right-hand side is dominated by the Dirichlet rows (the inlet
 velocity, on a unit diagonal), which the first iteration satisfies, so ``‖r‖ ≤ rtol ‖b‖``
