@@ -158,7 +158,7 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
         quality = quality_histogram(parts.dim)
         digest = mesh_hash()
     else:
-        help_mesh(comm, parts)
+        help_mesh(comm, parts, opts.geometry_route)
     dim = comm.bcast(parts.dim if comm.rank == 0 else None, root=0)
     comm.barrier()
     t = time.perf_counter()

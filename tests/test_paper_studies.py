@@ -9,7 +9,10 @@ those modules): per study a common record (a Config's dataclasses as a flat
 case, the fields that differ from it. One field was changed in the pin since:
 ``infiltration.curvature`` is ``"fit"``, the default from issue 16 on; the wetting and coupled
 tables of BENCHMARKS.md made before it ran ``"projection"`` (``--set
-'infiltration.curvature="projection"'`` reproduces them). No solving here."""
+'infiltration.curvature="projection"'`` reproduces them). Two fields were added since, at
+values that run as before: ``discharge.jacobian_lag = 1`` (full Newton) and
+``mesh.geometry_route = "auto"`` (these studies are 2D, where it fragments the box). No
+solving here."""
 
 from __future__ import annotations
 

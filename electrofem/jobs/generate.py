@@ -147,7 +147,7 @@ def run_generate(
             cfg,
             msh,
             comm,
-            others=lambda: help_mesh(comm, parts),
+            others=lambda: help_mesh(comm, parts, cfg.mesh.geometry_route),
         )
         meta = None
         if comm.rank == 0:

@@ -8,7 +8,8 @@ This module is the front door: it re-exports the public names of
 * :mod:`.options` -- :class:`MeshOptions`, :class:`GeometryReport`, :class:`MeshStats` (no gmsh);
 * :mod:`.plan` -- particle instances, radical planes, near-tangency hints (no gmsh);
 * :mod:`.pieces` -- the truncated balls (OCC cuts, sphere seams);
-* :mod:`.occ` -- :func:`build_geometry` (fragment, classification, physical groups);
+* :mod:`.occ` -- :func:`build_geometry` (the boolean, classification, physical groups);
+* :mod:`.glue` -- the glued 3D construction (box-cut pieces glued, the pore a discrete volume);
 * :mod:`.sizing` -- :func:`mesh_geometry`, :func:`build_and_mesh` (size field, gmsh options);
 * :mod:`.tetra` -- the 3D surface and volume meshes and their optimisation.
 
@@ -25,8 +26,11 @@ Construction (:func:`build_geometry`):
    a segment of length ``2a`` in 2D). The truncated balls are disjoint and tile the union;
 4. core-shell particles: the core (radius ``r - t``, truncated by the same planes) has the
    particle's ``phase``, the rest of the truncated ball its ``shell_phase``;
-5. ``occ.fragment`` of the box with all pieces; pieces outside the box are removed (from the
-   gmsh model only, see :func:`build_geometry`);
+5. 2D (or ``geometry_route = "fragment"``): ``occ.fragment`` of the box with all pieces;
+   pieces outside the box are removed (from the gmsh model only, see :func:`build_geometry`).
+   3D: the pieces are also cut by the box faces, glued with the six box faces (OCC's glue
+   option), and the pore is a gmsh discrete volume bounded by the faces no piece covers on
+   one side (:mod:`.glue`);
 6. physical groups: one per phase (tag = phase id), one per box face (``tags.BOTTOM`` ...) and
    one per interface type (``tags.interface_tag(a, b)``; ``interface_tag(p, p)`` for contacts
    between two particles of phase ``p``). Every dim-1 entity is in exactly one group.

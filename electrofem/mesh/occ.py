@@ -16,9 +16,10 @@ import gmsh
 import numpy as np
 
 from .. import tags
-from .options import GeometryReport
+from .glue import PoreTopologyError, box_faces, glue, pore_volumes
+from .options import GEOMETRY_ROUTES, GeometryReport, glues
 from .pieces import CutSharing, _build_pieces
-from .plan import _effective_shell, _fingerprint, _hint_text, _plan
+from .plan import _effective_shell, _fingerprint, _hint_text, _plan, _with_box_planes
 
 if TYPE_CHECKING:
     from ..microstructure.particles import Particles
@@ -56,6 +57,7 @@ def build_geometry(
     *,
     verbose: bool | None = None,
     sharing: CutSharing | None = None,
+    route: str = "auto",
 ) -> GeometryReport:
     """Build the conformal OCC geometry of ``particles`` in their box, with physical groups.
 
@@ -63,6 +65,11 @@ def build_geometry(
     ``verbose`` sets gmsh's terminal output (None: leave it as it is). Sets
     ``General.NumThreads = 1`` (determinism). ``sharing`` has other MPI ranks cut part of the
     particles (:mod:`.parallel`); the model is the same.
+
+    ``route`` (``MeshOptions.geometry_route``): ``"auto"`` glues the pieces in 3D
+    (:mod:`.glue`; the pore is a discrete volume) and fragments the box in 2D; when the glued
+    pore's shells cannot be placed it logs a warning and fragments the box instead.
+    ``"fragment"`` always fragments the box with the pieces.
 
     The parts of periodic images outside the box are removed from the gmsh model but stay in
     its OCC kernel (removing them there costs O(n^2)): do not call
@@ -72,8 +79,22 @@ def build_geometry(
     """
     if not gmsh.isInitialized():
         raise RuntimeError("geometry: gmsh is not initialised; call gmsh.initialize() first")
+    if route not in GEOMETRY_ROUTES:
+        raise ValueError(f"geometry: route must be one of {GEOMETRY_ROUTES}, got {route!r}")
     if verbose is not None:
         gmsh.option.setNumber("General.Terminal", 1 if verbose else 0)
+    if glues(route, particles.box.dim):
+        try:
+            return _build(particles, model_name, sharing, glued=True)
+        except PoreTopologyError as err:
+            log.warning("geometry: glued pore: %s; fragmenting the box instead", err)
+            sharing = None  # the other ranks have sent their cuts already
+    return _build(particles, model_name, sharing, glued=False)
+
+
+def _build(
+    particles: Particles, model_name: str, sharing: CutSharing | None, glued: bool
+) -> GeometryReport:
     t0 = time.perf_counter()
     box = particles.box
     dim = box.dim
@@ -95,12 +116,14 @@ def build_geometry(
 
     # --- truncated balls (outer, core) ------------------------------------------------------
     try:
-        box_tag = (
-            occ.addRectangle(0, 0, 0, size[0], size[1])
-            if dim == 2
-            else occ.addBox(0, 0, 0, size[0], size[1], size[2])
-        )
-        made = _build_pieces(dim, plan, t_shell, size, sharing)
+        if glued:
+            box_tag = None  # the box faces come with the glue, the pore after it
+        elif dim == 2:
+            box_tag = occ.addRectangle(0, 0, 0, size[0], size[1])
+        else:
+            box_tag = occ.addBox(0, 0, 0, size[0], size[1], size[2])
+        cutting = _with_box_planes(plan, size) if glued else plan
+        made = _build_pieces(dim, cutting, t_shell, size, sharing, hollow=glued)
     except Exception as err:
         raise RuntimeError(
             f"geometry: OCC radical-plane cut failed: {err}{_hint_text(hints)}"
@@ -119,7 +142,10 @@ def build_geometry(
 
     # --- fragment and classification --------------------------------------------------------
     try:
-        if pieces:
+        if glued:
+            out_map = glue(pieces, box_faces(size))
+            out_map = [[]] + out_map[: len(pieces)]  # no box solid: the pore comes later
+        elif pieces:
             _, out_map = occ.fragment([(dim, box_tag)], pieces)
         else:
             out_map = [[(dim, box_tag)]]
@@ -129,6 +155,8 @@ def build_geometry(
     t_frag = time.perf_counter()
     log.debug("geometry: fragment in %.2f s", t_frag - t_cut)
     inside = sorted({t for d, t in out_map[0] if d == dim})
+    if glued:
+        inside = sorted({t for outs in out_map for d, t in outs if d == dim})
     owner: dict[int, tuple[int, str]] = {}
     for (k, kind), outs in zip(piece_info, out_map[1:], strict=True):
         for d, t in outs:
@@ -144,6 +172,10 @@ def build_geometry(
     all_out = {t for outs in out_map for d, t in outs if d == dim}
     outside = sorted(all_out - set(inside))
     occ.synchronize()
+    discrete: list[int] = []
+    if glued:
+        discrete = pore_volumes(lambda s: _face_location(dim, s, size) is not None)
+        inside = sorted(inside + discrete)
     if outside:
         # removing them from the gmsh model, not from the OCC kernel: occ.remove is O(n^2)
         # here (46 s against 6 s for 1000 particles). Do not synchronise the model again.
@@ -209,7 +241,13 @@ def build_geometry(
     report = GeometryReport(n_volumes=len(vol_phase))
     for p in sorted(by_phase):
         gmsh.model.addPhysicalGroup(dim, by_phase[p], tag=p, name=tags.phase_name(p))
-        report.phase_volumes[p] = float(sum(occ.getMass(dim, v) for v in by_phase[p]))
+        report.phase_volumes[p] = float(
+            sum(occ.getMass(dim, v) for v in by_phase[p] if v not in discrete)
+        )
+    if discrete:  # the pore is what the pieces leave of the box
+        report.phase_volumes[tags.ELECTROLYTE] = box.volume - sum(
+            v for p, v in report.phase_volumes.items() if p != tags.ELECTROLYTE
+        )
     names = {v: k for k, v in tags.BOUNDARIES.items()}
     for ftag in sorted(facet_groups):
         ents = sorted(facet_groups[ftag])
@@ -233,6 +271,8 @@ def build_geometry(
         "seconds_geometry": time.perf_counter() - t0,
         "seconds_cut": t_cut - t0,
         "seconds_fragment": t_frag - t_cut,
+        "route": "glue" if glued else "fragment",
+        "box_volume": box.volume,
     }
     gmsh.model.setAttribute(ATTRIBUTE, [json.dumps(info)])
     log.info(

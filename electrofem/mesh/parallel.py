@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from mpi4py import MPI
 
+from .options import glues
 from .pieces import CutPlan, _cut_plan, cut_batch
-from .plan import _effective_shell, _Plan, _plan
+from .plan import _effective_shell, _Plan, _plan, _with_box_planes
 
 if TYPE_CHECKING:
     from ..microstructure.particles import Particles
@@ -104,9 +105,10 @@ class RankCutSharing:
             sleeping_barrier(self.comm)
 
 
-def help_mesh(comm: MPI.Comm, particles: Particles) -> None:
+def help_mesh(comm: MPI.Comm, particles: Particles, route: str = "auto") -> None:
     """A rank other than 0: cut this rank's batches and send them to rank 0, then sleep until
-    rank 0 has meshed. Never raises: an error travels to rank 0, which raises it."""
+    rank 0 has meshed. ``route`` is rank 0's ``MeshOptions.geometry_route``. Never raises: an
+    error travels to rank 0, which raises it."""
     import gmsh
 
     payload: dict | str = {}
@@ -118,7 +120,10 @@ def help_mesh(comm: MPI.Comm, particles: Particles) -> None:
         gmsh.option.setNumber("General.NumThreads", 1)
         plan = _plan(particles, quiet=True)
         size = tuple(float(s) for s in particles.box.size)
-        cp = _cut_plan(plan, _effective_shell(particles), size)
+        glued = glues(route, particles.dim)
+        if glued:  # as occ.build_geometry cuts
+            plan = _with_box_planes(plan, size)
+        cp = _cut_plan(plan, _effective_shell(particles), size, hollow=glued)
         owners = _owners(comm, plan, cp)
         with tempfile.TemporaryDirectory(prefix="electrofem-") as tmp:
             for b, r in enumerate(owners):

@@ -104,6 +104,8 @@ class CutPlan:
         core_planes: instance -> the radical planes that cut its core.
         uncut: instances whose ball (and core) need no boolean.
         batches: instances cut together in one scratch model (:data:`CUT_BATCH` at most).
+        hollow: the outer pieces have their cores cut out (the glued construction, whose
+            pieces may not overlap); otherwise a core lies inside its outer piece.
     """
 
     rotation: dict
@@ -111,6 +113,7 @@ class CutPlan:
     core_planes: dict[int, list]
     uncut: list[int]
     batches: list[list[int]]
+    hollow: bool = False
 
     def cost(self, plan: _Plan, b: int) -> int:
         """Relative cost of batch ``b``: its boolean cuts (one per radical plane)."""
@@ -119,9 +122,12 @@ class CutPlan:
         )
 
 
-def _cut_plan(plan: _Plan, t_shell: np.ndarray, size: tuple[float, ...]) -> CutPlan:
+def _cut_plan(
+    plan: _Plan, t_shell: np.ndarray, size: tuple[float, ...], hollow: bool = False
+) -> CutPlan:
     """Seam rotations, cores, and the batches of instances that cannot touch each other
-    (greedy colouring, then chunks of :data:`CUT_BATCH`). Pure numpy: deterministic."""
+    (greedy colouring, then chunks of :data:`CUT_BATCH`). Pure numpy: deterministic.
+    ``hollow``: see :class:`CutPlan` (every instance with a core is then cut)."""
     inst, planes = plan.inst, plan.planes
     rotation = {
         k: _seam_rotation(inst[k].center, inst[k].radius, planes[k], size) for k in plan.live
@@ -139,11 +145,28 @@ def _cut_plan(plan: _Plan, t_shell: np.ndarray, size: tuple[float, ...]) -> CutP
             continue  # the core lies entirely beyond one radical plane
         core_radius[k] = rc
         core_planes[k] = [pu for pu, x in zip(planes[k], dists, strict=True) if x < rc]
-    cut = [k for k in plan.live if planes[k] or core_planes.get(k)]
+    cut = [k for k in plan.live if planes[k] or core_planes.get(k) or (hollow and k in core_radius)]
     # a tool reaches at most sqrt((r + 0.1 r)^2 + (1.1 r)^2) < 1.6 r from the centre
     groups = _colour_groups(inst, cut, {k: 1.6 * inst[k].radius for k in cut})
     batches = [g[i : i + CUT_BATCH] for g in groups for i in range(0, len(g), CUT_BATCH)]
-    return CutPlan(rotation, core_radius, core_planes, sorted(set(plan.live) - set(cut)), batches)
+    uncut = sorted(set(plan.live) - set(cut))
+    return CutPlan(rotation, core_radius, core_planes, uncut, batches, hollow)
+
+
+def _hollow_out(dim: int, outer: dict, core: dict) -> None:
+    """Cut each instance's core out of its outer piece (in place), one boolean per batch:
+    the instances of a batch cannot touch each other."""
+    keys = [k for k in sorted(core) if outer[k] and core[k]]
+    if not keys:
+        return
+    objects = [e for k in keys for e in outer[k]]
+    tools = [e for k in keys for e in core[k]]
+    _, out_map = gmsh.model.occ.cut(objects, tools, removeObject=True, removeTool=False)
+    pos = 0
+    for k in keys:
+        n = len(outer[k])
+        outer[k] = [e for m in out_map[pos : pos + n] for e in m if e[0] == dim]
+        pos += n
 
 
 def cut_batch(dim: int, plan: _Plan, cp: CutPlan, b: int, path: str) -> list[tuple]:
@@ -168,6 +191,8 @@ def cut_batch(dim: int, plan: _Plan, cp: CutPlan, b: int, path: str) -> list[tup
         _round_cuts(
             dim, inst, core, {k: cp.core_planes[k] for k in core if cp.core_planes[k]}, shrink
         )
+        if cp.hollow:
+            _hollow_out(dim, outer, core)
         made = sorted(
             [(e, k, "outer") for k in batch for e in outer[k]]
             + [(e, k, "core") for k in core for e in core[k]]
@@ -210,6 +235,7 @@ def _build_pieces(
     t_shell: np.ndarray,
     size: tuple[float, ...],
     sharing: CutSharing | None = None,
+    hollow: bool = False,
 ):
     """Truncated balls (and cores) of all live instances, in the current model.
 
@@ -225,9 +251,9 @@ def _build_pieces(
     :mod:`.parallel`): this process cuts ``sharing.batches_here(...)``, then
     ``sharing.collect(...)`` writes the others' files ``batch<b>.brep`` and returns their
     ``made`` lists. Batches are imported in order either way, so the model does not depend
-    on who cut what.
+    on who cut what. ``hollow``: see :class:`CutPlan`.
     """
-    cp = _cut_plan(plan, t_shell, size)
+    cp = _cut_plan(plan, t_shell, size, hollow)
     inst = plan.inst
     pieces = []
     for k in cp.uncut:

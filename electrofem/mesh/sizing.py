@@ -251,6 +251,12 @@ def mesh_geometry(
     cell_tags = np.concatenate(etags) if len(etags) else np.zeros(0, np.uint64)
     if cell_tags.size == 0:
         raise RuntimeError(f"mesh: gmsh produced no {dim}D elements{_hint_text(info['hints'])}")
+    filled = _cells_measure(dim)
+    if "box_volume" in info and abs(filled - info["box_volume"]) > 1e-6 * info["box_volume"]:
+        raise RuntimeError(
+            f"mesh: the cells fill {filled:.9g} of the box's {info['box_volume']:.9g} "
+            f"(a region was left unmeshed or meshed twice){_hint_text(info['hints'])}"
+        )
     quality = np.asarray(gmsh.model.mesh.getElementQualities(cell_tags, "minSICN"))
     node_tags, _, _ = gmsh.model.mesh.getNodes()
     stats = MeshStats(
@@ -281,6 +287,23 @@ def mesh_geometry(
     return stats
 
 
+def _cells_measure(dim: int) -> float:
+    """Total volume (area in 2D) of the current mesh's cells, on their vertices: the cells of
+    every phase tile the box, whatever the facets do to each phase."""
+    node_tags, coords, _ = gmsh.model.mesh.getNodes()
+    xyz = np.zeros((int(node_tags.max()) + 1, 3))
+    xyz[node_tags.astype(np.int64)] = np.asarray(coords).reshape(-1, 3)
+    total = 0.0
+    for t, nodes in zip(*gmsh.model.mesh.getElements(dim)[::2], strict=True):
+        n = gmsh.model.mesh.getElementProperties(int(t))[3]
+        cells = np.asarray(nodes, np.int64).reshape(-1, n)[:, : dim + 1]
+        for i in range(0, len(cells), 1 << 20):  # bounded memory on large meshes
+            p = xyz[cells[i : i + (1 << 20)], :dim]
+            e = p[:, 1:] - p[:, :1]
+            total += float(np.abs(np.linalg.det(e)).sum()) / (2.0 if dim == 2 else 6.0)
+    return total
+
+
 def build_and_mesh(
     particles: Particles,
     options: MeshOptions,
@@ -292,5 +315,11 @@ def build_and_mesh(
     """:func:`build_geometry` (``sharing``: other MPI ranks cut part of the particles) then
     :func:`mesh_geometry`."""
     options.validate()
-    report = build_geometry(particles, model_name, verbose=options.verbose, sharing=sharing)
+    report = build_geometry(
+        particles,
+        model_name,
+        verbose=options.verbose,
+        sharing=sharing,
+        route=options.geometry_route,
+    )
     return report, mesh_geometry(options, particles, gmsh_options=gmsh_options)
