@@ -2,6 +2,7 @@
 
     python benchmarks/bench_mesh.py [--quick]
     python benchmarks/bench_mesh.py --case box400 [--gmsh Mesh.Algorithm=5 ...] [--label x]
+        [--route auto|fragment]
 
 Without ``--case`` (the issue-2 table):
 
@@ -191,6 +192,7 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
         "particles": len(parts),
         "contacts": contact_count(parts),
         "porosity": summarize(parts)["porosity"],
+        "route": info.get("route"),
         "cells": st.n_cells,
         "nodes": st.n_nodes,
         "seconds": {
@@ -233,12 +235,16 @@ def main():
     ap.add_argument("--gmsh", action="append", metavar="NAME=VALUE", help="gmsh option")
     ap.add_argument("--mesh", action="append", metavar="NAME=VALUE", help="MeshOptions field")
     ap.add_argument("--label", default="", help="suffix of the JSON file name")
+    ap.add_argument(
+        "--route", choices=["auto", "fragment"], default="auto", help="MeshOptions.geometry_route"
+    )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     if args.case:
         mesh_kw = {}
         for k, v in parse_overrides(args.mesh).items():
             mesh_kw[k] = bool(v) if k in ("optimize", "verbose") else v
+        mesh_kw["geometry_route"] = args.route
         res = run_case(
             args.case, parse_overrides(args.gmsh), args.label, not args.no_write, mesh_kw
         )

@@ -255,3 +255,64 @@ def test_convert_cli_reports_one_line(meshdir, shared_tmp, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("electrofem: error:") and "\n" not in err
     COMM.barrier()
+
+
+@pytest.mark.parametrize("dim, order", [(2, 1), (3, 1), (3, 2)])
+def test_model_to_mesh_gives_dolfinx_tags(dim, order):
+    """electrofem's conversion of the gmsh model gives the tags dolfinx's ``model_to_mesh``
+    gives: per cell tag the number of cells and its volume, per facet tag the number of
+    facets and its area, on any number of ranks."""
+    import gmsh
+    import ufl
+    from dolfinx import fem
+    from dolfinx.io.gmsh import model_to_mesh as dolfinx_model_to_mesh
+
+    from electrofem.mesh import build_and_mesh
+    from electrofem.mesh.distribute import model_to_mesh
+    from electrofem.mesh.io import _partitioner
+
+    if dim == 2:
+        particles, options = _particles(), MeshOptions(size=1.5)
+    else:
+        particles = Particles(
+            Box((10.0, 10.0, 10.0), periodic=False),
+            [[3.0, 3.0, 4.0], [6.5, 5.0, 5.0], [5.0, 8.0, 9.5]],
+            [2.5, 2.8, 2.0],
+        )
+        options = MeshOptions(size=1.5, order=order)
+    if COMM.rank == 0:
+        gmsh.initialize(interruptible=False)
+        build_and_mesh(particles, options)
+    try:
+        ours = model_to_mesh(COMM, 0, dim, _partitioner())
+        ref = dolfinx_model_to_mesh(
+            gmsh.model if COMM.rank == 0 else None, COMM, 0, gdim=dim, partitioner=_partitioner()
+        )
+        theirs = (ref.mesh, ref.cell_tags, ref.facet_tags)
+    finally:
+        if COMM.rank == 0:
+            gmsh.finalize()
+
+    def measures(mesh, cell_tags, facet_tags):
+        tdim = mesh.topology.dim
+        out = {}
+        for kind, mt, size in ((0, cell_tags, tdim), (1, facet_tags, tdim - 1)):
+            imap = mesh.topology.index_map(size)
+            owned = mt.indices < imap.size_local
+            for v in sorted({int(x) for vs in COMM.allgather(np.unique(mt.values)) for x in vs}):
+                count = COMM.allreduce(int(np.sum(mt.values[owned] == v)))
+                if kind == 0:
+                    m = ufl.Measure("dx", domain=mesh, subdomain_data=mt)(int(v))
+                else:
+                    m = ufl.Measure("ds", domain=mesh, subdomain_data=mt)(int(v))
+                    m = m + ufl.Measure("dS", domain=mesh, subdomain_data=mt)(int(v))
+                one = fem.Constant(mesh, 1.0)
+                value = COMM.allreduce(fem.assemble_scalar(fem.form(one * m)))
+                out[(kind, int(v))] = (count, value)
+        return out
+
+    a, b = measures(*ours), measures(*theirs)
+    assert a.keys() == b.keys() and len(a) > 3
+    for key in a:
+        assert a[key][0] == b[key][0], key
+        assert a[key][1] == pytest.approx(b[key][1], rel=1e-12), key

@@ -1,12 +1,13 @@
 """The glued 3D construction: one cheap boolean instead of fragmenting the box.
 
 :func:`build_geometry` (:mod:`.occ`) uses it in 3D by default (``MeshOptions.geometry_route =
-"auto"``). The pieces are also cut by the box faces they cross (:func:`.plan._with_box_planes`),
-and a core-shell particle's core is cut out of its shell (``hollow``), so the pieces lie inside
-the box and touch each other, and the six box faces, only on coincident faces: radical-plane
-disks, core spheres and box planes. OCC's glue option (``Geometry.OCCBooleanGlue``) fragments
-such shapes without intersecting them: on 400 spheres (box400) the boolean takes 4.5-5 s,
-against 15.7 s for the fragment of the box solid with the pieces.
+"auto"``). The pieces that cross the box boundary are also intersected with the box, and a
+core-shell particle's core is cut out of its shell (:class:`.pieces.CutPlan`, ``glued``), so
+the pieces lie inside the box and touch each other, and the six box faces, only on coincident
+faces: radical-plane disks, core spheres and box planes. OCC's glue option
+(``Geometry.OCCBooleanGlue``) fragments such shapes without intersecting them: on 400 spheres
+(box400) the boolean takes 5 s, against 16 s for the fragment of the box solid with the
+pieces.
 
 The pore is then not an OCC solid: it is a gmsh *discrete* volume (:func:`pore_volumes`) whose
 boundary is every face that bounds one piece off the box planes, and every part of a box face

@@ -23,6 +23,7 @@ from mpi4py import MPI
 
 from .. import __version__, tags
 from .conversion import convert
+from .distribute import model_to_mesh
 from .files import CELL_TAGS_NAME, FACET_TAGS_NAME, MeshFileError, check_msh, check_xdmf, one_line
 from .metadata import complete, global_bounds, jsonable, read_sidecar
 
@@ -65,65 +66,6 @@ def _sidecar(comm: MPI.Comm, path: Path) -> tuple[dict | None, str | None]:
 
 
 _models = itertools.count()
-
-
-class _GroupedModel:
-    """The current gmsh model as dolfinx's ``model_to_mesh`` reads it, with each physical
-    group seen as a single entity.
-
-    ``model_to_mesh`` concatenates the elements entity by entity (quadratic in the number of
-    entities: 3 s of 14 s on a 1.3 M-cell, 474-volume mesh); here each group's elements are
-    joined once. Only the calls ``model_to_mesh`` makes are provided.
-    """
-
-    def __init__(self, model):
-        self._model = model
-        self.mesh = _GroupedMesh(model)
-
-    def getPhysicalGroups(self, dim: int = -1):  # noqa: N802 - gmsh's names
-        return self._model.getPhysicalGroups(dim)
-
-    def getEntitiesForPhysicalGroup(self, dim: int, tag: int):  # noqa: N802
-        return np.array([tag], dtype=np.int32)  # the group is its own entity
-
-    def getPhysicalName(self, dim: int, tag: int):  # noqa: N802
-        return self._model.getPhysicalName(dim, tag)
-
-    def setCurrent(self, name: str):  # noqa: N802
-        self._model.setCurrent(name)
-
-
-class _GroupedMesh:
-    def __init__(self, model):
-        self._model = model
-        self._groups: dict[tuple[int, int], tuple[list, list, list]] = {}
-
-    def getElements(self, dim: int = -1, tag: int = -1):  # noqa: N802
-        """All elements of ``dim`` (tag -1), or those of the physical group ``(dim, tag)``."""
-        if tag < 0:
-            return self._model.mesh.getElements(dim, tag)
-        key = (dim, tag)
-        if key not in self._groups:
-            by_type: dict[int, tuple[list, list]] = {}
-            for ent in self._model.getEntitiesForPhysicalGroup(dim, tag):
-                types, etags, nodes = self._model.mesh.getElements(dim, int(ent))
-                for t, e, n in zip(types, etags, nodes, strict=True):
-                    by_type.setdefault(int(t), ([], []))
-                    by_type[int(t)][0].append(e)
-                    by_type[int(t)][1].append(n)
-            types = sorted(by_type)
-            self._groups[key] = (
-                types,
-                [np.concatenate(by_type[t][0]) for t in types],
-                [np.concatenate(by_type[t][1]) for t in types],
-            )
-        return self._groups[key]
-
-    def getElementProperties(self, element_type: int):  # noqa: N802
-        return self._model.mesh.getElementProperties(element_type)
-
-    def getNodes(self, *args, **kw):  # noqa: N802
-        return self._model.mesh.getNodes(*args, **kw)
 
 
 class _GmshFile:
@@ -212,26 +154,17 @@ class ElectrodeMesh:
     @classmethod
     def from_gmsh(cls, comm: MPI.Comm, gdim: int, metadata: dict | None = None, rank: int = 0):
         """Distribute the current Gmsh model (on ``rank``) to all ranks of ``comm``."""
-        import gmsh
-        from dolfinx.io.gmsh import model_to_mesh
-
-        data = model_to_mesh(
-            _GroupedModel(gmsh.model) if comm.rank == rank else None,
-            comm,
-            rank,
-            gdim=gdim,
-            partitioner=_partitioner(),
-        )
+        data = model_to_mesh(comm, rank, gdim, _partitioner())
         return cls._from_meshdata(data, comm.bcast(metadata, root=rank))
 
     @classmethod
     def _from_meshdata(cls, data, metadata):
-        mesh = data.mesh
+        mesh, cell_tags, facet_tags = data
         tdim = mesh.topology.dim
         mesh.topology.create_connectivity(tdim - 1, tdim)
-        data.cell_tags.name = CELL_TAGS_NAME
-        data.facet_tags.name = FACET_TAGS_NAME
-        return cls(mesh, data.cell_tags, data.facet_tags, dict(metadata or {}))
+        cell_tags.name = CELL_TAGS_NAME
+        facet_tags.name = FACET_TAGS_NAME
+        return cls(mesh, cell_tags, facet_tags, dict(metadata or {}))
 
     # --- output ---------------------------------------------------------------------------
     def write(self, path: str | Path) -> Path:
@@ -293,8 +226,6 @@ class ElectrodeMesh:
 
     @classmethod
     def _read_msh(cls, path: Path, comm: MPI.Comm):
-        from dolfinx.io.gmsh import model_to_mesh
-
         def load(p):
             problem = check_msh(p)
             if problem:
@@ -313,16 +244,13 @@ class ElectrodeMesh:
         meta, why = _sidecar(comm, path)
         problem, data = None, None
         try:
-            import gmsh
-
-            model = _GroupedModel(gmsh.model) if comm.rank == 0 else None
-            data = model_to_mesh(model, comm, 0, gdim=gdim, partitioner=_partitioner())
+            data = model_to_mesh(comm, 0, gdim, _partitioner())
         except Exception as err:  # noqa: BLE001
             problem = f"{path}: not a readable Gmsh mesh ({one_line(err)})"
         finally:
             if reader is not None:
                 reader.close()
-        if problem is None and (data.cell_tags is None or data.facet_tags is None):
+        if problem is None and data[2] is None:
             problem = f"{path}: has no physical groups; not an electrofem mesh"
         _agree(comm, problem)
         em = cls._from_meshdata(data, None)

@@ -19,7 +19,7 @@ from .. import tags
 from .glue import PoreTopologyError, box_faces, glue, pore_volumes
 from .options import GEOMETRY_ROUTES, GeometryReport, glues
 from .pieces import CutSharing, _build_pieces
-from .plan import _effective_shell, _fingerprint, _hint_text, _plan, _with_box_planes
+from .plan import _effective_shell, _fingerprint, _hint_text, _plan
 
 if TYPE_CHECKING:
     from ..microstructure.particles import Particles
@@ -122,8 +122,7 @@ def _build(
             box_tag = occ.addRectangle(0, 0, 0, size[0], size[1])
         else:
             box_tag = occ.addBox(0, 0, 0, size[0], size[1], size[2])
-        cutting = _with_box_planes(plan, size) if glued else plan
-        made = _build_pieces(dim, cutting, t_shell, size, sharing, hollow=glued)
+        made = _build_pieces(dim, plan, t_shell, size, sharing, glued=glued)
     except Exception as err:
         raise RuntimeError(
             f"geometry: OCC radical-plane cut failed: {err}{_hint_text(hints)}"

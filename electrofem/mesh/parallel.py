@@ -33,7 +33,7 @@ from mpi4py import MPI
 
 from .options import glues
 from .pieces import CutPlan, _cut_plan, cut_batch
-from .plan import _effective_shell, _Plan, _plan, _with_box_planes
+from .plan import _effective_shell, _Plan, _plan
 
 if TYPE_CHECKING:
     from ..microstructure.particles import Particles
@@ -120,10 +120,7 @@ def help_mesh(comm: MPI.Comm, particles: Particles, route: str = "auto") -> None
         gmsh.option.setNumber("General.NumThreads", 1)
         plan = _plan(particles, quiet=True)
         size = tuple(float(s) for s in particles.box.size)
-        glued = glues(route, particles.dim)
-        if glued:  # as occ.build_geometry cuts
-            plan = _with_box_planes(plan, size)
-        cp = _cut_plan(plan, _effective_shell(particles), size, hollow=glued)
+        cp = _cut_plan(plan, _effective_shell(particles), size, glues(route, particles.dim))
         owners = _owners(comm, plan, cp)
         with tempfile.TemporaryDirectory(prefix="electrofem-") as tmp:
             for b, r in enumerate(owners):

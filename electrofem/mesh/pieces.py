@@ -104,8 +104,12 @@ class CutPlan:
         core_planes: instance -> the radical planes that cut its core.
         uncut: instances whose ball (and core) need no boolean.
         batches: instances cut together in one scratch model (:data:`CUT_BATCH` at most).
-        hollow: the outer pieces have their cores cut out (the glued construction, whose
-            pieces may not overlap); otherwise a core lies inside its outer piece.
+        glued: for the glued construction (:mod:`.glue`), whose pieces may neither overlap
+            nor leave the box: the pieces of the instances in ``clipped`` are intersected with
+            the box, and the outer pieces have their cores cut out. Otherwise a core lies
+            inside its outer piece, and the box fragment cuts what lies outside.
+        clipped: instances whose ball crosses the box boundary (``glued`` only).
+        size: the box (µm).
     """
 
     rotation: dict
@@ -113,7 +117,9 @@ class CutPlan:
     core_planes: dict[int, list]
     uncut: list[int]
     batches: list[list[int]]
-    hollow: bool = False
+    glued: bool = False
+    clipped: frozenset = frozenset()
+    size: tuple[float, ...] = ()
 
     def cost(self, plan: _Plan, b: int) -> int:
         """Relative cost of batch ``b``: its boolean cuts (one per radical plane)."""
@@ -123,11 +129,12 @@ class CutPlan:
 
 
 def _cut_plan(
-    plan: _Plan, t_shell: np.ndarray, size: tuple[float, ...], hollow: bool = False
+    plan: _Plan, t_shell: np.ndarray, size: tuple[float, ...], glued: bool = False
 ) -> CutPlan:
     """Seam rotations, cores, and the batches of instances that cannot touch each other
     (greedy colouring, then chunks of :data:`CUT_BATCH`). Pure numpy: deterministic.
-    ``hollow``: see :class:`CutPlan` (every instance with a core is then cut)."""
+    ``glued``: see :class:`CutPlan` (every instance with a core or across the box boundary is
+    then cut)."""
     inst, planes = plan.inst, plan.planes
     rotation = {
         k: _seam_rotation(inst[k].center, inst[k].radius, planes[k], size) for k in plan.live
@@ -145,12 +152,45 @@ def _cut_plan(
             continue  # the core lies entirely beyond one radical plane
         core_radius[k] = rc
         core_planes[k] = [pu for pu, x in zip(planes[k], dists, strict=True) if x < rc]
-    cut = [k for k in plan.live if planes[k] or core_planes.get(k) or (hollow and k in core_radius)]
+    clipped = frozenset()
+    if glued:
+        length = np.asarray(size)
+        clipped = frozenset(
+            k
+            for k in plan.live
+            if np.any(inst[k].center - inst[k].radius < 0)
+            or np.any(inst[k].center + inst[k].radius > length)
+        )
+    cut = [
+        k
+        for k in plan.live
+        if planes[k] or core_planes.get(k) or (glued and (k in core_radius or k in clipped))
+    ]
     # a tool reaches at most sqrt((r + 0.1 r)^2 + (1.1 r)^2) < 1.6 r from the centre
     groups = _colour_groups(inst, cut, {k: 1.6 * inst[k].radius for k in cut})
     batches = [g[i : i + CUT_BATCH] for g in groups for i in range(0, len(g), CUT_BATCH)]
     uncut = sorted(set(plan.live) - set(cut))
-    return CutPlan(rotation, core_radius, core_planes, uncut, batches, hollow)
+    return CutPlan(rotation, core_radius, core_planes, uncut, batches, glued, clipped, size)
+
+
+def _clip_to_box(dim: int, pieces: dict, keys: list[int], size: tuple[float, ...]) -> None:
+    """Intersect the pieces of ``keys`` with the box (in place), one boolean per batch. The box
+    face cuts the sphere as in the box fragment, so the face circles get the vertices the
+    packing's face rules (``ext/packing.pyx``) keep clear of the contact circles: a half-space
+    tool on the face plane put their start points 4 nm from a neck's face crossing on the
+    periodic 40 µm pack (minimum quality 0.015)."""
+    keys = [k for k in keys if pieces.get(k)]
+    if not keys:
+        return
+    occ = gmsh.model.occ
+    box = (3, occ.addBox(0, 0, 0, *size)) if dim == 3 else (2, occ.addRectangle(0, 0, 0, *size))
+    objects = [e for k in keys for e in pieces[k]]
+    _, out_map = occ.intersect(objects, [box], removeObject=True, removeTool=True)
+    pos = 0
+    for k in keys:
+        n = len(pieces[k])
+        pieces[k] = [e for m in out_map[pos : pos + n] for e in m if e[0] == dim]
+        pos += n
 
 
 def _hollow_out(dim: int, outer: dict, core: dict) -> None:
@@ -191,7 +231,9 @@ def cut_batch(dim: int, plan: _Plan, cp: CutPlan, b: int, path: str) -> list[tup
         _round_cuts(
             dim, inst, core, {k: cp.core_planes[k] for k in core if cp.core_planes[k]}, shrink
         )
-        if cp.hollow:
+        if cp.glued:
+            _clip_to_box(dim, outer, [k for k in batch if k in cp.clipped], cp.size)
+            _clip_to_box(dim, core, [k for k in core if k in cp.clipped], cp.size)
             _hollow_out(dim, outer, core)
         made = sorted(
             [(e, k, "outer") for k in batch for e in outer[k]]
@@ -235,7 +277,7 @@ def _build_pieces(
     t_shell: np.ndarray,
     size: tuple[float, ...],
     sharing: CutSharing | None = None,
-    hollow: bool = False,
+    glued: bool = False,
 ):
     """Truncated balls (and cores) of all live instances, in the current model.
 
@@ -251,9 +293,9 @@ def _build_pieces(
     :mod:`.parallel`): this process cuts ``sharing.batches_here(...)``, then
     ``sharing.collect(...)`` writes the others' files ``batch<b>.brep`` and returns their
     ``made`` lists. Batches are imported in order either way, so the model does not depend
-    on who cut what. ``hollow``: see :class:`CutPlan`.
+    on who cut what. ``glued``: see :class:`CutPlan`.
     """
-    cp = _cut_plan(plan, t_shell, size, hollow)
+    cp = _cut_plan(plan, t_shell, size, glued)
     inst = plan.inst
     pieces = []
     for k in cp.uncut:

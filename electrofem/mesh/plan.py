@@ -128,29 +128,6 @@ def _plan(particles: Particles, quiet: bool = False) -> _Plan:
     return _Plan(inst, live, planes, contacts, hints)
 
 
-def _with_box_planes(plan: _Plan, size: tuple[float, ...]) -> _Plan:
-    """The plan with every live instance also cut by the box faces it crosses (point on the
-    face, normal out of the box), for the glued construction (:mod:`.glue`), whose pieces
-    must lie inside the box before the one boolean."""
-    live = set(plan.live)
-    planes = {}
-    for k, q in enumerate(plan.inst):
-        extra = []
-        for a, length in enumerate(size):
-            for face, sign, crosses in (
-                (0.0, -1.0, q.center[a] - q.radius < 0.0),
-                (length, 1.0, q.center[a] + q.radius > length),
-            ):
-                if crosses and k in live:
-                    p = np.array(q.center, float)
-                    p[a] = face  # the foot of the centre on the face: the tool's axis
-                    u = np.zeros(len(size))
-                    u[a] = sign
-                    extra.append((p, u))
-        planes[k] = plan.planes[k] + extra
-    return _Plan(plan.inst, plan.live, planes, plan.contacts, plan.hints)
-
-
 def _tangency_hints(particles: Particles, inst: list[_Instance]) -> list[str]:
     """Near-tangent contacts/gaps and near-tangent wall crossings (they make slivers)."""
     hints = []
