@@ -169,3 +169,13 @@ def test_mesh_must_fill_the_box(session, monkeypatch):
     monkeypatch.setattr(sizing, "_cells_measure", lambda dim: 8000.0 - meshed_volume(gap[-1]))
     with pytest.raises(RuntimeError, match="cells fill"):
         mesh_geometry(MeshOptions(size=2.0, radius_factor=0.3), p)
+
+
+def test_an_empty_box_is_one_glued_pore_volume(session):
+    p = Particles(Box((10.0, 5.0, 6.0), periodic=False), centers=np.zeros((0, 3)), radii=[])
+    rep = build_geometry(p)
+    assert route_used() == "glue" and len(pore_entities()) == 1
+    assert rep.phase_volumes == {tags.ELECTROLYTE: pytest.approx(300.0, rel=1e-12)}
+    assert rep.boundary_areas[tags.TOP] == pytest.approx(50.0, rel=1e-12)
+    stats = mesh_geometry(MeshOptions(size=1.0), p)
+    assert stats.n_cells > 0 and stats.min_quality > 0.3
