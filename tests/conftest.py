@@ -51,6 +51,17 @@ def shared_tmp():
         shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def session():
+    """An initialised gmsh (terminal output off) for one test; finalized after it."""
+    import gmsh
+
+    gmsh.initialize()
+    gmsh.option.setNumber("General.Terminal", 0)
+    yield
+    gmsh.finalize()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _no_automatic_gc_under_mpi():
     """Under MPI, free garbage only at collective points.

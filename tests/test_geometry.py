@@ -22,14 +22,6 @@ from electrofem.microstructure.particles import Box, Particles
 REL = 1e-6
 
 
-@pytest.fixture
-def session():
-    gmsh.initialize()
-    gmsh.option.setNumber("General.Terminal", 0)
-    yield
-    gmsh.finalize()
-
-
 # --- closed forms ------------------------------------------------------------------------------
 def radical_x(r1, r2, d):
     """Distance of the radical plane from centre 1."""

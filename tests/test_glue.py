@@ -19,14 +19,6 @@ from electrofem.mesh.occ import ATTRIBUTE
 from electrofem.microstructure.particles import Box, Particles
 
 
-@pytest.fixture
-def session():
-    gmsh.initialize()
-    gmsh.option.setNumber("General.Terminal", 0)
-    yield
-    gmsh.finalize()
-
-
 def route_used() -> str:
     return json.loads(gmsh.model.getAttribute(ATTRIBUTE)[0])["route"]
 

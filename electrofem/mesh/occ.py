@@ -153,9 +153,10 @@ def _build(
 
     t_frag = time.perf_counter()
     log.debug("geometry: fragment in %.2f s", t_frag - t_cut)
-    inside = sorted({t for d, t in out_map[0] if d == dim})
-    if glued:
+    if glued:  # every glued piece lies in the box
         inside = sorted({t for outs in out_map for d, t in outs if d == dim})
+    else:
+        inside = sorted({t for d, t in out_map[0] if d == dim})
     owner: dict[int, tuple[int, str]] = {}
     for (k, kind), outs in zip(piece_info, out_map[1:], strict=True):
         for d, t in outs:
@@ -243,7 +244,8 @@ def _build(
         report.phase_volumes[p] = float(
             sum(occ.getMass(dim, v) for v in by_phase[p] if v not in discrete)
         )
-    if discrete:  # the pore is what the pieces leave of the box
+    if discrete:  # the pore is what the pieces leave of the box; mesh_geometry checks that
+        # the cells fill the box, which is what the sum check below means on this route
         report.phase_volumes[tags.ELECTROLYTE] = box.volume - sum(
             v for p, v in report.phase_volumes.items() if p != tags.ELECTROLYTE
         )

@@ -306,13 +306,15 @@ class HalfCell:
         snes = self.problem.solver
         lag = self.jacobian.lag
         ok, its, why = self._solve(saved)
+        linear = snes.getLinearSolveIterations()
         if not ok and lag > 1:  # a lagged Jacobian can miss a hard step: once more in full
             self.jacobian.lag = 1
             try:
                 ok, its2, why = self._solve(saved)
             finally:
                 self.jacobian.lag = lag
-            its += its2
+            its += its2  # the record counts both tries
+            linear += snes.getLinearSolveIterations()
         if not ok:
             return False, its, why
         self.time += dt
@@ -320,7 +322,7 @@ class HalfCell:
         self.charge += current * dt
         self.ce_old.x.array[:] = self.u[0].x.array
         self.xs_old.x.array[:] = self.u[2].x.array
-        self.records.append(self._record(dt, its, snes.getLinearSolveIterations()))
+        self.records.append(self._record(dt, its, linear))
         return True, its, "converged"
 
     def _solve(self, saved) -> tuple[bool, int, str]:
