@@ -115,6 +115,37 @@ def test_shared_cuts_give_the_serial_mesh(particles):
         help_mesh(comm, particles)
 
 
+def test_the_glued_fallback_under_shared_cuts_gives_the_serial_mesh():
+    """A sphere floating under a layer that seals the box: the glued pore cannot place it,
+    so rank 0 falls back to the box fragment after the ranks shared the glued cuts, and
+    cuts again alone (:func:`electrofem.mesh.occ.build_geometry`): no hang, and the serial
+    mesh."""
+    from electrofem.mesh.occ import ATTRIBUTE
+    from electrofem.mesh.parallel import RankCutSharing, help_mesh
+    from electrofem.microstructure import Particles
+
+    centers = [[x, y, 15.0] for x in (1.0, 5.0, 9.0) for y in (1.0, 5.0, 9.0)] + [[5, 5, 5]]
+    p = Particles(Box((10.0, 10.0, 30.0), periodic=False), centers, [3.2] * 9 + [2.0])
+    options = MeshOptions(size=2.0, radius_factor=0.3)
+    comm = MPI.COMM_WORLD
+    if comm.rank == 0:
+        gmsh.initialize()
+        gmsh.option.setNumber("General.Terminal", 0)
+        try:
+            with RankCutSharing(comm) as sharing:
+                build_and_mesh(p, options, sharing=sharing)
+            assert '"route": "fragment"' in gmsh.model.getAttribute(ATTRIBUTE)[0]
+            got = _gmsh_mesh()
+            build_and_mesh(p, options)
+            ref = _gmsh_mesh()
+        finally:
+            gmsh.finalize()
+        assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
+        assert all(np.array_equal(a, b) for a, b in zip(got[2], ref[2], strict=True))
+    else:
+        help_mesh(comm, p)
+
+
 def test_a_failed_geometry_on_rank0_does_not_hang_the_helpers(particles):
     """Rank 0 fails before its cuts: the other ranks' collective calls are still met."""
     from electrofem.mesh.parallel import RankCutSharing, help_mesh
