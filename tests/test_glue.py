@@ -156,9 +156,13 @@ def test_mesh_must_fill_the_box(session, monkeypatch):
     p = Particles(Box((20.0, 20.0, 20.0), periodic=False), centers=centers, radii=radii)
     build_geometry(p)
     mesh_geometry(MeshOptions(size=2.0, radius_factor=0.3), p)
-    assert sizing._cells_measure(3) == pytest.approx(8000.0, rel=1e-12)
+    types, _, nodes = gmsh.model.mesh.getElements(3)
+    node_tags, coords, _ = gmsh.model.mesh.getNodes()
+    assert sizing._cells_measure(3, types, nodes, node_tags, coords) == pytest.approx(
+        8000.0, rel=1e-12
+    )
     gap = pore_entities()
-    monkeypatch.setattr(sizing, "_cells_measure", lambda dim: 8000.0 - meshed_volume(gap[-1]))
+    monkeypatch.setattr(sizing, "_cells_measure", lambda *_: 8000.0 - meshed_volume(gap[-1]))
     with pytest.raises(RuntimeError, match="cells fill"):
         mesh_geometry(MeshOptions(size=2.0, radius_factor=0.3), p)
 

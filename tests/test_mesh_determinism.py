@@ -2,6 +2,8 @@
 node, in two gmsh sessions, and the mesh distributed over the ranks is the one made on rank 0
 (so 1 and 2 ranks agree). Marked ``mpi``: `make test` also runs it under ``mpirun -n 2``."""
 
+import json
+
 import gmsh
 import numpy as np
 import pytest
@@ -91,28 +93,45 @@ def test_distributed_mesh_is_the_rank0_mesh(particles):
         assert np.array_equal(got[np.lexsort(got.T[::-1])], ref[np.lexsort(ref.T[::-1])])
 
 
-def test_shared_cuts_give_the_serial_mesh(particles):
-    """Under MPI the ranks share the OCC cuts (:mod:`electrofem.mesh.parallel`): the mesh is
-    the serial one, node for node."""
+def _shared_then_serial(particles, options):
+    """Rank 0: the mesh with the OCC cuts shared by all ranks, then the one made alone, as
+    ``[(stats, geometry route, mesh)]``; the other ranks help (:mod:`electrofem.mesh.parallel`)
+    and get None."""
+    from electrofem.mesh.occ import ATTRIBUTE
     from electrofem.mesh.parallel import RankCutSharing, help_mesh
 
     comm = MPI.COMM_WORLD
-    if comm.rank == 0:
-        gmsh.initialize()
-        gmsh.option.setNumber("General.Terminal", 0)
-        try:
-            with RankCutSharing(comm) as sharing:
-                _, shared = build_and_mesh(particles, OPTIONS, sharing=sharing)
-            got = _gmsh_mesh()
-            _, serial = build_and_mesh(particles, OPTIONS)
-            ref = _gmsh_mesh()
-        finally:
-            gmsh.finalize()
+    if comm.rank != 0:
+        help_mesh(comm, particles, options.geometry_route)
+        return None
+
+    def made(stats):
+        route = json.loads(gmsh.model.getAttribute(ATTRIBUTE)[0])["route"]
+        return stats, route, _gmsh_mesh()
+
+    gmsh.initialize()
+    gmsh.option.setNumber("General.Terminal", 0)
+    try:
+        with RankCutSharing(comm) as sharing:
+            shared = made(build_and_mesh(particles, options, sharing=sharing)[1])
+        return [shared, made(build_and_mesh(particles, options)[1])]
+    finally:
+        gmsh.finalize()
+
+
+def _assert_same_mesh(got, ref) -> None:
+    assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
+    assert all(np.array_equal(a, b) for a, b in zip(got[2], ref[2], strict=True))
+
+
+def test_shared_cuts_give_the_serial_mesh(particles):
+    """Under MPI the ranks share the OCC cuts (:mod:`electrofem.mesh.parallel`): the mesh is
+    the serial one, node for node."""
+    runs = _shared_then_serial(particles, OPTIONS)
+    if runs is not None:
+        (shared, _, got), (serial, _, ref) = runs
         assert (shared.n_nodes, shared.n_cells) == (serial.n_nodes, serial.n_cells)
-        assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
-        assert all(np.array_equal(a, b) for a, b in zip(got[2], ref[2], strict=True))
-    else:
-        help_mesh(comm, particles)
+        _assert_same_mesh(got, ref)
 
 
 def test_the_glued_fallback_under_shared_cuts_gives_the_serial_mesh():
@@ -120,30 +139,15 @@ def test_the_glued_fallback_under_shared_cuts_gives_the_serial_mesh():
     so rank 0 falls back to the box fragment after the ranks shared the glued cuts, and
     cuts again alone (:func:`electrofem.mesh.occ.build_geometry`): no hang, and the serial
     mesh."""
-    from electrofem.mesh.occ import ATTRIBUTE
-    from electrofem.mesh.parallel import RankCutSharing, help_mesh
     from electrofem.microstructure import Particles
 
     centers = [[x, y, 15.0] for x in (1.0, 5.0, 9.0) for y in (1.0, 5.0, 9.0)] + [[5, 5, 5]]
     p = Particles(Box((10.0, 10.0, 30.0), periodic=False), centers, [3.2] * 9 + [2.0])
-    options = MeshOptions(size=2.0, radius_factor=0.3)
-    comm = MPI.COMM_WORLD
-    if comm.rank == 0:
-        gmsh.initialize()
-        gmsh.option.setNumber("General.Terminal", 0)
-        try:
-            with RankCutSharing(comm) as sharing:
-                build_and_mesh(p, options, sharing=sharing)
-            assert '"route": "fragment"' in gmsh.model.getAttribute(ATTRIBUTE)[0]
-            got = _gmsh_mesh()
-            build_and_mesh(p, options)
-            ref = _gmsh_mesh()
-        finally:
-            gmsh.finalize()
-        assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
-        assert all(np.array_equal(a, b) for a, b in zip(got[2], ref[2], strict=True))
-    else:
-        help_mesh(comm, p)
+    runs = _shared_then_serial(p, MeshOptions(size=2.0, radius_factor=0.3))
+    if runs is not None:
+        (_, route, got), (_, _, ref) = runs
+        assert route == "fragment"
+        _assert_same_mesh(got, ref)
 
 
 def test_a_failed_geometry_on_rank0_does_not_hang_the_helpers(particles):

@@ -169,7 +169,7 @@ def pore_volumes(on_box: Callable[[int], bool]) -> list[int]:
             floating.setdefault(cluster, []).append(faces)
     for shells_of in floating.values():
         # the cluster's outer shell holds its largest x
-        top = max(range(len(shells_of)), key=lambda i: max(_bbox([s])[3] for s in shells_of[i]))
+        top = max(range(len(shells_of)), key=lambda i: _bbox(shells_of[i])[3])
         holes.append(shells_of[top])
         pockets.extend(f for i, f in enumerate(shells_of) if i != top)
     if not outer:

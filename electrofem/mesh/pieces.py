@@ -70,6 +70,17 @@ def _colour_groups(inst: list[_Instance], keys: list[int], reach: dict[int, floa
     return groups
 
 
+def _regroup(dim: int, solids: dict, keys: list[int], out_map: list) -> None:
+    """Replace ``solids[k]`` (in place) by what an OCC boolean made of them: ``out_map`` is
+    the boolean's map, whose first entries are the objects ``solids[k]`` of ``keys`` in
+    order."""
+    pos = 0
+    for k in keys:
+        n = len(solids[k])
+        solids[k] = [e for m in out_map[pos : pos + n] for e in m if e[0] == dim]
+        pos += n
+
+
 def _round_cuts(dim, inst, solids: dict, planes: dict, shrink: dict) -> None:
     """Cut ``solids[k]`` (in place) by the half-spaces beyond ``planes[k]``, for instances
     whose balls and tools cannot touch each other: round t cuts every instance by its t-th
@@ -87,11 +98,7 @@ def _round_cuts(dim, inst, solids: dict, planes: dict, shrink: dict) -> None:
             objects.extend(solids[k])
             tools.append(_half_space_tool(dim, c, r, p, u))
         _, out_map = occ.cut(objects, tools, removeObject=True, removeTool=True)
-        pos = 0
-        for k in members:
-            n = len(solids[k])
-            solids[k] = [e for m in out_map[pos : pos + n] for e in m if e[0] == dim]
-            pos += n
+        _regroup(dim, solids, members, out_map)
 
 
 @dataclass
@@ -186,11 +193,7 @@ def _clip_to_box(dim: int, pieces: dict, keys: list[int], size: tuple[float, ...
     box = (3, occ.addBox(0, 0, 0, *size)) if dim == 3 else (2, occ.addRectangle(0, 0, 0, *size))
     objects = [e for k in keys for e in pieces[k]]
     _, out_map = occ.intersect(objects, [box], removeObject=True, removeTool=True)
-    pos = 0
-    for k in keys:
-        n = len(pieces[k])
-        pieces[k] = [e for m in out_map[pos : pos + n] for e in m if e[0] == dim]
-        pos += n
+    _regroup(dim, pieces, keys, out_map)
 
 
 def _hollow_out(dim: int, outer: dict, core: dict) -> None:
@@ -202,11 +205,7 @@ def _hollow_out(dim: int, outer: dict, core: dict) -> None:
     objects = [e for k in keys for e in outer[k]]
     tools = [e for k in keys for e in core[k]]
     _, out_map = gmsh.model.occ.cut(objects, tools, removeObject=True, removeTool=False)
-    pos = 0
-    for k in keys:
-        n = len(outer[k])
-        outer[k] = [e for m in out_map[pos : pos + n] for e in m if e[0] == dim]
-        pos += n
+    _regroup(dim, outer, keys, out_map)
 
 
 def cut_batch(dim: int, plan: _Plan, cp: CutPlan, b: int, path: str) -> list[tuple]:

@@ -247,18 +247,18 @@ def mesh_geometry(
             os.remove(path)
     seconds = time.perf_counter() - t0
 
-    _, etags, _ = gmsh.model.mesh.getElements(dim)
+    types, etags, enodes = gmsh.model.mesh.getElements(dim)
     cell_tags = np.concatenate(etags) if len(etags) else np.zeros(0, np.uint64)
     if cell_tags.size == 0:
         raise RuntimeError(f"mesh: gmsh produced no {dim}D elements{_hint_text(info['hints'])}")
-    filled = _cells_measure(dim)
+    node_tags, coords, _ = gmsh.model.mesh.getNodes()
+    filled = _cells_measure(dim, types, enodes, node_tags, coords)
     if "box_volume" in info and abs(filled - info["box_volume"]) > 1e-6 * info["box_volume"]:
         raise RuntimeError(
             f"mesh: the cells fill {filled:.9g} of the box's {info['box_volume']:.9g} "
             f"(a region was left unmeshed or meshed twice){_hint_text(info['hints'])}"
         )
     quality = np.asarray(gmsh.model.mesh.getElementQualities(cell_tags, "minSICN"))
-    node_tags, _, _ = gmsh.model.mesh.getNodes()
     stats = MeshStats(
         n_nodes=int(len(node_tags)),
         n_cells=int(cell_tags.size),
@@ -287,14 +287,14 @@ def mesh_geometry(
     return stats
 
 
-def _cells_measure(dim: int) -> float:
-    """Total volume (area in 2D) of the current mesh's cells, on their vertices: the cells of
-    every phase tile the box, whatever the facets do to each phase."""
-    node_tags, coords, _ = gmsh.model.mesh.getNodes()
+def _cells_measure(dim: int, types, element_nodes, node_tags, coords) -> float:
+    """Total volume (area in 2D) of the cells, on their vertices: the cells of every phase
+    tile the box, whatever the facets do to each phase. The arguments are what gmsh's
+    ``getElements(dim)`` (types, node tags per type) and ``getNodes()`` returned."""
     xyz = np.zeros((int(node_tags.max()) + 1, 3))
     xyz[node_tags.astype(np.int64)] = np.asarray(coords).reshape(-1, 3)
     total = 0.0
-    for t, nodes in zip(*gmsh.model.mesh.getElements(dim)[::2], strict=True):
+    for t, nodes in zip(types, element_nodes, strict=True):
         n = gmsh.model.mesh.getElementProperties(int(t))[3]
         cells = np.asarray(nodes, np.int64).reshape(-1, n)[:, : dim + 1]
         for i in range(0, len(cells), 1 << 20):  # bounded memory on large meshes
