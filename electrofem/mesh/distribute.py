@@ -21,12 +21,12 @@ import numpy as np
 from mpi4py import MPI
 
 
-def _groups(dim: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """Root: ``(gmsh element type, nodes (n, k) 0-based, group tag per element)`` of the
-    elements of every ``dim``-D physical group of the current model."""
+def _groups(dim: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Root: ``(gmsh element type, nodes (n, k) 0-based, group tag per element, entity tag
+    per element)`` of the elements of every ``dim``-D physical group of the current model."""
     import gmsh
 
-    types, nodes, values = set(), [], []
+    types, nodes, values, entities = set(), [], [], []
     for _, tag in gmsh.model.getPhysicalGroups(dim):
         for ent in gmsh.model.getEntitiesForPhysicalGroup(dim, tag):
             for t, nd in zip(*gmsh.model.mesh.getElements(dim, int(ent))[::2], strict=True):
@@ -34,11 +34,12 @@ def _groups(dim: int) -> tuple[int, np.ndarray, np.ndarray]:
                 types.add(int(t))
                 nodes.append(np.asarray(nd, np.int64).reshape(-1, k) - 1)
                 values.append(np.full(len(nodes[-1]), tag, np.int32))
+                entities.append(np.full(len(nodes[-1]), ent, np.int32))
     if len(types) > 1:
         raise RuntimeError(f"mesh: {dim}D elements of several types {sorted(types)}")
     if not types:
-        return -1, np.zeros((0, 0), np.int64), np.zeros(0, np.int32)
-    return types.pop(), np.concatenate(nodes), np.concatenate(values)
+        return -1, np.zeros((0, 0), np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)
+    return types.pop(), np.concatenate(nodes), np.concatenate(values), np.concatenate(entities)
 
 
 def model_to_mesh(comm: MPI.Comm, rank: int, gdim: int, partitioner):
@@ -46,10 +47,8 @@ def model_to_mesh(comm: MPI.Comm, rank: int, gdim: int, partitioner):
 
     Raises RuntimeError (on every rank) when the model has no tagged cells."""
     import gmsh
-    from dolfinx.graph import adjacencylist
     from dolfinx.io.gmsh import cell_perm_array, ufl_mesh
-    from dolfinx.io.utils import distribute_entity_data
-    from dolfinx.mesh import create_mesh, meshtags, meshtags_from_entities, to_type
+    from dolfinx.mesh import create_mesh, meshtags, to_type
 
     header = None
     if comm.rank == rank:
@@ -57,10 +56,10 @@ def model_to_mesh(comm: MPI.Comm, rank: int, gdim: int, partitioner):
         idx, xyz, _ = gmsh.model.mesh.getNodes()
         x = np.zeros((int(idx.max()) if len(idx) else 0, 3))
         x[np.asarray(idx, np.int64) - 1] = np.asarray(xyz).reshape(-1, 3)
-        cell_type, cells, cell_values = _groups(tdim)
-        facet_type, facets, facet_values = _groups(tdim - 1)
-        header = (tdim, cell_type, facet_type, facets.shape[1] if facets.size else 0)
-    tdim, cell_type, facet_type, facet_nodes = comm.bcast(header, root=rank)
+        cell_type, cells, cell_values, cell_entities = _groups(tdim)
+        facet_type, facets, facet_values, _ = _groups(tdim - 1)
+        header = (tdim, cell_type, facet_type)
+    tdim, cell_type, facet_type = comm.bcast(header, root=rank)
     if cell_type < 0:
         raise RuntimeError("mesh: the gmsh model has no cells in a physical group")
     domain = ufl_mesh(cell_type, gdim, np.float64)
@@ -70,8 +69,7 @@ def model_to_mesh(comm: MPI.Comm, rank: int, gdim: int, partitioner):
         cells = cells[:, perm]
     else:
         x, cells = np.zeros((0, 3)), np.zeros((0, k), np.int64)
-        cell_values = np.zeros(0, np.int32)
-        facets, facet_values = np.zeros((0, facet_nodes), np.int64), np.zeros(0, np.int32)
+        cell_values = cell_entities = np.zeros(0, np.int32)
     mesh = create_mesh(comm, cells, domain, x[:, :gdim], partitioner)
 
     # cell tags: the input index of every local cell (owned and ghost) picks its group
@@ -79,15 +77,56 @@ def model_to_mesh(comm: MPI.Comm, rank: int, gdim: int, partitioner):
     imap = mesh.topology.index_map(tdim)
     local = np.arange(imap.size_local + imap.num_ghosts, dtype=np.int32)
     original = np.asarray(mesh.topology.original_cell_index, np.int64)[: local.size]
-    cell_tags = meshtags(mesh, tdim, local, values[original])
+    local_values = values[original]
+    cell_tags = meshtags(mesh, tdim, local, local_values)
 
     facet_tags = None
-    if comm.bcast(facet_type, root=rank) >= 0:
-        entities, entity_values = distribute_entity_data(
-            mesh, tdim - 1, facets.astype(np.int64), facet_values
-        )
-        mesh.topology.create_connectivity(tdim - 1, tdim)
-        facet_tags = meshtags_from_entities(
-            mesh, tdim - 1, adjacencylist(entities), entity_values.astype(np.int32, copy=False)
-        )
+    if facet_type >= 0:  # a simplex facet's vertices come first in its gmsh nodes
+        keys = comm.bcast(facets[:, :tdim] if comm.rank == rank else None, root=rank)
+        facet_values = comm.bcast(facet_values if comm.rank == rank else None, root=rank)
+        entities = comm.bcast(cell_entities if comm.rank == rank else None, root=rank)
+        facet_tags = _facet_tags(mesh, entities[original], keys, facet_values)
     return mesh, cell_tags, facet_tags
+
+
+def _facet_tags(mesh, cell_entities: np.ndarray, keys: np.ndarray, key_values: np.ndarray):
+    """The facet tags of ``mesh``: the local facet whose vertices' input indices are the row
+    ``keys[i]`` gets ``key_values[i]``.
+
+    Only the facets that can carry a tag are looked up: those with one local cell (the
+    boundary, and the process boundary) and those between cells of different gmsh volumes
+    (``cell_entities``, per local cell). A facet listed twice keeps its first value.
+    """
+    from dolfinx.mesh import meshtags
+
+    top = mesh.topology
+    tdim = top.dim
+    top.create_connectivity(tdim - 1, tdim)
+    top.create_connectivity(tdim - 1, 0)
+    f2c = top.connectivity(tdim - 1, tdim)
+    offsets, links = f2c.offsets, f2c.array
+    ncells = np.diff(offsets)
+    first = links[offsets[:-1]]
+    last = links[offsets[1:] - 1]
+    candidates = np.flatnonzero((ncells == 1) | (cell_entities[first] != cell_entities[last]))
+    # each local vertex's input node: a simplex cell's vertices are its first geometry nodes
+    c2v = top.connectivity(tdim, 0).array.reshape(-1, tdim + 1)
+    dofs = mesh.geometry.dofmaps[0][:, : tdim + 1]
+    v2n = np.empty(top.index_map(0).size_local + top.index_map(0).num_ghosts, np.int64)
+    v2n[c2v.ravel()] = np.asarray(mesh.geometry.input_global_indices, np.int64)[dofs.ravel()]
+    f2v = top.connectivity(tdim - 1, 0).array.reshape(-1, tdim)
+    ours = np.sort(v2n[f2v[candidates]], axis=1)
+    theirs = np.sort(np.asarray(keys, np.int64), axis=1)
+    # rows of both, sorted together: a candidate right after an equal key row is tagged
+    rows = np.concatenate([theirs, ours])
+    order = np.lexsort(rows.T[::-1])
+    rows = rows[order]
+    same = np.concatenate([[False], np.all(rows[1:] == rows[:-1], axis=1)])
+    run_start = np.maximum.accumulate(np.where(~same, np.arange(len(rows)), 0))
+    head = order[run_start]  # the first row of each run of equal rows
+    n_keys = len(theirs)
+    hit = (order >= n_keys) & (head < n_keys)
+    facets = candidates[order[hit] - n_keys]
+    tags = np.asarray(key_values, np.int32)[head[hit]]
+    sort = np.argsort(facets, kind="stable")
+    return meshtags(mesh, tdim - 1, facets[sort].astype(np.int32), tags[sort])
