@@ -8,6 +8,7 @@ shells must be told apart, and the mesh must then fill the box exactly.
 
 import json
 import logging
+import math
 
 import gmsh
 import numpy as np
@@ -23,8 +24,12 @@ def route_used() -> str:
     return json.loads(gmsh.model.getAttribute(ATTRIBUTE)[0])["route"]
 
 
-def pore_entities() -> list[int]:
-    return [int(v) for v in gmsh.model.getEntitiesForPhysicalGroup(3, tags.ELECTROLYTE)]
+def pore_entities(solids: bool = False) -> list[int]:
+    """The pore's volumes (or, with ``solids``, every other volume)."""
+    pore = [int(v) for v in gmsh.model.getEntitiesForPhysicalGroup(3, tags.ELECTROLYTE)]
+    if solids:
+        return [v for _, v in gmsh.model.getEntities(3) if v not in pore]
+    return pore
 
 
 def meshed_volume(entity: int) -> float:
@@ -175,3 +180,48 @@ def test_an_empty_box_is_one_glued_pore_volume(session):
     assert rep.boundary_areas[tags.TOP] == pytest.approx(50.0, rel=1e-12)
     stats = mesh_geometry(MeshOptions(size=1.0), p)
     assert stats.n_cells > 0 and stats.min_quality > 0.3
+
+
+def test_piece_volumes_by_the_cone_rule_are_exact(session):
+    """Two equal core-shell spheres overlap across the plane x = 5 and cross the wall y = 0
+    (the caps do not meet): each shell piece is the ball minus both caps minus its core, each
+    core is whole. The glued report's active (core) and shell volumes come from the faces'
+    areas (glue.piece_volume), and must match the closed form and OCC's volume integral."""
+    from electrofem.mesh.glue import piece_volume
+
+    r, t, y, d = 2.5, 0.8, 1.9, 2.0
+
+    def cap(h):
+        return math.pi * h * h * (3 * r - h) / 3
+
+    p = Particles(
+        Box((10.0, 10.0, 10.0), periodic=False),
+        centers=[[3.0, y, 5.0], [7.0, y, 5.0]],
+        radii=[r, r],
+        shell_thickness=[t, t],
+    )
+    report = build_geometry(p)
+    assert route_used() == "glue"
+    core = 4 / 3 * math.pi * (r - t) ** 3
+    shell = 4 / 3 * math.pi * r**3 - cap(r - y) - cap(r - d) - core
+    assert sum(report.phase_volumes.values()) == pytest.approx(1000.0, rel=1e-12)
+    vols = {p_: v for p_, v in report.phase_volumes.items() if p_ != tags.ELECTROLYTE}
+    assert sorted(vols.values()) == pytest.approx(sorted([2 * core, 2 * shell]), rel=1e-7)
+    # piece by piece against OCC, and never the fallback
+    plane = (np.array([5.0, y, 5.0]), np.array([1.0, 0.0, 0.0]))
+    solids = pore_entities(solids=True)
+    left = [v for v in solids if gmsh.model.occ.getCenterOfMass(3, v)[0] < 4.5]
+    assert len(left) == 2
+    for v in left:
+        occ_volume = gmsh.model.occ.getMass(3, v)
+        is_core = occ_volume < core * 1.01
+        got = piece_volume(
+            v,
+            [3.0, y, 5.0],
+            r - t if is_core else r,
+            None if is_core else r - t,
+            [plane],
+            (10.0, 10.0, 10.0),
+            lambda s: gmsh.model.occ.getMass(2, s),
+        )
+        assert got == pytest.approx(occ_volume, rel=1e-7)

@@ -190,3 +190,65 @@ def pore_volumes(on_box: Callable[[int], bool]) -> list[int]:
     for faces in pockets:
         volumes.append(gmsh.model.addDiscreteEntity(3, -1, sorted(faces)))
     return volumes
+
+
+def piece_volume(
+    volume: int,
+    center,
+    radius: float,
+    core_radius: float | None,
+    planes: list,
+    size: tuple[float, ...],
+    area: Callable[[int], float],
+) -> float | None:
+    """The volume of a glued piece from its faces' areas, by the cone rule
+    ``V = Σ_f h_f A_f / 3``, where ``h_f`` is the signed distance from the ball's centre to
+    face ``f`` along its outward normal (6 µs a face, against 2 ms for OCC's ``getMass`` of a
+    piece).
+
+    A piece is its ball (``center``, ``radius``; a core's is ``core_radius``), cut by its
+    radical planes ``planes`` (``(p, u)``, ``u`` pointing out of the piece) and clipped to the
+    box ``[0, size]``; an outer piece may have its core (``core_radius``) cut out. Its sphere
+    faces are centred on ``center``, so ``h`` is ``±`` their radius, and its plane faces lie on
+    a radical plane or a box face, whose outward normals are known. Returns None when a face
+    is neither (the caller then asks OCC). The areas are OCC's surface integrals, so the result
+    is as accurate as OCC's volume integral: both are 2e-8 from the closed form on a piece with
+    two caps, and they agree to 4e-6 on the worst piece of the periodic 40 µm pack.
+    """
+    import numpy as np
+
+    c = np.asarray(center, float)
+    tol = 1e-7 * max(size)
+    total = 0.0
+    for _, f in gmsh.model.getBoundary([(3, volume)], oriented=False):
+        f = abs(int(f))
+        lo, hi = gmsh.model.getParametrizationBounds(2, f)
+        uv = [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2]
+        x = np.asarray(gmsh.model.getValue(2, f, uv))
+        kind = gmsh.model.getType(2, f)
+        if kind == "Sphere":
+            rho = float(np.linalg.norm(x - c))
+            inner = core_radius is not None and abs(rho - core_radius) < tol
+            if not inner and abs(rho - radius) >= tol:
+                return None
+            total += (-rho if inner else rho) * area(f)
+            continue
+        if kind != "Plane":
+            return None
+        n = np.asarray(gmsh.model.getNormal(f, uv))
+        h = None
+        for axis, length in enumerate(size):
+            if abs(abs(n[axis]) - 1.0) < 1e-9:
+                if abs(x[axis]) < tol:
+                    h = c[axis]
+                elif abs(x[axis] - length) < tol:
+                    h = length - c[axis]
+        if h is None:
+            for p, u in planes:
+                if abs(abs(float(np.dot(n, u))) - 1.0) < 1e-9 and abs(np.dot(x - p, u)) < tol:
+                    h = float(np.dot(p - c, u))
+                    break
+        if h is None:
+            return None
+        total += h * area(f)
+    return total / 3.0

@@ -16,7 +16,7 @@ import gmsh
 import numpy as np
 
 from .. import tags
-from .glue import PoreTopologyError, box_faces, glue, pore_volumes
+from .glue import PoreTopologyError, box_faces, glue, piece_volume, pore_volumes
 from .options import GEOMETRY_ROUTES, GeometryReport, glues
 from .pieces import CutSharing, _build_pieces
 from .plan import _effective_shell, _fingerprint, _hint_text, _plan
@@ -239,11 +239,33 @@ def _build(
     for v in sorted(vol_phase):
         by_phase.setdefault(vol_phase[v], []).append(v)
     report = GeometryReport(n_volumes=len(vol_phase))
+    areas: dict[int, float] = {}
+    cp_core = {
+        k: inst[k].radius - float(t_shell[inst[k].particle])
+        for k in live
+        if t_shell[inst[k].particle] > 0
+    }
+
+    def area(s: int) -> float:
+        if s not in areas:
+            areas[s] = occ.getMass(dim - 1, s)
+        return areas[s]
+
+    def volume(v: int) -> float:
+        got = None
+        if glued and dim == 3:  # the cone rule on the faces' areas (.glue)
+            k, kind = owner[v]
+            q = inst[k]
+            if kind == "core":  # a core has no hole
+                own, hole = cp_core[k], None
+            else:
+                own, hole = q.radius, cp_core.get(k)
+            got = piece_volume(v, q.center, own, hole, plan.planes[k], size, area)
+        return occ.getMass(dim, v) if got is None else got
+
     for p in sorted(by_phase):
         gmsh.model.addPhysicalGroup(dim, by_phase[p], tag=p, name=tags.phase_name(p))
-        report.phase_volumes[p] = float(
-            sum(occ.getMass(dim, v) for v in by_phase[p] if v not in discrete)
-        )
+        report.phase_volumes[p] = float(sum(volume(v) for v in by_phase[p] if v not in discrete))
     if discrete:  # the pore is what the pieces leave of the box; mesh_geometry checks that
         # the cells fill the box, which is what the sum check below means on this route
         report.phase_volumes[tags.ELECTROLYTE] = box.volume - sum(
@@ -254,8 +276,8 @@ def _build(
         ents = sorted(facet_groups[ftag])
         name = names[ftag] if ftag in names else tags.interface_name(ftag)
         gmsh.model.addPhysicalGroup(dim - 1, ents, tag=ftag, name=name)
-        area = float(sum(occ.getMass(dim - 1, s) for s in ents))
-        (report.boundary_areas if ftag in names else report.interface_areas)[ftag] = area
+        total_area = float(sum(area(s) for s in ents))
+        (report.boundary_areas if ftag in names else report.interface_areas)[ftag] = total_area
 
     total = sum(report.phase_volumes.values())
     if abs(total - box.volume) > 1e-4 * box.volume:
