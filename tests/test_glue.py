@@ -24,12 +24,14 @@ def route_used() -> str:
     return json.loads(gmsh.model.getAttribute(ATTRIBUTE)[0])["route"]
 
 
-def pore_entities(solids: bool = False) -> list[int]:
-    """The pore's volumes (or, with ``solids``, every other volume)."""
-    pore = [int(v) for v in gmsh.model.getEntitiesForPhysicalGroup(3, tags.ELECTROLYTE)]
-    if solids:
-        return [v for _, v in gmsh.model.getEntities(3) if v not in pore]
-    return pore
+def pore_entities() -> list[int]:
+    return [int(v) for v in gmsh.model.getEntitiesForPhysicalGroup(3, tags.ELECTROLYTE)]
+
+
+def solid_entities() -> list[int]:
+    """Every volume that is not pore."""
+    pore = pore_entities()
+    return [v for _, v in gmsh.model.getEntities(3) if v not in pore]
 
 
 def meshed_volume(entity: int) -> float:
@@ -209,7 +211,7 @@ def test_piece_volumes_by_the_cone_rule_are_exact(session):
     assert sorted(vols.values()) == pytest.approx(sorted([2 * core, 2 * shell]), rel=1e-7)
     # piece by piece against OCC, and never the fallback
     plane = (np.array([5.0, y, 5.0]), np.array([1.0, 0.0, 0.0]))
-    solids = pore_entities(solids=True)
+    solids = solid_entities()
     left = [v for v in solids if gmsh.model.occ.getCenterOfMass(3, v)[0] < 4.5]
     assert len(left) == 2
     for v in left:

@@ -85,9 +85,8 @@ def model_to_mesh(comm: MPI.Comm, rank: int, gdim: int, partitioner):
 
     facet_tags = None
     if facet_type >= 0:  # a simplex facet's vertices come first in its gmsh nodes
-        keys = comm.bcast(facets[:, :tdim] if comm.rank == rank else None, root=rank)
-        facet_values = comm.bcast(facet_values if comm.rank == rank else None, root=rank)
-        entities = comm.bcast(cell_entities if comm.rank == rank else None, root=rank)
+        root_data = (facets[:, :tdim], facet_values, cell_entities) if comm.rank == rank else None
+        keys, facet_values, entities = comm.bcast(root_data, root=rank)
         facet_tags = _facet_tags(mesh, entities[original], keys, facet_values)
     return mesh, cell_tags, facet_tags
 

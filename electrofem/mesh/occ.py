@@ -253,7 +253,7 @@ def _build(
 
     def volume(v: int) -> float:
         got = None
-        if glued and dim == 3:  # the cone rule on the faces' areas (.glue)
+        if glued:  # the cone rule on the faces' areas (.glue; the glued route is 3D)
             k, kind = owner[v]
             q = inst[k]
             if kind == "core":  # a core has no hole

@@ -262,12 +262,12 @@ def mesh_geometry(
             )
         if dim == 3:
             fields.extend(_close_vertex_fields(options))
-        if len(fields) > 1:
-            fid = field.add("Min")
-            field.setNumbers(fid, "FieldsList", fields)
-            fields.append(fid)
-        if fields:
-            field.setAsBackgroundMesh(fields[-1])
+        if len(fields) == 1:
+            field.setAsBackgroundMesh(fields[0])
+        elif fields:
+            smallest = field.add("Min")
+            field.setNumbers(smallest, "FieldsList", fields)
+            field.setAsBackgroundMesh(smallest)
         split["size_field"] = time.perf_counter() - t0
         if dim == 3:
             generate_3d(split, optimize=options.optimize)
