@@ -402,3 +402,20 @@ def test_close_vertices_are_refined_around(session, caplog):
             stats = mesh_geometry(MeshOptions(size=1.0), p)
         assert "geometry vertices closer than" in caplog.text
         assert stats.min_quality > 0.1, (gap, stats.min_quality)
+
+
+def test_close_curves_are_refined_where_they_pass(session, caplog):
+    """Two particles behind the wall y = 0 whose circles on the wall pass 5 nm apart, with no
+    geometry vertex near: the narrow strip between the circles forces the wall's triangles
+    flat (minimum quality 0.085 without the refinement). A Ball field of ``size_min`` where
+    the curves pass keeps the tetrahedra shaped."""
+    r_a, r_b, depth, gap = 5.65, 2.25, 0.3, 0.005
+    a_a, a_b = math.sqrt(r_a**2 - depth**2), math.sqrt(r_b**2 - depth**2)  # the wall circles
+    ca = np.array([8.0, -depth, 8.0])
+    cb = ca + np.array([a_a + a_b + gap, 0.0, 0.0])
+    p = Particles(Box((20.0, 20.0, 20.0), periodic=False), [ca, cb], [r_a, r_b])
+    build_geometry(p)
+    with caplog.at_level(logging.INFO, logger="electrofem.mesh"):
+        stats = mesh_geometry(MeshOptions(size=1.0), p)
+    assert "1 places where two curves pass closer than" in caplog.text
+    assert stats.min_quality > 0.15, stats.min_quality

@@ -203,6 +203,98 @@ def _close_vertex_fields(options: MeshOptions) -> list[int]:
     return [threshold]
 
 
+def _sample_curve(tag: int, spacing: float):
+    """Points ``(n, 3)`` and parameters ``(n,)`` of curve ``tag``, about ``spacing`` apart."""
+    lo, hi = gmsh.model.getParametrizationBounds(1, tag)
+    t = np.linspace(lo[0], hi[0], 17)
+    xyz = np.reshape(gmsh.model.getValue(1, tag, t), (-1, 3))
+    length = float(np.linalg.norm(np.diff(xyz, axis=0), axis=1).sum())
+    n = max(9, int(math.ceil(length / spacing)) + 1)
+    t = np.linspace(lo[0], hi[0], n)
+    return np.reshape(gmsh.model.getValue(1, tag, t), (-1, 3)), t
+
+
+def _closest_approach(a: int, ta: float, b: int, tb: float, dt_a: float, dt_b: float):
+    """Refine a close sampled pair of curves ``a``, ``b`` near parameters ``ta``, ``tb``
+    (windows ``± dt``) by two rounds of dense sampling: ``(distance, midpoint)``."""
+    for _ in range(3):
+        sa = np.linspace(ta - dt_a, ta + dt_a, 33)
+        sb = np.linspace(tb - dt_b, tb + dt_b, 33)
+        lo_a, hi_a = gmsh.model.getParametrizationBounds(1, a)
+        lo_b, hi_b = gmsh.model.getParametrizationBounds(1, b)
+        sa = np.clip(sa, lo_a[0], hi_a[0])
+        sb = np.clip(sb, lo_b[0], hi_b[0])
+        pa = np.reshape(gmsh.model.getValue(1, a, sa), (-1, 3))
+        pb = np.reshape(gmsh.model.getValue(1, b, sb), (-1, 3))
+        d = np.linalg.norm(pa[:, None, :] - pb[None, :, :], axis=2)
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        ta, tb = sa[i], sb[j]
+        dt_a, dt_b = dt_a / 8.0, dt_b / 8.0
+    return float(d[i, j]), 0.5 * (pa[i] + pb[j])
+
+
+def _close_curve_fields(options: MeshOptions) -> list[int]:
+    """3D: size fields that refine to ``size_min`` where two curves pass closer than
+    ``size_min`` to each other away from any geometry vertex (two circles of a box face
+    nearly touching): one Ball field per such place, growing at :data:`GROWTH`."""
+    from scipy.spatial import cKDTree
+
+    curves = [tag for _, tag in gmsh.model.getEntities(1)]
+    vertices = gmsh.model.getEntities(0)
+    if len(curves) < 2:
+        return []
+    h, size = float(options.size_min), float(options.size)
+    spacing = 0.1 * size
+    reach = h + spacing
+    pts, owner, par, dpar = [], [], [], []
+    for c in curves:
+        xyz, t = _sample_curve(c, spacing)
+        pts.append(xyz)
+        owner.append(np.full(len(t), c))
+        par.append(t)
+        dpar.append(np.full(len(t), t[1] - t[0]))
+    xyz, owner = np.concatenate(pts), np.concatenate(owner)
+    par, dpar = np.concatenate(par), np.concatenate(dpar)
+    if vertices:
+        corners = np.array([gmsh.model.getValue(0, t, []) for _, t in vertices])
+        near_vertex = cKDTree(corners).query(xyz, distance_upper_bound=reach)[0] < np.inf
+    else:
+        corners, near_vertex = np.zeros((0, 3)), np.zeros(len(xyz), bool)
+    pairs = cKDTree(xyz).query_pairs(reach, output_type="ndarray")
+    if len(pairs) == 0:
+        return []
+    i, j = pairs[:, 0], pairs[:, 1]
+    keep = (owner[i] != owner[j]) & ~near_vertex[i] & ~near_vertex[j]
+    i, j = i[keep], j[keep]
+    best: dict[tuple[int, int], tuple[float, int, int]] = {}
+    for p, q in zip(i, j, strict=True):
+        key = (int(min(owner[p], owner[q])), int(max(owner[p], owner[q])))
+        d = float(np.linalg.norm(xyz[p] - xyz[q]))
+        if key not in best or d < best[key][0]:
+            best[key] = (d, int(p), int(q))
+    places = []
+    for _d, p, q in (best[k] for k in sorted(best)):
+        d, mid = _closest_approach(int(owner[p]), par[p], int(owner[q]), par[q], dpar[p], dpar[q])
+        far = len(corners) == 0 or np.min(np.linalg.norm(corners - mid, axis=1)) > 2.0 * d
+        if d < h and far:
+            places.append(mid)
+    if not places:
+        return []
+    log.info("mesh: %d places where two curves pass closer than %g µm", len(places), h)
+    field = gmsh.model.mesh.field
+    balls = []
+    for mid in places:
+        ball = field.add("Ball")
+        for name, value in zip(("XCenter", "YCenter", "ZCenter"), mid, strict=True):
+            field.setNumber(ball, name, float(value))
+        field.setNumber(ball, "Radius", h)
+        field.setNumber(ball, "Thickness", (size - h) / GROWTH)
+        field.setNumber(ball, "VIn", h)
+        field.setNumber(ball, "VOut", size)
+        balls.append(ball)
+    return balls
+
+
 def mesh_geometry(
     options: MeshOptions,
     particles: Particles,
@@ -262,6 +354,7 @@ def mesh_geometry(
             )
         if dim == 3:
             fields.extend(_close_vertex_fields(options))
+            fields.extend(_close_curve_fields(options))
         if len(fields) == 1:
             field.setAsBackgroundMesh(fields[0])
         elif fields:
