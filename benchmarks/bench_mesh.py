@@ -2,7 +2,7 @@
 
     python benchmarks/bench_mesh.py [--quick]
     python benchmarks/bench_mesh.py --case box400 [--gmsh Mesh.Algorithm=5 ...] [--label x]
-        [--route auto|fragment]
+        [--route auto|fragment|discrete]
 
 Without ``--case`` (the issue-2 table):
 
@@ -165,6 +165,7 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
     t = time.perf_counter()
     em = ElectrodeMesh.from_gmsh(comm, dim)
     t_imp = time.perf_counter() - t
+    vols = em.phase_volumes()  # collective
     if comm.rank == 0:
         gmsh.finalize()
     t_write = None
@@ -192,6 +193,7 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
         "particles": len(parts),
         "contacts": contact_count(parts),
         "porosity": summarize(parts)["porosity"],
+        "porosity_mesh": vols.get(1, 0.0) / float(np.prod(parts.box.size)),
         "route": info.get("route"),
         "cells": st.n_cells,
         "nodes": st.n_nodes,
@@ -203,6 +205,7 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
             "size_field": split.get("size_field"),
             "surface_mesh": split.get("surface"),
             "volume_mesh": split.get("volume"),
+            "regions": split.get("regions"),
             "optimize": split.get("optimize"),
             "sliver_repair": split.get("repair"),
             "mesh": st.seconds_mesh,
@@ -236,7 +239,10 @@ def main():
     ap.add_argument("--mesh", action="append", metavar="NAME=VALUE", help="MeshOptions field")
     ap.add_argument("--label", default="", help="suffix of the JSON file name")
     ap.add_argument(
-        "--route", choices=["auto", "fragment"], default="auto", help="MeshOptions.geometry_route"
+        "--route",
+        choices=["auto", "fragment", "discrete"],
+        default="auto",
+        help="MeshOptions.geometry_route",
     )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()

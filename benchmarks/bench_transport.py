@@ -4,6 +4,8 @@
     python benchmarks/bench_transport.py --sizes 2.5 2.0      # a subset of h
     python benchmarks/bench_transport.py --order 2 --degree 2 --sizes 4 3 2 1.41 1.0
                                                 # curved cells, P2 (bench_transport_o2p2.json)
+    python benchmarks/bench_transport.py --route discrete --sizes 2.0 1.41
+                                                # the discrete route (..._discrete.json)
     mpirun -n 2 python benchmarks/bench_transport.py --mpi-case 1.0   # one h on N ranks
     python benchmarks/bench_transport.py --mpi-case 1.0               # ... and on 1 rank
 
@@ -41,7 +43,7 @@ import gmsh
 from mpi4py import MPI
 
 from electrofem import tags
-from electrofem.mesh import ElectrodeMesh, MeshOptions, build_geometry
+from electrofem.mesh import ElectrodeMesh, MeshOptions, build_and_mesh, build_geometry
 from electrofem.mesh.geometry import mesh_geometry
 from electrofem.microstructure import (
     Box,
@@ -73,9 +75,14 @@ def spec() -> Electrode:
     return Electrode(Box(BOX), (Layer(1.0, POROSITY, pops),), seed=SEED)
 
 
-def mesh_options(h: float, order: int = 1) -> MeshOptions:
+def mesh_options(h: float, order: int = 1, route: str = "auto") -> MeshOptions:
     return MeshOptions(
-        size=h, radius_factor=0.25 * h, neck_factor=0.5 * h, size_min=0.01, order=order
+        size=h,
+        radius_factor=0.25 * h,
+        neck_factor=0.5 * h,
+        size_min=0.01,
+        order=order,
+        geometry_route=route,
     )
 
 
@@ -112,11 +119,18 @@ def solve(em, degree: int = 1) -> tuple[object, float]:
     return d, time.perf_counter() - t
 
 
-def mesh_case(parts: Particles, h: float, order: int = 1):
-    """Mesh the current gmsh geometry (rank 0) at h and distribute; returns em, stats, time."""
+def mesh_case(parts: Particles, h: float, order: int = 1, route: str = "auto"):
+    """Mesh the current gmsh geometry (rank 0) at h and distribute; returns em, stats, time.
+    The discrete route builds its surface here, at h (it has no separate geometry)."""
     COMM.barrier()
     t = time.perf_counter()
-    st = mesh_geometry(mesh_options(h, order), parts) if COMM.rank == 0 else None
+    st = None
+    if COMM.rank == 0:
+        options = mesh_options(h, order, route)
+        if route == "discrete":
+            st = build_and_mesh(parts, options)[1]
+        else:
+            st = mesh_geometry(options, parts)
     em = ElectrodeMesh.from_gmsh(COMM, 3, {"box_um": list(BOX)})
     COMM.barrier()
     return em, COMM.bcast(st, root=0), time.perf_counter() - t
@@ -130,7 +144,7 @@ def machine_note() -> str:
     )
 
 
-def study(sizes, order: int = 1, degree: int = 1) -> dict:
+def study(sizes, order: int = 1, degree: int = 1, route: str = "auto") -> dict:
     RESULTS.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     parts = generate(spec())
@@ -145,11 +159,12 @@ def study(sizes, order: int = 1, degree: int = 1) -> dict:
     )
     gmsh.initialize()
     t = time.perf_counter()
-    build_geometry(parts, verbose=False)
+    if route != "discrete":
+        build_geometry(parts, verbose=False)
     t_geom = time.perf_counter() - t
     print(f"OCC geometry (once): {t_geom:.1f} s", flush=True)
     # warm-up: JIT-compile the forms on a coarse mesh
-    em, _, _ = mesh_case(parts, 3.0, order)
+    em, _, _ = mesh_case(parts, 3.0, order, route)
     solve(em, degree)
     del em
     rows = []
@@ -159,7 +174,7 @@ def study(sizes, order: int = 1, degree: int = 1) -> dict:
     )
     print("\n" + head + "\n|---|---|---|---|---|---|---|---|---|", flush=True)
     for h in sizes:
-        em, st, t_mesh = mesh_case(parts, h, order)
+        em, st, t_mesh = mesh_case(parts, h, order, route)
         d, t_solve = solve(em, degree)
         rows.append(
             dict(
@@ -221,19 +236,18 @@ def study(sizes, order: int = 1, degree: int = 1) -> dict:
         richardson=dict(h=[r["h"] for r in fine], order=p, tau=tau_star),
         geometry_order=order,
         degree=degree,
+        geometry_route=route,
         machine=machine_note(),
     )
-    (RESULTS / result_name(order, degree)).write_text(json.dumps(out, indent=2))
+    (RESULTS / result_name(order, degree, route)).write_text(json.dumps(out, indent=2))
     return out
 
 
-def result_name(order: int, degree: int) -> str:
-    """``bench_transport.json`` (straight, P1), else ``bench_transport_o<order>p<degree>.json``."""
-    return (
-        "bench_transport.json"
-        if (order, degree) == (1, 1)
-        else f"bench_transport_o{order}p{degree}.json"
-    )
+def result_name(order: int, degree: int, route: str = "auto") -> str:
+    """``bench_transport.json`` (straight, P1), else ``bench_transport_o<order>p<degree>.json``;
+    ``_discrete`` before ``.json`` for the discrete route."""
+    stem = "bench_transport" if (order, degree) == (1, 1) else f"bench_transport_o{order}p{degree}"
+    return stem + ("_discrete" if route == "discrete" else "") + ".json"
 
 
 def load_particles() -> Particles:
@@ -296,13 +310,16 @@ def main():
     ap.add_argument("--mpi-case", type=float, default=None, help="run one h on COMM.size ranks")
     ap.add_argument("--order", type=int, choices=[1, 2], default=1, help="geometry order")
     ap.add_argument("--degree", type=int, choices=[1, 2], default=1, help="Lagrange degree")
+    ap.add_argument(
+        "--route", choices=["auto", "discrete"], default="auto", help="MeshOptions.geometry_route"
+    )
     args = ap.parse_args()
     if args.mpi_case is not None:
         mpi_case(args.mpi_case)
         return
     if COMM.size > 1:
         raise SystemExit("the h study runs serially; use --mpi-case H under mpirun")
-    study(sorted(args.sizes, reverse=True), args.order, args.degree)
+    study(sorted(args.sizes, reverse=True), args.order, args.degree, args.route)
 
 
 if __name__ == "__main__":

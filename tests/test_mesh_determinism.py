@@ -2,6 +2,7 @@
 node, in two gmsh sessions, and the mesh distributed over the ranks is the one made on rank 0
 (so 1 and 2 ranks agree). Marked ``mpi``: `make test` also runs it under ``mpirun -n 2``."""
 
+import dataclasses
 import json
 
 import gmsh
@@ -15,6 +16,8 @@ from electrofem.microstructure import Box, Electrode, Layer, LogNormal, Populati
 pytestmark = pytest.mark.mpi
 
 OPTIONS = MeshOptions(size=1.5)
+#: both geometry routes: OCC (glued) and the discrete one (electrofem.mesh.discrete)
+ROUTES = pytest.mark.parametrize("route", ["auto", "discrete"])
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +43,14 @@ def _canonical(tets: np.ndarray) -> np.ndarray:
     return np.take_along_axis(tets, order[:, :, None], axis=1).reshape(len(tets), 12)
 
 
-def _mesh(particles, distribute=False):
+def _mesh(particles, distribute=False, options=OPTIONS):
     comm = MPI.COMM_WORLD
     out, em = None, None
     if comm.rank == 0 or not distribute:
         gmsh.initialize()
         gmsh.option.setNumber("General.Terminal", 0)
         try:
-            _, stats = build_and_mesh(particles, OPTIONS)
+            _, stats = build_and_mesh(particles, options)
             out = (stats, *_gmsh_mesh())
             if distribute:
                 em = ElectrodeMesh.from_gmsh(comm, 3)
@@ -62,9 +65,11 @@ def _mesh(particles, distribute=False):
     return out, em
 
 
-def test_same_mesh_node_for_node_in_two_sessions(particles):
-    (s1, tags1, x1, cells1), _ = _mesh(particles)
-    (s2, tags2, x2, cells2), _ = _mesh(particles)
+@ROUTES
+def test_same_mesh_node_for_node_in_two_sessions(particles, route):
+    options = dataclasses.replace(OPTIONS, geometry_route=route)
+    (s1, tags1, x1, cells1), _ = _mesh(particles, options=options)
+    (s2, tags2, x2, cells2), _ = _mesh(particles, options=options)
     assert s1.n_cells > 5000
     assert (s2.n_nodes, s2.n_cells) == (s1.n_nodes, s1.n_cells)
     assert np.array_equal(tags1, tags2) and np.array_equal(x1, x2)
@@ -73,11 +78,13 @@ def test_same_mesh_node_for_node_in_two_sessions(particles):
     assert s1.min_quality >= 0.1
 
 
-def test_distributed_mesh_is_the_rank0_mesh(particles):
+@ROUTES
+def test_distributed_mesh_is_the_rank0_mesh(particles, route):
     """Every cell of the distributed mesh (all ranks) is a tetrahedron of rank 0's gmsh mesh,
     with the same vertex coordinates, bit for bit, and none is missing."""
     comm = MPI.COMM_WORLD
-    made, em = _mesh(particles, distribute=True)
+    options = dataclasses.replace(OPTIONS, geometry_route=route)
+    made, em = _mesh(particles, distribute=True, options=options)
     mesh = em.mesh
     n_owned = mesh.topology.index_map(3).size_local
     dofs = mesh.geometry.dofmaps[0][:n_owned]
@@ -124,10 +131,11 @@ def _assert_same_mesh(got, ref) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(got[2], ref[2], strict=True))
 
 
-def test_shared_cuts_give_the_serial_mesh(particles):
-    """Under MPI the ranks share the OCC cuts (:mod:`electrofem.mesh.parallel`): the mesh is
-    the serial one, node for node."""
-    runs = _shared_then_serial(particles, OPTIONS)
+@ROUTES
+def test_shared_cuts_give_the_serial_mesh(particles, route):
+    """Under MPI the ranks share the OCC cuts (:mod:`electrofem.mesh.parallel`; the discrete
+    route has none, and the helpers only wait): the mesh is the serial one, node for node."""
+    runs = _shared_then_serial(particles, dataclasses.replace(OPTIONS, geometry_route=route))
     if runs is not None:
         (shared, _, got), (serial, _, ref) = runs
         assert (shared.n_nodes, shared.n_cells) == (serial.n_nodes, serial.n_cells)

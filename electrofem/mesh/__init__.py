@@ -19,8 +19,8 @@ from .io import ElectrodeMesh, MeshFileError, convert
 from .options import GeometryReport, MeshOptions, MeshStats
 
 if TYPE_CHECKING:
+    from .build import build_and_mesh
     from .occ import build_geometry
-    from .sizing import build_and_mesh
 
 __all__ = [
     "ElectrodeMesh",

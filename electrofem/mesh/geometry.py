@@ -10,7 +10,10 @@ This module is the front door: it re-exports the public names of
 * :mod:`.pieces` -- the truncated balls (OCC cuts, sphere seams);
 * :mod:`.occ` -- :func:`build_geometry` (the boolean, classification, physical groups);
 * :mod:`.glue` -- the glued 3D construction (box-cut pieces glued, the pore a discrete volume);
-* :mod:`.sizing` -- :func:`mesh_geometry`, :func:`build_and_mesh` (size field, gmsh options);
+* :mod:`.sizing` -- :func:`mesh_geometry` (size field, gmsh options);
+* :mod:`.union`, :mod:`.discrete` -- the discrete route (the packing's surface triangulated
+  directly, no OCC boolean);
+* :mod:`.build` -- :func:`build_and_mesh`, which picks the route;
 * :mod:`.tetra` -- the 3D surface and volume meshes and their optimisation.
 
 The gmsh-backed names are loaded on first use, so importing :class:`MeshOptions` from here
@@ -62,10 +65,11 @@ from typing import TYPE_CHECKING
 from .options import GeometryReport, MeshOptions, MeshStats
 
 if TYPE_CHECKING:  # loaded by __getattr__ on first use: they import gmsh
+    from .build import build_and_mesh
     from .occ import ATTRIBUTE, build_geometry
     from .pieces import CUT_BATCH
     from .plan import TANGENT_TOL
-    from .sizing import GRID_MAX_POINTS, GROWTH, RANDOM_SEED, build_and_mesh, mesh_geometry
+    from .sizing import GRID_MAX_POINTS, GROWTH, RANDOM_SEED, mesh_geometry
 
 #: Where the names loaded on first use live.
 _LAZY = {
@@ -76,7 +80,7 @@ _LAZY = {
     "GRID_MAX_POINTS": ".sizing",
     "GROWTH": ".sizing",
     "RANDOM_SEED": ".sizing",
-    "build_and_mesh": ".sizing",
+    "build_and_mesh": ".build",
     "mesh_geometry": ".sizing",
 }
 #: Searched, in order, for the private helpers the former single module defined.

@@ -26,7 +26,7 @@ def _is_number(v) -> bool:
 # Public data classes
 # --------------------------------------------------------------------------------------------
 #: ``MeshOptions.geometry_route`` values.
-GEOMETRY_ROUTES = ("auto", "fragment")
+GEOMETRY_ROUTES = ("auto", "fragment", "discrete")
 
 
 def glues(route: str, dim: int) -> bool:

@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 POLL_SECONDS = 0.005
 
 
+class _NothingToCut(Exception):
+    """The route makes no OCC cut."""
+
+
 def sleeping_barrier(comm: MPI.Comm) -> None:
     """A barrier that sleeps between polls instead of spinning."""
     req = comm.Ibarrier()
@@ -118,6 +122,8 @@ def help_mesh(comm: MPI.Comm, particles: Particles, route: str = "auto") -> None
             gmsh.initialize(readConfigFiles=False, interruptible=False)
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.option.setNumber("General.NumThreads", 1)
+        if route == "discrete":  # no OCC cut: rank 0 triangulates alone
+            raise _NothingToCut
         plan = _plan(particles, quiet=True)
         size = tuple(float(s) for s in particles.box.size)
         cp = _cut_plan(plan, _effective_shell(particles), size, glues(route, particles.dim))
@@ -129,6 +135,8 @@ def help_mesh(comm: MPI.Comm, particles: Particles, route: str = "auto") -> None
                 path = os.path.join(tmp, f"batch{b}.brep")
                 made = cut_batch(particles.dim, plan, cp, b, path)
                 payload[b] = (made, Path(path).read_bytes() if made else b"")
+    except _NothingToCut:
+        pass
     except Exception as err:  # noqa: BLE001 - rank 0 raises it
         payload = f"{type(err).__name__}: {err}"
     finally:

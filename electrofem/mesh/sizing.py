@@ -1,4 +1,4 @@
-"""The element-size field and the mesh: :func:`mesh_geometry`, :func:`build_and_mesh`.
+"""The element-size field and the mesh of the OCC geometry: :func:`mesh_geometry`.
 
 The size (``min(size, radius_factor * r)`` on particle surfaces, ``neck_factor * a`` on
 contact necks and on the circles where box faces cut particles, growing linearly away from
@@ -22,9 +22,8 @@ import gmsh
 import numpy as np
 
 from .curved import curve_mesh
-from .occ import ATTRIBUTE, build_geometry
-from .options import GeometryReport, MeshOptions, MeshStats
-from .pieces import CutSharing
+from .occ import ATTRIBUTE
+from .options import MeshOptions, MeshStats
 from .plan import _effective_shell, _fingerprint, _hint_text, _Plan, _plan
 from .tetra import generate_3d
 
@@ -321,6 +320,10 @@ def mesh_geometry(
         raise RuntimeError("mesh: gmsh is not initialised; call gmsh.initialize() first")
     info = _load_info()
     dim = info["dim"]
+    if info.get("route") == "discrete":
+        raise RuntimeError(
+            "mesh: the discrete route meshes in build_and_mesh; this model cannot be re-meshed"
+        )
     if info["particles"] != _fingerprint(particles):
         raise RuntimeError(
             "mesh: the particles are not the ones the current geometry was built from"
@@ -381,8 +384,15 @@ def mesh_geometry(
             field.remove(fid)
         if path is not None:
             os.remove(path)
-    seconds = time.perf_counter() - t0
+    return mesh_stats(options, info, time.perf_counter() - t0, split, straightened)
 
+
+def mesh_stats(
+    options: MeshOptions, info: dict, seconds: float, split: dict, straightened: int = 0
+) -> MeshStats:
+    """Check that the current model's cells fill the box, and measure them (quality minSICN,
+    counts, times). Raises RuntimeError when gmsh made no cell or left part of the box out."""
+    dim = info["dim"]
     types, etags, enodes = gmsh.model.mesh.getElements(dim)
     cell_tags = np.concatenate(etags) if len(etags) else np.zeros(0, np.uint64)
     if cell_tags.size == 0:
@@ -438,24 +448,3 @@ def _cells_measure(dim: int, types, element_nodes, node_tags, coords) -> float:
             e = p[:, 1:] - p[:, :1]
             total += float(np.abs(np.linalg.det(e)).sum()) / (2.0 if dim == 2 else 6.0)
     return total
-
-
-def build_and_mesh(
-    particles: Particles,
-    options: MeshOptions,
-    model_name: str = "electrofem",
-    *,
-    gmsh_options: dict | None = None,
-    sharing: CutSharing | None = None,
-) -> tuple[GeometryReport, MeshStats]:
-    """:func:`build_geometry` (``sharing``: other MPI ranks cut part of the particles) then
-    :func:`mesh_geometry`."""
-    options.validate()
-    report = build_geometry(
-        particles,
-        model_name,
-        verbose=options.verbose,
-        sharing=sharing,
-        route=options.geometry_route,
-    )
-    return report, mesh_geometry(options, particles, gmsh_options=gmsh_options)

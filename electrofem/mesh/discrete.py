@@ -1,0 +1,300 @@
+"""The discrete route: the packing's surface triangulated directly, then gmsh's volume mesh.
+
+``MeshOptions.geometry_route = "discrete"`` (3D). No OpenCASCADE boolean: :mod:`.union`
+triangulates the union of the particles and the box faces with numpy and scipy, and gmsh's HXT
+meshes the volumes bounded by those triangles, with the size field of :mod:`.sizing`. On the
+issue-14 benchmarks it is 3-4x faster end to end than the OCC route (BENCHMARKS.md).
+
+The regions HXT needs, each named by the surfaces around it, are found here
+(:func:`regions`): every connected part of a sphere patch or of a box face's pore or solid part
+is its own gmsh surface; the surfaces with a pore side that share an edge form pore shells, and
+those with a solid side solid shells. A shell whose outward volume is positive bounds a region;
+one whose volume is negative is a hole (a floating cluster in the pore, a pore pocket in a
+cluster), placed in the smallest region around it by a ray-parity test.
+
+The model then holds the same physical groups as the OCC route's (phase volumes, box faces,
+``electrolyte|<phase>`` interface), so the import, the files and the solvers do not change.
+What it does not do (use the default ``"auto"`` route): core-shell particles, more than one
+solid phase, contact facets between particles (the solid of each cluster is one volume, so
+``interface_tag(p, p)`` is absent), curved cells, 2D.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from typing import TYPE_CHECKING
+
+import gmsh
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .. import tags
+from .occ import ATTRIBUTE
+from .options import GeometryReport, MeshOptions, MeshStats
+from .plan import _effective_shell, _fingerprint, _hint_text, _plan
+from .sizing import SIZE_FACTOR_3D, _set_mesh_options, _size_grid, _write_structured, mesh_stats
+from .union import UnionSurface
+
+if TYPE_CHECKING:
+    from ..microstructure.particles import Particles
+
+log = logging.getLogger("electrofem.mesh")
+
+#: Box face tags by ``2 * axis + side``.
+FACE_TAGS = (tags.LEFT, tags.RIGHT, tags.FRONT, tags.BACK, tags.BOTTOM, tags.TOP)
+
+
+def check_supported(particles: Particles, options: MeshOptions) -> None:
+    """Raise ValueError when the discrete route cannot mesh these particles."""
+    why = None
+    if particles.dim != 3:
+        why = "it is 3D only"
+    elif options.order != 1:
+        why = "it makes straight cells only (mesh.order = 1)"
+    elif np.any(_effective_shell(particles) > 0):
+        why = "core-shell particles are not supported"
+    elif len(np.unique(particles.phase)) > 1:
+        why = "the particles must all be of one phase"
+    if why:
+        raise ValueError(f"mesh.geometry_route = 'discrete': {why}; use 'auto'")
+
+
+def _components(tri: np.ndarray) -> np.ndarray:
+    """Connected components (through shared edges) of a set of triangles: a label each."""
+    n = len(tri)
+    e = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
+    _, inv = np.unique(e, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    owner = np.tile(np.arange(n), 3)
+    order = np.argsort(inv, kind="stable")
+    same = inv[order[:-1]] == inv[order[1:]]
+    a, b = owner[order[:-1]][same], owner[order[1:]][same]
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _signed_volume(x: np.ndarray, tri: np.ndarray) -> float:
+    a, b, c = x[tri[:, 0]], x[tri[:, 1]], x[tri[:, 2]]
+    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+
+
+def _inside(x: np.ndarray, tri: np.ndarray, point: np.ndarray) -> bool:
+    """Ray parity: is ``point`` inside the closed triangulated surface ``tri``?"""
+    d = np.array([0.577, 0.578, 0.5767])
+    d /= np.linalg.norm(d)
+    v0 = x[tri[:, 0]]
+    e1, e2 = x[tri[:, 1]] - v0, x[tri[:, 2]] - v0
+    p = np.cross(d, e2)
+    det = np.einsum("ij,ij->i", e1, p)
+    ok = np.abs(det) > 1e-300
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    s = point - v0
+    u = np.einsum("ij,ij->i", s, p) * inv
+    q = np.cross(s, e1)
+    v = (q @ d) * inv
+    t = np.einsum("ij,ij->i", e2, q) * inv
+    return bool(np.sum(ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)) % 2)
+
+
+def regions(x: np.ndarray, pieces: list) -> tuple[list, list]:
+    """Split the pieces of :class:`.union.UnionSurface` into connected surfaces and find the
+    regions they bound.
+
+    Returns ``(surfaces, volumes)``: surfaces ``[(kind, owner, triangles)]``, volumes
+    ``[(phase, [shell, ...])]`` with phase 0 (pore) or 1 (solid) and each shell a list of
+    surface indices, the outer one first. Raises RuntimeError when a hole lies in no region.
+    """
+    surfaces = []
+    for kind, owner, tri in pieces:
+        if len(tri):
+            lab = _components(tri)
+            surfaces += [(kind, owner, tri[lab == c]) for c in range(lab.max() + 1)]
+    m = len(x) + 1
+    codes, owners = [], []
+    for k, (_, _, tri) in enumerate(surfaces):
+        e = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
+        codes.append(e[:, 0].astype(np.int64) * m + e[:, 1])
+        owners.append(np.full(len(e), k))
+    codes, owners = np.concatenate(codes), np.concatenate(owners)
+    volumes = []
+    for phase, kinds in ((0, ("sphere", "pore")), (1, ("sphere", "solid"))):
+        member = np.array([s[0] in kinds for s in surfaces])
+        sel = member[owners]
+        c, o = codes[sel], owners[sel]
+        order = np.lexsort((o, c))
+        c, o = c[order], o[order]
+        same = c[:-1] == c[1:]
+        n = len(surfaces)
+        graph = coo_matrix((np.ones(int(same.sum())), (o[:-1][same], o[1:][same])), shape=(n, n))
+        labels = connected_components(graph, directed=False)[1]
+        shells: dict[int, list[int]] = {}
+        for k in np.flatnonzero(member):
+            shells.setdefault(int(labels[k]), []).append(int(k))
+        outer, holes = [], []
+        for members in shells.values():
+            vol = 0.0
+            for k in members:
+                v = _signed_volume(x, surfaces[k][2])
+                vol += -v if (phase == 0 and surfaces[k][0] == "sphere") else v
+            (outer if vol > 0 else holes).append((abs(vol), members))
+        outer.sort(key=lambda a: a[1][0])
+        inner: list[list] = [[] for _ in outer]
+        for _, members in holes:
+            best = 0 if len(outer) == 1 else None
+            if best is None:
+                tri = surfaces[members[0]][2][:1]
+                a, b, cc = x[tri[0]]
+                nrm = np.cross(b - a, cc - a)
+                step = 1e-3 * np.linalg.norm(b - a) * nrm / np.linalg.norm(nrm)
+                # a sphere patch points out of the solid: the pore region around a floating
+                # cluster is on its + side, the cluster around a pore pocket on its - side
+                point = (a + b + cc) / 3 + (step if phase == 0 else -step)
+                for i, (vol, shell) in enumerate(outer):
+                    shell_tri = np.concatenate([surfaces[k][2] for k in shell])
+                    if _inside(x, shell_tri, point) and (best is None or vol < outer[best][0]):
+                        best = i
+            if best is None:
+                raise RuntimeError("discrete route: a closed shell lies in no region")
+            inner[best].append(members)
+        volumes += [(phase, [shell, *inner[i]]) for i, (_, shell) in enumerate(outer)]
+    return surfaces, volumes
+
+
+def _background_field(options: MeshOptions, grid) -> str | None:
+    if grid is None:
+        return None
+    fd, path = tempfile.mkstemp(prefix="electrofem-size-", suffix=".bin")
+    os.close(fd)
+    _write_structured(path, *grid)
+    field = gmsh.model.mesh.field
+    fid = field.add("Structured")
+    field.setString(fid, "FileName", path)
+    field.setNumber(fid, "TextFormat", 0)
+    field.setAsBackgroundMesh(fid)
+    return path
+
+
+def build_and_mesh_discrete(
+    particles: Particles,
+    options: MeshOptions,
+    model_name: str = "electrofem",
+    *,
+    gmsh_options: dict | None = None,
+) -> tuple[GeometryReport, MeshStats]:
+    """The discrete route of :func:`.build.build_and_mesh`: triangulate, find the regions,
+    mesh them with HXT, and leave the model with the OCC route's physical groups."""
+    options.validate()
+    check_supported(particles, options)
+    t0 = time.perf_counter()
+    plan = _plan(particles)
+    grid = _size_grid(options, particles, plan)
+    surface = UnionSurface(plan, particles.box.size, grid, options.size, SIZE_FACTOR_3D)
+    if surface.n == 0:
+        raise ValueError("mesh.geometry_route = 'discrete': no particle in the box; use 'auto'")
+    x = surface.build()
+    t_surface = time.perf_counter()
+    surfaces, volumes = regions(x, surface.pieces)
+    t_regions = time.perf_counter()
+    phase = int(particles.phase[0])
+
+    if model_name in gmsh.model.list():
+        gmsh.model.setCurrent(model_name)
+        gmsh.model.remove()
+    gmsh.model.add(model_name)
+    used = np.unique(np.concatenate([tri.ravel() for _, _, tri in surfaces]))
+    new = np.full(len(x), -1)
+    new[used] = np.arange(1, len(used) + 1)
+    for k in range(len(surfaces)):
+        gmsh.model.addDiscreteEntity(2, k + 1)
+    gmsh.model.mesh.addNodes(2, 1, np.arange(1, len(used) + 1), x[used].ravel())
+    for k, (_, _, tri) in enumerate(surfaces):
+        gmsh.model.mesh.addElementsByType(k + 1, 2, [], new[tri].ravel())
+    for v, (_, shells) in enumerate(volumes):
+        loops = [gmsh.model.geo.addSurfaceLoop([k + 1 for k in shell]) for shell in shells]
+        gmsh.model.geo.addVolume(loops, v + 1)
+    gmsh.model.geo.synchronize()
+    by_phase: dict[int, list[int]] = {}
+    for v, (side, _) in enumerate(volumes):
+        by_phase.setdefault(tags.ELECTROLYTE if side == 0 else phase, []).append(v + 1)
+    for p in sorted(by_phase):
+        gmsh.model.addPhysicalGroup(3, by_phase[p], tag=p, name=tags.phase_name(p))
+    by_facet: dict[int, list[int]] = {}
+    for k, (kind, owner, _) in enumerate(surfaces):
+        ftag = tags.interface_tag(tags.ELECTROLYTE, phase) if kind == "sphere" else FACE_TAGS[owner]
+        by_facet.setdefault(ftag, []).append(k + 1)
+    names = {v: k for k, v in tags.BOUNDARIES.items()}
+    for ftag in sorted(by_facet):
+        name = names.get(ftag) or tags.interface_name(ftag)
+        gmsh.model.addPhysicalGroup(2, by_facet[ftag], tag=ftag, name=name)
+
+    _set_mesh_options(options, 3)
+    for name, value in (gmsh_options or {}).items():
+        gmsh.option.setNumber(name, float(value))
+    path = _background_field(options, grid)
+    t_mesh = time.perf_counter()
+    try:
+        gmsh.model.mesh.generate(3)
+    except Exception as err:
+        raise RuntimeError(
+            f"mesh: gmsh failed on the discrete route's volumes: {err}{_hint_text(plan.hints)}"
+        ) from err
+    finally:
+        for fid in gmsh.model.mesh.field.list():
+            gmsh.model.mesh.field.remove(fid)
+        if path is not None:
+            os.remove(path)
+    t_end = time.perf_counter()
+
+    info = {
+        "dim": 3,
+        "particles": _fingerprint(particles),
+        "hints": plan.hints,
+        "seconds_geometry": t_regions - t0,
+        "seconds_cut": 0.0,
+        "seconds_fragment": 0.0,
+        "route": "discrete",
+        "box_volume": particles.box.volume,
+    }
+    gmsh.model.setAttribute(ATTRIBUTE, [json.dumps(info)])
+    split = {"surface": t_surface - t0, "regions": t_regions - t_surface, "volume": t_end - t_mesh}
+    stats = mesh_stats(options, info, t_end - t_mesh, split)
+    report = _report(x, surfaces, by_phase, by_facet)
+    log.info(
+        "geometry: discrete surface of %d particle instances, %d surfaces, %d regions in %.2f s",
+        surface.n,
+        len(surfaces),
+        len(volumes),
+        t_regions - t0,
+    )
+    return report, stats
+
+
+def _report(x, surfaces, by_phase, by_facet) -> GeometryReport:
+    """Phase volumes from the cells, facet areas from the triangles (the straight geometry)."""
+    report = GeometryReport(n_volumes=sum(len(v) for v in by_phase.values()))
+    ids, coords, _ = gmsh.model.mesh.getNodes()
+    xyz = np.zeros((int(ids.max()) + 1, 3))
+    xyz[ids.astype(np.int64)] = np.asarray(coords).reshape(-1, 3)
+    for p, vols in by_phase.items():
+        total = 0.0
+        for v in vols:
+            _, _, nodes = gmsh.model.mesh.getElements(3, v)
+            for nodes_t in nodes:
+                tet = np.asarray(nodes_t, np.int64).reshape(-1, 4)
+                e = xyz[tet[:, 1:]] - xyz[tet[:, :1]]
+                total += float(np.abs(np.linalg.det(e)).sum()) / 6.0
+        report.phase_volumes[p] = total
+    for ftag, ents in by_facet.items():
+        area = 0.0
+        for k in ents:
+            tri = surfaces[k - 1][2]
+            a, b, c = x[tri[:, 0]], x[tri[:, 1]], x[tri[:, 2]]
+            area += float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum()) / 2.0
+        target = report.boundary_areas if ftag in FACE_TAGS else report.interface_areas
+        target[ftag] = area
+    return report

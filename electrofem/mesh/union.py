@@ -1,0 +1,558 @@
+"""The surface of a sphere packing triangulated directly: the discrete route's first half.
+
+Numpy and scipy only (no gmsh). :class:`UnionSurface` triangulates the boundary of the union
+of the particles clipped by the box, and the six box faces split into their pore and solid
+parts, as one watertight set of triangles; :mod:`.discrete` hands it to gmsh's volume mesher.
+
+**Why it is simple.** A point of sphere ``s`` lies on the union's boundary exactly when it is
+on ``s``'s side of the radical plane with every overlapping neighbour (the power diagram of
+:mod:`.plan`) and inside the box. So the kept part of each sphere is the sphere cut by a
+*convex* set of half-spaces ("cutters": radical planes and box planes), and every curve of the
+surface is a circle where a sphere meets one cutter:
+
+* **triple points** are where a sphere meets two cutters (the radical axis of three spheres,
+  or a radical plane and a box plane, or two box planes). Each is computed once, from its
+  sorted key of three cutters, so every patch that shares it gets the same point;
+* **arcs**: each circle is split at its triple points; an arc is kept when its middle lies
+  outside every other particle and inside the box. Arcs are divided at the local element size
+  (the size field of :mod:`.sizing`, which gmsh uses for the volume) and shared by the two
+  patches that meet on them (two spheres, or a sphere and a box face), point for point;
+* **sphere patches**: the arc points and graded points of an icosahedral subdivision of the
+  sphere (split where an edge is longer than 1.5 local sizes), less those too close to an arc,
+  triangulated by their convex hull (the spherical Delaunay triangulation). A facet is kept
+  when it faces away from the centre and its centroid, projected on the sphere, is in the
+  cell. An arc chord missing from the hull is split at the arc's exact midpoint (in every
+  patch that shares the arc) until none is missing;
+* **box faces**: the same in the plane (scipy's Delaunay), each triangle solid when its
+  centroid is inside a particle.
+
+Limits: one solid phase without core-shell particles, straight cells (the nodes lie on the
+exact spheres, circles and planes, the facets between them are flat), 3D.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.interpolate import RegularGridInterpolator
+from scipy.spatial import ConvexHull, Delaunay, cKDTree
+
+if TYPE_CHECKING:
+    from .plan import _Plan
+
+#: A patch point is split off an arc when its edge is longer than SPLIT local sizes.
+SPLIT = 1.5
+#: Interior points keep this many chord lengths away from the arc points (protection: no
+#: point inside an arc chord's diametral ball, so the chord is a Delaunay edge).
+GUARD = 0.75
+#: Rounds of chord splitting before the surface is declared not closed.
+ROUNDS = 12
+#: Slack of the inside/outside tests, µm.
+TOL = 1e-9
+#: Triple points closer than this are one point, µm.
+MERGE = 1e-6
+
+
+class SurfaceError(RuntimeError):
+    """The union's surface could not be closed (a chord stayed missing)."""
+
+
+def _icosahedron() -> tuple[np.ndarray, np.ndarray]:
+    t = (1 + 5**0.5) / 2
+    v = np.array(
+        [[-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0], [0, -1, t], [0, 1, t],
+         [0, -1, -t], [0, 1, -t], [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1]],
+        float,
+    )  # fmt: skip
+    f = np.array(
+        [[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4],
+         [11, 10, 2], [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8],
+         [3, 8, 9], [4, 9, 5], [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1]]
+    )  # fmt: skip
+    return v / np.linalg.norm(v, axis=1)[:, None], f
+
+
+def _geodesic(v: np.ndarray, f: np.ndarray, freq: int) -> np.ndarray:
+    """Triangles ``(n, 3, 3)`` of the icosahedron ``(v, f)`` with each face divided into
+    ``freq**2`` triangles, the vertices on the unit sphere (a geodesic polyhedron)."""
+    freq = max(int(freq), 1)
+    i, j = np.triu_indices(freq + 1)  # barycentric (freq - j, j - i, i) / freq ...
+    bary = np.stack([freq - j, j - i, i], axis=1) / freq
+    index = {(int(a), int(b)): n for n, (a, b) in enumerate(zip(j, i, strict=True))}
+    tri = []
+    for a in range(freq):
+        for b in range(a + 1):
+            tri.append((index[(a, b)], index[(a + 1, b)], index[(a + 1, b + 1)]))
+            if b < a:
+                tri.append((index[(a, b)], index[(a + 1, b + 1)], index[(a, b + 1)]))
+    tri = np.array(tri)
+    pts = np.einsum("kq,fqd->fkd", bary, v[f])  # (faces, points, 3)
+    pts /= np.linalg.norm(pts, axis=2)[..., None]
+    return pts[:, tri].reshape(-1, 3, 3)
+
+
+def _subdivide(tris: np.ndarray, split_where, unit: bool) -> np.ndarray:
+    """Vertices of the triangles ``(n, 3, d)`` split in four wherever ``split_where(tris)``,
+    recursively (midpoints normalised when ``unit``)."""
+    pts = [tris.reshape(-1, tris.shape[-1])]
+    for _ in range(16):
+        split = split_where(tris)
+        if not split.any():
+            break
+        t = tris[split]
+        mids = []
+        for a, b in ((0, 1), (1, 2), (2, 0)):
+            m = t[:, a] + t[:, b]
+            mids.append(m / np.linalg.norm(m, axis=1)[:, None] if unit else 0.5 * m)
+        m01, m12, m20 = mids
+        pts += mids
+        tris = np.concatenate(
+            [
+                np.stack([t[:, 0], m01, m20], 1),
+                np.stack([m01, t[:, 1], m12], 1),
+                np.stack([m20, m12, t[:, 2]], 1),
+                np.stack([m01, m12, m20], 1),
+            ]
+        )
+    return np.unique(np.round(np.concatenate(pts), 12), axis=0)
+
+
+def _edge_codes(tri: np.ndarray, m: int) -> np.ndarray:
+    e = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
+    return e[:, 0].astype(np.int64) * m + e[:, 1]
+
+
+class UnionSurface:
+    """The triangulated boundary of the particles' union in the box, and the box faces.
+
+    Args:
+        plan: the particles' instances and radical planes (:func:`.plan._plan`).
+        box: the box size ``(Lx, Ly, H)``, µm.
+        size_grid: ``(spacing, values)`` of the element size on a regular grid over the box
+            (:func:`.sizing._size_grid`), or None for a uniform ``size``.
+        size: the largest element size, µm.
+        size_factor: factor on every size (gmsh's ``Mesh.MeshSizeFactor``).
+
+    After :meth:`build`: ``points`` (n, 3) and ``pieces``, a list of ``(kind, owner,
+    triangles)`` with kind ``"sphere"`` (owner: the live instance's index; triangles oriented
+    out of the solid), ``"pore"`` or ``"solid"`` (owner: the box face ``2 * axis + side``;
+    oriented out of the box). ``seconds`` splits the time.
+    """
+
+    def __init__(self, plan: _Plan, box, size_grid, size: float, size_factor: float = 1.0):
+        t0 = time.perf_counter()
+        self.L = np.asarray(box, float)
+        live = plan.live
+        index = {k: n for n, k in enumerate(live)}
+        self.instance = list(live)
+        self.c = np.array([plan.inst[k].center for k in live]).reshape(-1, 3)
+        self.r = np.array([plan.inst[k].radius for k in live])
+        self.n = len(live)
+        self.tree = cKDTree(self.c)
+        self.rmax = float(self.r.max()) if self.n else 0.0
+        #: cutters of each sphere: cutter id -> (point, normal pointing out of the cell);
+        #: ids 0..n-1 are spheres, n + 2 * axis + side the box planes
+        self.cut: list[dict[int, tuple[np.ndarray, np.ndarray]]] = [{} for _ in range(self.n)]
+        self.plane: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        for ka, kb, p, u, _ in plan.contacts:
+            a, b = index[ka], index[kb]
+            if a > b:
+                a, b, u = b, a, -u
+            self.cut[a][b] = (p, u)
+            self.cut[b][a] = (p, -u)
+            self.plane[(a, b)] = (p, u)
+        for s in range(self.n):
+            for ax in range(3):
+                for side in (0, 1):
+                    if abs(self.c[s][ax] - side * self.L[ax]) < self.r[s]:
+                        p, nrm = self._box_plane(self.n + 2 * ax + side)
+                        self.cut[s][self.n + 2 * ax + side] = (p, nrm if side else -nrm)
+        self.size = float(size) * size_factor
+        if size_grid is None:
+            self._interp = None
+        else:
+            spacing, values = size_grid
+            axes = [np.arange(m) * h for m, h in zip(values.shape, spacing, strict=True)]
+            self._interp = RegularGridInterpolator(
+                axes, values * size_factor, bounds_error=False, fill_value=None
+            )
+        self.points: list[np.ndarray] = []
+        self._triple: dict[tuple, list] = {}
+        self.arcs: dict[tuple, list[np.ndarray]] = {}  # circle key -> kept arcs (point ids)
+        self.edges: dict[tuple, list[int]] = {}  # box edge (B1, B2) -> point ids along it
+        self._corners: dict[tuple, int] = {}
+        self._vertices: dict[tuple, list[int]] = {}
+        self.pieces: list[tuple[str, int, np.ndarray]] = []
+        self.rounds = 0
+        self.seconds = {"setup": time.perf_counter() - t0}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def local_size(self, x: np.ndarray) -> np.ndarray:
+        """Element size at points ``x`` (n, 3), µm."""
+        x = np.atleast_2d(x)
+        if self._interp is None:
+            return np.full(len(x), self.size)
+        return self._interp(np.clip(x, 0.0, self.L))
+
+    def _add(self, x) -> int:
+        self.points.append(np.asarray(x, float))
+        return len(self.points) - 1
+
+    def _is_box(self, cutter: int) -> bool:
+        return cutter >= self.n
+
+    def _box_plane(self, cutter: int) -> tuple[np.ndarray, np.ndarray]:
+        ax, side = divmod(cutter - self.n, 2)
+        p = np.zeros(3)
+        p[ax] = side * self.L[ax]
+        return p, np.eye(3)[ax]
+
+    def _plane(self, s: int, cutter: int) -> tuple[np.ndarray, np.ndarray]:
+        """Canonical plane of a cutter of sphere ``s`` (orientation independent of ``s``)."""
+        if self._is_box(cutter):
+            return self._box_plane(cutter)
+        return self.plane[(min(s, cutter), max(s, cutter))]
+
+    def _key(self, s: int, cutter: int) -> tuple[int, int]:
+        return (min(s, cutter), max(s, cutter))
+
+    def outside(self, x: np.ndarray, exclude) -> bool:
+        """``x`` lies outside every particle not in ``exclude`` and inside the box."""
+        if np.any(x < -TOL) or np.any(x > self.L + TOL):
+            return False
+        for m in self.tree.query_ball_point(x, self.rmax):
+            if m not in exclude and np.sum((x - self.c[m]) ** 2) < self.r[m] ** 2 - TOL:
+                return False
+        return True
+
+    def in_cell(self, s: int, x: np.ndarray) -> np.ndarray:
+        """Points ``x`` (n, 3) strictly on ``s``'s side of all its cutters."""
+        ok = np.ones(len(x), bool)
+        for p, nrm in self.cut[s].values():
+            ok &= (x - p) @ nrm < 0.0
+        return ok
+
+    # -- triple points and arcs ------------------------------------------------------------
+    def triples(self, key: tuple[int, int, int]) -> list:
+        """The (up to two) points where the three cutters of ``key`` meet on the surface."""
+        if key in self._triple:
+            return self._triple[key]
+        spheres = [k for k in key if not self._is_box(k)]
+        out: list = [None, None]
+        self._triple[key] = out
+        if any((a, b) not in self.plane for i, a in enumerate(spheres) for b in spheres[i + 1 :]):
+            return out  # two of them do not overlap: they share no point
+        s, x, y = key
+        p1, n1 = self._plane(s, x)
+        p2, n2 = self._plane(s, y)
+        d = np.cross(n1, n2)
+        norm = np.linalg.norm(d)
+        if norm < 1e-12:
+            return out
+        d /= norm
+        x0 = np.linalg.solve(np.array([n1, n2, d]), [n1 @ p1, n2 @ p2, d @ self.c[s]])
+        disc = self.r[s] ** 2 - np.sum((x0 - self.c[s]) ** 2)
+        if disc <= 0:
+            return out
+        h = math.sqrt(disc)
+        for w, t in enumerate((-h, h)):
+            pt = x0 + t * d
+            if self.outside(pt, set(spheres)):
+                out[w] = self._vertex(pt)
+        return out
+
+    def _vertex(self, x: np.ndarray) -> int:
+        """A triple point's id; four or more surfaces through one point (a degenerate packing,
+        e.g. four equal spheres on a square) give it once, within MERGE."""
+        cell = np.floor(x / MERGE).astype(int)
+        for off in np.ndindex(3, 3, 3):
+            for pid in self._vertices.get(tuple(cell + np.array(off) - 1), ()):
+                if np.linalg.norm(self.points[pid] - x) < MERGE:
+                    return pid
+        pid = self._add(x)
+        self._vertices.setdefault(tuple(cell), []).append(pid)
+        return pid
+
+    def circle(self, key: tuple[int, int]):
+        """Centre, normal, radius and in-plane axes of the circle where the cutters meet."""
+        s, cutter = key
+        p, nrm = self._plane(s, cutter)
+        dist = (self.c[s] - p) @ nrm
+        cen = self.c[s] - dist * nrm
+        rad = math.sqrt(max(self.r[s] ** 2 - dist * dist, 0.0))
+        e1 = np.cross(nrm, np.eye(3)[int(np.argmin(np.abs(nrm)))])
+        e1 /= np.linalg.norm(e1)
+        return cen, nrm, rad, e1, np.cross(nrm, e1)
+
+    def _segments(self, xs: np.ndarray, length: float, angle: float) -> int:
+        h = float(np.min(self.local_size(xs)))
+        return max(math.ceil(length / h), math.ceil(angle / (math.pi / 6)), 1)
+
+    def arcs_of(self, key: tuple[int, int]) -> list[np.ndarray]:
+        """The kept arcs of the circle ``key`` (sphere, cutter), as point ids, made once."""
+        if key in self.arcs:
+            return self.arcs[key]
+        s, cutter = key
+        cen, _, rad, e1, e2 = self.circle(key)
+        ids = sorted(
+            {
+                pid
+                for other in self.cut[s]
+                if other != cutter
+                for pid in self.triples(tuple(sorted((s, cutter, other))))
+                if pid is not None
+            }
+        )
+        exclude = {k for k in key if not self._is_box(k)}
+
+        def at(theta):
+            return cen + rad * (np.cos(theta)[..., None] * e1 + np.sin(theta)[..., None] * e2)
+
+        out = []
+        if not ids:
+            if rad > 0 and self.outside(at(np.float64(0.0)), exclude):
+                th = np.linspace(0, 2 * math.pi, 9)
+                m = max(self._segments(at(th), 2 * math.pi * rad, 2 * math.pi), 3)
+                loop = [self._add(x) for x in at(2 * math.pi * np.arange(m) / m)]
+                out.append(np.array(loop + loop[:1]))
+        else:
+            th = [math.atan2((self.points[i] - cen) @ e2, (self.points[i] - cen) @ e1) for i in ids]
+            order = np.argsort(th)
+            th = [th[o] for o in order]
+            ids = [ids[o] for o in order]
+            for j in range(len(ids)):
+                a0, a1 = th[j], th[(j + 1) % len(ids)] + (2 * math.pi if j == len(ids) - 1 else 0)
+                if a1 - a0 < 1e-12 or not self.outside(at(np.float64(0.5 * (a0 + a1))), exclude):
+                    continue
+                k = self._segments(at(np.linspace(a0, a1, 9)), rad * (a1 - a0), a1 - a0)
+                inner = [self._add(x) for x in at(a0 + (a1 - a0) * np.arange(1, k) / k)]
+                out.append(np.array([ids[j], *inner, ids[(j + 1) % len(ids)]]))
+        self.arcs[key] = out
+        return out
+
+    def corner(self, x: np.ndarray) -> int:
+        key = tuple(np.round(x, 9))
+        if key not in self._corners:
+            self._corners[key] = self._add(x)
+        return self._corners[key]
+
+    def edge(self, b1: int, b2: int) -> list[int]:
+        """Point ids along the box edge where box planes ``b1 < b2`` meet."""
+        if (b1, b2) in self.edges:
+            return self.edges[(b1, b2)]
+        (ax1, s1), (ax2, s2) = divmod(b1 - self.n, 2), divmod(b2 - self.n, 2)
+        ax = 3 - ax1 - ax2
+        base = np.zeros(3)
+        base[ax1], base[ax2] = s1 * self.L[ax1], s2 * self.L[ax2]
+        e = np.eye(3)[ax]
+        marks = [(0.0, self.corner(base)), (self.L[ax], self.corner(base + self.L[ax] * e))]
+        for s in range(self.n):
+            if b1 in self.cut[s] and b2 in self.cut[s]:
+                for pid in self.triples(tuple(sorted((s, b1, b2)))):
+                    if pid is not None:
+                        marks.append((float(self.points[pid][ax]), pid))
+        marks.sort()
+        out = [marks[0][1]]
+        for (t0, _), (t1, pid) in zip(marks[:-1], marks[1:], strict=True):
+            k = self._segments(base + np.outer(np.linspace(t0, t1, 9), e), t1 - t0, 0.0)
+            out += [self._add(base + e * (t0 + (t1 - t0) * q / k)) for q in range(1, k)]
+            out.append(pid)
+        self.edges[(b1, b2)] = out
+        return out
+
+    def face_edges(self, b: int) -> list[tuple[int, int]]:
+        ax = divmod(b - self.n, 2)[0]
+        others = [o for o in range(self.n, self.n + 6) if divmod(o - self.n, 2)[0] != ax]
+        return [(min(b, o), max(b, o)) for o in others]
+
+    # -- patches ---------------------------------------------------------------------------
+    def _boundary(self, arcs: list) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct point ids of ``arcs`` and the longest chord at each (µm)."""
+        ids = np.concatenate(arcs)
+        x = np.array([self.points[i] for i in ids])
+        chord = np.zeros(len(ids))
+        ends = np.cumsum([len(a) for a in arcs])
+        seg = np.linalg.norm(np.diff(x, axis=0), axis=1)
+        seg[ends[:-1] - 1] = 0.0  # across two arcs
+        chord[:-1] = seg
+        chord[1:] = np.maximum(chord[1:], seg)
+        uniq, inv = np.unique(ids, return_inverse=True)
+        ell = np.zeros(len(uniq))
+        np.maximum.at(ell, inv, chord)
+        return uniq, ell
+
+    def _guarded(self, cand: np.ndarray, ids: np.ndarray, ell: np.ndarray) -> np.ndarray:
+        """The candidates farther than GUARD chords (and half a local size) from the arcs."""
+        if len(ids) == 0 or len(cand) == 0:
+            return cand
+        x = np.array([self.points[i] for i in ids])
+        dist, near = cKDTree(x).query(cand)
+        return cand[dist > np.maximum(GUARD * ell[near], 0.5 * self.local_size(cand))]
+
+    def _missing(self, arcs: list, gid: np.ndarray, tri: np.ndarray) -> list[tuple[int, int]]:
+        """Arc chords that are not edges of the triangles (global point ids)."""
+        m = len(self.points) + 1
+        have = np.unique(_edge_codes(gid[tri], m))
+        a = np.concatenate([arc[:-1] for arc in arcs])
+        b = np.concatenate([arc[1:] for arc in arcs])
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        lost = ~np.isin(lo.astype(np.int64) * m + hi, have)
+        return list(zip(lo[lost].tolist(), hi[lost].tolist(), strict=True))
+
+    def sphere_patch(self, s: int):
+        """``(ids, interior points, triangles, missing chords)`` of sphere ``s``, or None."""
+        arcs = [a for cutter in self.cut[s] for a in self.arcs_of(self._key(s, cutter))]
+        c, r = self.c[s], self.r[s]
+        v, f = _icosahedron()
+
+        def split_where(t):
+            cen = t.mean(axis=1)
+            cen = c + r * cen / np.linalg.norm(cen, axis=1)[:, None]
+            return np.linalg.norm(t[:, 0] - t[:, 1], axis=1) * r > SPLIT * self.local_size(cen)
+
+        base = _geodesic(v, f, math.ceil(1.3 * r / float(np.max(self.local_size(c + r * v)))))
+        cand = c + r * _subdivide(base, split_where, unit=True)
+        cand = cand[self.in_cell(s, cand)]
+        ids, ell = self._boundary(arcs) if arcs else (np.zeros(0, int), np.zeros(0))
+        cand = self._guarded(cand, ids, ell)
+        x = np.vstack([np.array([self.points[i] for i in ids]).reshape(-1, 3), cand])
+        if len(x) < 4:
+            return None
+        gid = np.concatenate([ids, -1 - np.arange(len(cand))])
+        hull = ConvexHull(x - c)
+        tri = hull.simplices
+        # a facet facing the centre is a lid over a removed part; the others are kept when
+        # their centroid, projected on the sphere, lies in the cell
+        cen = x[tri].mean(axis=1) - c
+        facing_out = np.einsum("ij,ij->i", hull.equations[:, :3], cen) > 0
+        proj = c + r * cen / np.linalg.norm(cen, axis=1)[:, None]
+        tri = tri[facing_out & self.in_cell(s, proj)]
+        nrm = np.cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])
+        flip = np.einsum("ij,ij->i", nrm, x[tri[:, 0]] - c) < 0
+        tri[flip] = tri[flip][:, [0, 2, 1]]
+        return gid, cand, tri, (self._missing(arcs, gid, tri) if arcs else [])
+
+    def face(self, b: int):
+        """``(ids, interior points, triangles, solid mask, missing chords)`` of box face ``b``."""
+        ax, side = divmod(b - self.n, 2)
+        u, v = (ax + 1) % 3, (ax + 2) % 3
+        lu, lv = self.L[u], self.L[v]
+        arcs = [np.array(self.edge(*e)) for e in self.face_edges(b)]
+        inside = [s for s in range(self.n) if b in self.cut[s]]
+        arcs += [a for s in inside for a in self.arcs_of((s, b))]
+
+        def to3(q):
+            x = np.zeros((len(q), 3))
+            x[:, ax], x[:, u], x[:, v] = side * self.L[ax], q[:, 0], q[:, 1]
+            return x
+
+        n0 = max(1, math.ceil(max(lu, lv) / self.size))
+        g = np.stack(np.meshgrid(np.linspace(0, lu, n0 + 1), np.linspace(0, lv, n0 + 1)), -1)
+        q0 = g.reshape(-1, 2)
+
+        def split_where(t):
+            e = np.max(np.linalg.norm(t - np.roll(t, 1, axis=1), axis=2), axis=1)
+            return e > SPLIT * self.local_size(to3(t.mean(axis=1)))
+
+        q = _subdivide(q0[Delaunay(q0).simplices], split_where, unit=False)
+        q = q[(q[:, 0] > TOL) & (q[:, 0] < lu - TOL) & (q[:, 1] > TOL) & (q[:, 1] < lv - TOL)]
+        ids, ell = self._boundary(arcs)
+        cand = self._guarded(to3(q), ids, ell)
+        x = np.vstack([np.array([self.points[i] for i in ids]), cand])
+        gid = np.concatenate([ids, -1 - np.arange(len(cand))])
+        # far ghosts make the rectangle's edges interior edges of the Delaunay triangulation
+        ghost = np.array([[-lu, -lv], [2 * lu, -lv], [2 * lu, 2 * lv], [-lu, 2 * lv]])
+        tri = Delaunay(np.vstack([x[:, [u, v]], ghost])).simplices
+        tri = tri[np.all(tri < len(x), axis=1)]
+        cen = x[tri].mean(axis=1)
+        solid = np.zeros(len(tri), bool)
+        for s in inside:
+            solid |= np.sum((cen - self.c[s]) ** 2, axis=1) < self.r[s] ** 2
+        nrm = np.cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])[:, ax]
+        flip = nrm * (1 if side else -1) < 0
+        tri[flip] = tri[flip][:, [0, 2, 1]]
+        return gid, cand, tri, solid, self._missing(arcs, gid, tri)
+
+    def _split(self, chords) -> set:
+        """Insert the exact midpoint of each missing chord into its arc (or box edge); returns
+        the patches that use a changed arc."""
+        where: dict[tuple[int, int], tuple] = {}
+        for key, arcs in self.arcs.items():
+            for k, arc in enumerate(arcs):
+                for i, j in zip(arc[:-1].tolist(), arc[1:].tolist(), strict=True):
+                    where[(min(i, j), max(i, j))] = (key, k)
+        for key, pts in self.edges.items():
+            for i, j in zip(pts[:-1], pts[1:], strict=True):
+                where[(min(i, j), max(i, j))] = (("edge",) + key, 0)
+        dirty = set()
+        for chord in sorted(set(chords)):
+            if chord not in where:
+                continue
+            key, k = where[chord]
+            arc = list(self.edges[key[1:]] if key[0] == "edge" else self.arcs[key][k])
+            pos = next(q for q in range(len(arc) - 1) if {arc[q], arc[q + 1]} == set(chord))
+            mid = 0.5 * (self.points[arc[pos]] + self.points[arc[pos + 1]])
+            if key[0] == "edge":
+                dirty |= {("f", key[1]), ("f", key[2])}
+            else:
+                cen, nrm, rad, _, _ = self.circle(key)
+                w = mid - cen - ((mid - cen) @ nrm) * nrm
+                mid = cen + rad * w / np.linalg.norm(w)
+                s, cutter = key
+                dirty |= {("s", s), ("f", cutter) if self._is_box(cutter) else ("s", cutter)}
+            arc.insert(pos + 1, self._add(mid))
+            if key[0] == "edge":
+                self.edges[key[1:]] = arc
+            else:
+                self.arcs[key][k] = np.array(arc)
+        return dirty
+
+    def build(self) -> np.ndarray:
+        """Triangulate everything; returns the points (n, 3). Raises :class:`SurfaceError`."""
+        t0 = time.perf_counter()
+        for s in range(self.n):  # every arc first, so that their points are global
+            for cutter in self.cut[s]:
+                self.arcs_of(self._key(s, cutter))
+        for b in range(self.n, self.n + 6):
+            for e in self.face_edges(b):
+                self.edge(*e)
+        t1 = time.perf_counter()
+        self.seconds["arcs"] = t1 - t0
+        todo = {("s", s) for s in range(self.n)} | {("f", b) for b in range(self.n, self.n + 6)}
+        patches: dict = {}
+        for _ in range(ROUNDS + 1):
+            missing = []
+            for kind, w in sorted(todo):
+                got = self.sphere_patch(w) if kind == "s" else self.face(w)
+                patches[(kind, w)] = got
+                missing += [] if got is None else got[-1]
+            if not missing:
+                break
+            if self.rounds == ROUNDS:
+                raise SurfaceError(
+                    f"discrete surface: {len(missing)} arc chords stay out of the "
+                    f"triangulation after {ROUNDS} rounds of splitting (first between "
+                    f"{np.round(self.points[missing[0][0]], 4).tolist()} and "
+                    f"{np.round(self.points[missing[0][1]], 4).tolist()} µm)"
+                )
+            self.rounds += 1
+            todo = self._split(missing)
+        self.seconds["patches"] = time.perf_counter() - t1
+        for (kind, w), got in sorted(patches.items()):
+            if got is None:
+                continue
+            gid, cand, tri = got[:3]
+            base = len(self.points)
+            self.points.extend(cand)
+            g = np.where(gid >= 0, gid, base - 1 - gid)[tri]
+            if kind == "s":
+                self.pieces.append(("sphere", w, g))
+            else:
+                solid = got[3]
+                self.pieces.append(("pore", w - self.n, g[~solid]))
+                self.pieces.append(("solid", w - self.n, g[solid]))
+        self.seconds["surface"] = time.perf_counter() - t0
+        return np.array(self.points)

@@ -1,0 +1,164 @@
+"""The discrete route (electrofem.mesh.union, electrofem.mesh.discrete): the packing's surface
+triangulated directly, against closed forms, the OCC route and its own topology rules."""
+
+import math
+
+import gmsh
+import numpy as np
+import pytest
+
+from electrofem import tags
+from electrofem.mesh.discrete import regions
+from electrofem.mesh.geometry import MeshOptions, build_and_mesh
+from electrofem.mesh.plan import _plan
+from electrofem.mesh.union import UnionSurface
+from electrofem.microstructure.particles import Box, Particles
+
+DISCRETE = MeshOptions(size=1.0, geometry_route="discrete")
+
+
+def cap_volume(r, h):
+    return math.pi * h * h * (3 * r - h) / 3
+
+
+def surface_of(p, size=1.0):
+    s = UnionSurface(_plan(p, quiet=True), p.box.size, None, size)
+    return s, s.build()
+
+
+def closed_edges(tri) -> bool:
+    e = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
+    return bool(np.all(np.unique(e, axis=0, return_counts=True)[1] == 2))
+
+
+def test_surface_is_closed_and_its_nodes_are_on_the_exact_geometry():
+    """Two overlapping spheres, one cut by the bottom face, one floating sphere: the pore and
+    solid boundaries are each closed, every sphere node lies on its sphere, every
+    face node on its plane (1e-10 µm), and the triple points are shared."""
+    p = Particles(
+        Box((10.0, 10.0, 10.0), periodic=False),
+        centers=[[4.0, 5.0, 1.5], [6.5, 5.0, 2.5], [5.0, 5.0, 7.5]],
+        radii=[2.0, 1.5, 1.2],
+    )
+    s, x = surface_of(p, size=0.8)
+    by_kind = {k: [t for kind, _, t in s.pieces if kind == k] for k in ("sphere", "pore", "solid")}
+    sphere = np.concatenate(by_kind["sphere"])
+    assert closed_edges(np.concatenate([sphere, *by_kind["pore"]]))
+    assert closed_edges(np.concatenate([sphere, *by_kind["solid"]]))
+    for kind, owner, tri in s.pieces:
+        pts = x[np.unique(tri)]
+        if kind == "sphere":
+            d = np.linalg.norm(pts - s.c[owner], axis=1) - s.r[owner]
+            assert np.max(np.abs(d)) < 1e-10
+        elif len(tri):
+            ax, side = divmod(owner, 2)
+            assert np.max(np.abs(pts[:, ax] - side * 10.0)) < 1e-12
+    # the bottom face's solid part is the regular polygon inscribed in the circle of radius
+    # sqrt(r^2 - zc^2), with the circle's segments
+    solid = [t for kind, owner, t in s.pieces if kind == "solid" and owner == 4][0]
+    a, b, c = x[solid[:, 0]], x[solid[:, 1]], x[solid[:, 2]]
+    area = np.linalg.norm(np.cross(b - a, c - a), axis=1).sum() / 2
+    (loop,) = s.arcs[(0, s.n + 4)]
+    n = len(loop) - 1
+    assert n >= 12
+    assert area == pytest.approx(n / 2 * (4.0 - 1.5**2) * math.sin(2 * math.pi / n), rel=1e-12)
+
+
+def test_pore_volume_converges_at_second_order(session):
+    """One sphere in a box: the straight facets lose volume as h^2 (observed order -> 2)."""
+    r = 3.0
+    p = Particles(Box((10.0, 10.0, 10.0), periodic=False), [[5.0, 5.0, 5.0]], [r])
+    exact = 4 / 3 * math.pi * r**3
+    errors = []
+    for h in (1.0, 0.5, 0.25):
+        options = MeshOptions(size=h, radius_factor=h / r, geometry_route="discrete")
+        rep, stats = build_and_mesh(p, options)
+        assert stats.min_quality > 0.2
+        errors.append(abs(rep.phase_volumes[tags.ACTIVE] - exact) / exact)
+        assert rep.phase_volumes[tags.ELECTROLYTE] + rep.phase_volumes[tags.ACTIVE] == (
+            pytest.approx(1000.0, rel=1e-12)
+        )
+    orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert errors[-1] < 2e-3
+    assert orders[0] > 1.5 and orders[-1] > 1.8, (errors, orders)  # 1.68, 1.99
+
+
+def test_groups_and_volumes_match_the_occ_route(session):
+    """The same physical groups as the OCC route but the contact facets, and phase volumes and
+    areas within the facet error of the exact ones."""
+    r1, r2, d = 3.0, 2.0, 4.0
+    p = Particles(
+        Box((12.0, 10.0, 10.0), periodic=False),
+        centers=[[4.0, 5.0, 5.0], [8.0, 5.0, 5.0]],
+        radii=[r1, r2],
+    )
+    rep, _ = build_and_mesh(p, MeshOptions(size=0.5, geometry_route="discrete"))
+    x = (d * d + r1 * r1 - r2 * r2) / (2 * d)
+    h1, h2 = r1 - x, r2 - (d - x)
+    solid = 4 / 3 * math.pi * (r1**3 + r2**3) - cap_volume(r1, h1) - cap_volume(r2, h2)
+    surface = 4 * math.pi * (r1**2 + r2**2) - 2 * math.pi * (r1 * h1 + r2 * h2)
+    # the facets are inscribed: a little less volume and area, by ~h^2 / (8 r) (~1 %)
+    assert 0.985 * solid < rep.phase_volumes[tags.ACTIVE] < solid
+    assert 0.985 * surface < rep.interface_areas[112] < surface
+    assert set(rep.interface_areas) == {112}  # no active|active contact facets on this route
+    assert set(rep.boundary_areas) == {11, 12, 13, 14, 15, 16}
+    groups = {(dim, tag) for dim, tag in gmsh.model.getPhysicalGroups()}
+    assert groups == {(3, 1), (3, 2), (2, 112)} | {(2, t) for t in range(11, 17)}
+
+
+def test_a_floating_sphere_under_a_sealing_layer_and_a_pore_pocket(session):
+    """Regions the OCC glue cannot place: a layer of spheres seals the box (two pore regions
+    reach the box) and a sphere floats below it; eight spheres at a cube's corners close a pore
+    pocket. Each region is meshed once: the cells fill the box (checked by build_and_mesh)
+    and the solid volume is the OCC fragment's to the facet error."""
+    layer = [[x, y, 15.0] for x in (1.0, 5.0, 9.0) for y in (1.0, 5.0, 9.0)]
+    a = 1.8  # half the cube's side; a sqrt(2) < r < a sqrt(3) closes the pocket
+    cube = [[5.0 + sx, 5.0 + sy, 25.0 + sz] for sx in (-a, a) for sy in (-a, a) for sz in (-a, a)]
+    p = Particles(
+        Box((10.0, 10.0, 32.0), periodic=False),
+        layer + [[5.0, 5.0, 5.0]] + cube,
+        [3.2] * 9 + [2.0] + [2.8] * 8,
+    )
+    s, x = surface_of(p)
+    _, volumes = regions(x, s.pieces)
+    pore = [shells for phase, shells in volumes if phase == 0]
+    assert len(pore) == 3  # below the layer (with the floating sphere), above it, the pocket
+    assert sorted(len(shells) for shells in pore) == [1, 2, 2]  # the pocket's cluster is a hole
+    rep, _ = build_and_mesh(p, MeshOptions(size=1.0, geometry_route="discrete"))
+    ref, _ = build_and_mesh(p, MeshOptions(size=1.0, geometry_route="fragment"))
+    solid = ref.phase_volumes[tags.ACTIVE]  # exact (OCC)
+    assert 0.98 * solid < rep.phase_volumes[tags.ACTIVE] < solid  # inscribed facets
+
+
+def test_a_periodic_pack_is_closed_across_its_lateral_faces(session):
+    """Images of particles that cross the lateral faces of a periodic box."""
+    rng = np.random.default_rng(4)
+    centers = rng.uniform([0, 0, 2], [12, 12, 10], size=(25, 3))
+    p = Particles(Box((12.0, 12.0, 12.0), periodic=True), centers, [2.0] * 25)
+    rep, stats = build_and_mesh(p, MeshOptions(size=1.0, geometry_route="discrete"))
+    ref, _ = build_and_mesh(p, MeshOptions(size=1.0))
+    assert stats.min_quality > 0.1
+    total = rep.phase_volumes[tags.ELECTROLYTE] + rep.phase_volumes[tags.ACTIVE]
+    assert total == pytest.approx(12.0**3, rel=1e-12)
+    solid = ref.phase_volumes[tags.ACTIVE]
+    assert 0.98 * solid < rep.phase_volumes[tags.ACTIVE] < solid
+
+
+@pytest.mark.parametrize(
+    "kwargs, options, match",
+    [
+        ({"phase": [tags.ACTIVE, tags.BINDER]}, {}, "one phase"),
+        ({"shell_thickness": [0.5, 0.5], "shell_phase": [3, 3]}, {}, "core-shell"),
+        ({}, {"order": 2}, "straight"),
+    ],
+)
+def test_what_the_route_cannot_do_is_refused_by_name(session, kwargs, options, match):
+    p = Particles(Box((10.0, 10.0, 10.0), periodic=False), [[3, 5, 5], [7, 5, 5]], [2, 2], **kwargs)
+    with pytest.raises(ValueError, match=f"geometry_route = 'discrete'.*{match}"):
+        build_and_mesh(p, MeshOptions(geometry_route="discrete", **options))
+
+
+def test_a_2d_box_is_refused(session):
+    p = Particles(Box((10.0, 10.0), periodic=False), [[5, 5]], [2])
+    with pytest.raises(ValueError, match="3D only"):
+        build_and_mesh(p, DISCRETE)
