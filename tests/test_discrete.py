@@ -12,6 +12,7 @@ from electrofem.mesh.discrete import regions
 from electrofem.mesh.geometry import MeshOptions, build_and_mesh
 from electrofem.mesh.plan import _plan
 from electrofem.mesh.union import UnionSurface
+from electrofem.microstructure import Electrode, Layer, LogNormal, Population, generate
 from electrofem.microstructure.particles import Box, Particles
 
 DISCRETE = MeshOptions(size=1.0, geometry_route="discrete")
@@ -131,15 +132,15 @@ def test_a_floating_sphere_under_a_sealing_layer_and_a_pore_pocket(session):
 
 
 def test_a_periodic_pack_is_closed_across_its_lateral_faces(session):
-    """Images of particles that cross the lateral faces of a periodic box."""
-    rng = np.random.default_rng(4)
-    centers = rng.uniform([0, 0, 2], [12, 12, 10], size=(25, 3))
-    p = Particles(Box((12.0, 12.0, 12.0), periodic=True), centers, [2.0] * 25)
+    """Images of particles that cross the lateral faces of a periodic box (a packing)."""
+    pops = (Population(LogNormal(2.5, 0.3)),)
+    spec = Electrode(Box((14.0, 14.0, 14.0), periodic=True), (Layer(1.0, 0.5, pops),), seed=2)
+    p = generate(spec)
     rep, stats = build_and_mesh(p, MeshOptions(size=1.0, geometry_route="discrete"))
     ref, _ = build_and_mesh(p, MeshOptions(size=1.0))
     assert stats.min_quality > 0.1
     total = rep.phase_volumes[tags.ELECTROLYTE] + rep.phase_volumes[tags.ACTIVE]
-    assert total == pytest.approx(12.0**3, rel=1e-12)
+    assert total == pytest.approx(14.0**3, rel=1e-12)
     solid = ref.phase_volumes[tags.ACTIVE]
     assert 0.98 * solid < rep.phase_volumes[tags.ACTIVE] < solid
 
