@@ -163,8 +163,9 @@ def study(sizes, order: int = 1, degree: int = 1, route: str = "auto") -> dict:
         build_geometry(parts, verbose=False)
     t_geom = time.perf_counter() - t
     print(f"OCC geometry (once): {t_geom:.1f} s", flush=True)
-    # warm-up: JIT-compile the forms on a coarse mesh
-    em, _, _ = mesh_case(parts, 3.0, order, route)
+    # warm-up: JIT-compile the forms on a coarse mesh (the discrete route: the coarsest h,
+    # since HXT's optimiser is slow on its 3 µm mesh, BENCHMARKS.md)
+    em, _, _ = mesh_case(parts, sizes[0] if route == "discrete" else 3.0, order, route)
     solve(em, degree)
     del em
     rows = []

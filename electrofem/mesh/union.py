@@ -48,6 +48,12 @@ SPLIT = 1.5
 #: Interior points keep this many chord lengths away from the arc points (protection: no
 #: point inside an arc chord's diametral ball, so the chord is a Delaunay edge).
 GUARD = 0.75
+#: ... and this many local sizes.
+HALO = 0.5
+#: Whether sphere patches get a row of points along their arcs.
+ROW = True
+#: Laplacian smoothing passes of a patch's interior points (tangential, on the sphere).
+SMOOTH = 0
 #: Rounds of chord splitting before the surface is declared not closed.
 ROUNDS = 12
 #: Slack of the inside/outside tests, µm.
@@ -118,6 +124,44 @@ def _subdivide(tris: np.ndarray, split_where, unit: bool) -> np.ndarray:
             ]
         )
     return np.unique(np.round(np.concatenate(pts), 12), axis=0)
+
+
+def _vote(tri: np.ndarray, x: np.ndarray, cut: np.ndarray, m: int, test: np.ndarray) -> np.ndarray:
+    """``test`` made uniform over the pieces of a triangulation that the constraint edges
+    (codes ``cut``) separate: each piece takes the area-weighted majority of its triangles.
+    A thin triangle next to a close arc can have its centroid on the wrong side of the arc;
+    its piece cannot."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(tri)
+    codes = _edge_codes(tri, m)
+    owner = np.tile(np.arange(n), 3)
+    free = ~np.isin(codes, cut)
+    order = np.argsort(codes[free], kind="stable")
+    c, o = codes[free][order], owner[free][order]
+    same = c[:-1] == c[1:]
+    graph = coo_matrix((np.ones(int(same.sum())), (o[:-1][same], o[1:][same])), shape=(n, n))
+    label = connected_components(graph, directed=False)[1]
+    area = np.linalg.norm(
+        np.cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]]), axis=1
+    )
+    yes = np.bincount(label, weights=np.where(test, area, 0.0), minlength=label.max() + 1)
+    total = np.bincount(label, weights=area, minlength=label.max() + 1)
+    return (yes > 0.5 * total)[label]
+
+
+def _laplace(x: np.ndarray, tri: np.ndarray, first: int, relax: float = 0.5) -> np.ndarray:
+    """Points ``x[first:]`` moved ``relax`` of the way to the mean of their neighbours."""
+    a = np.concatenate([tri[:, 0], tri[:, 1], tri[:, 2], tri[:, 1], tri[:, 2], tri[:, 0]])
+    b = np.concatenate([tri[:, 1], tri[:, 2], tri[:, 0], tri[:, 0], tri[:, 1], tri[:, 2]])
+    edges = np.unique(np.stack([a, b], axis=1), axis=0)
+    total = np.zeros_like(x)
+    np.add.at(total, edges[:, 0], x[edges[:, 1]])
+    count = np.bincount(edges[:, 0], minlength=len(x)).astype(float)
+    mean = total[first:] / np.maximum(count[first:], 1.0)[:, None]
+    inner = x[first:]
+    return np.where(count[first:, None] > 0, inner + relax * (mean - inner), inner)
 
 
 def _edge_codes(tri: np.ndarray, m: int) -> np.ndarray:
@@ -390,7 +434,16 @@ class UnionSurface:
             return cand
         x = np.array([self.points[i] for i in ids])
         dist, near = cKDTree(x).query(cand)
-        return cand[dist > np.maximum(GUARD * ell[near], 0.5 * self.local_size(cand))]
+        return cand[dist > np.maximum(GUARD * ell[near], HALO * self.local_size(cand))]
+
+    @staticmethod
+    def _chord_codes(arcs: list, gid: np.ndarray) -> np.ndarray:
+        """Codes (as :func:`_edge_codes` of local indices) of the arc chords of a patch."""
+        local = {int(g): k for k, g in enumerate(gid) if g >= 0}
+        m = len(gid) + 1
+        a = np.array([local[int(i)] for arc in arcs for i in arc[:-1]])
+        b = np.array([local[int(i)] for arc in arcs for i in arc[1:]])
+        return np.minimum(a, b).astype(np.int64) * m + np.maximum(a, b)
 
     def _missing(self, arcs: list, gid: np.ndarray, tri: np.ndarray) -> list[tuple[int, int]]:
         """Arc chords that are not edges of the triangles (global point ids)."""
@@ -401,6 +454,41 @@ class UnionSurface:
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         lost = ~np.isin(lo.astype(np.int64) * m + hi, have)
         return list(zip(lo[lost].tolist(), hi[lost].tolist(), strict=True))
+
+    def _row(self, s: int, arcs: list, ids: np.ndarray, ell: np.ndarray):
+        """A row of points along the arcs, one per chord, an equilateral height inside the
+        cell: the patch's triangles next to an arc take the arc's spacing."""
+        c, r = self.c[s], self.r[s]
+        p = np.array([self.points[i] for arc in arcs for i in arc[:-1]])
+        q = np.array([self.points[i] for arc in arcs for i in arc[1:]])
+        mid = 0.5 * (p + q)
+        chord = np.linalg.norm(q - p, axis=1)
+        d = np.cross(q - p, mid - c)
+        d /= np.linalg.norm(d, axis=1)[:, None]
+        out = []
+        for sign in (1.0, -1.0):
+            y = mid + sign * 0.866 * chord[:, None] * d
+            y = c + r * (y - c) / np.linalg.norm(y - c, axis=1)[:, None]
+            out.append(np.where(self.in_cell(s, y)[:, None], y, np.nan))
+        y = np.where(np.isnan(out[0]), out[1], out[0])
+        ok = ~np.isnan(y[:, 0])
+        y, chord = y[ok], chord[ok]
+        if len(y) == 0:
+            return np.zeros((0, 3)), np.zeros(0)
+        x = np.array([self.points[i] for i in ids])
+        dist, near = cKDTree(x).query(y)
+        ok = dist > GUARD * np.maximum(ell[near], chord)
+        y, chord = y[ok], chord[ok]
+        keep = []  # greedy: no two row points closer than GUARD chords
+        tree = cKDTree(y) if len(y) else None
+        taken = np.zeros(len(y), bool)
+        for k in np.argsort(chord):
+            if taken[k]:
+                continue
+            keep.append(k)
+            taken[tree.query_ball_point(y[k], GUARD * chord[k])] = True
+        keep = np.array(sorted(keep), int)
+        return y[keep], chord[keep]
 
     def sphere_patch(self, s: int):
         """``(ids, interior points, triangles, missing chords)`` of sphere ``s``, or None."""
@@ -417,19 +505,42 @@ class UnionSurface:
         cand = c + r * _subdivide(base, split_where, unit=True)
         cand = cand[self.in_cell(s, cand)]
         ids, ell = self._boundary(arcs) if arcs else (np.zeros(0, int), np.zeros(0))
-        cand = self._guarded(cand, ids, ell)
+        if arcs and ROW:
+            row, row_ell = self._row(s, arcs, ids, ell)
+            cand = self._guarded(cand, ids, ell)
+            if len(row):
+                dist, near = cKDTree(row).query(cand)
+                cand = np.vstack([row, cand[dist > GUARD * row_ell[near]]])
+        else:
+            cand = self._guarded(cand, ids, ell)
         x = np.vstack([np.array([self.points[i] for i in ids]).reshape(-1, 3), cand])
         if len(x) < 4:
             return None
         gid = np.concatenate([ids, -1 - np.arange(len(cand))])
         hull = ConvexHull(x - c)
+        if len(cand) and SMOOTH:
+            fixed = np.array([self.points[i] for i in ids]).reshape(-1, 3)
+            tree = cKDTree(fixed) if len(fixed) else None
+            for _ in range(SMOOTH):
+                moved = _laplace(x, hull.simplices, len(ids))
+                moved = c + r * (moved - c) / np.linalg.norm(moved - c, axis=1)[:, None]
+                ok = self.in_cell(s, moved)
+                if tree is not None:
+                    dist, near = tree.query(moved)
+                    ok &= dist > np.maximum(GUARD * ell[near], HALO * self.local_size(moved))
+                x[len(ids) :][ok] = moved[ok]
+                hull = ConvexHull(x - c)
+            cand = x[len(ids) :]
         tri = hull.simplices
         # a facet facing the centre is a lid over a removed part; the others are kept when
         # their centroid, projected on the sphere, lies in the cell
         cen = x[tri].mean(axis=1) - c
         facing_out = np.einsum("ij,ij->i", hull.equations[:, :3], cen) > 0
         proj = c + r * cen / np.linalg.norm(cen, axis=1)[:, None]
-        tri = tri[facing_out & self.in_cell(s, proj)]
+        keep = facing_out & self.in_cell(s, proj)
+        if arcs:
+            keep = _vote(tri, x, self._chord_codes(arcs, gid), len(x) + 1, keep)
+        tri = tri[keep]
         nrm = np.cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])
         flip = np.einsum("ij,ij->i", nrm, x[tri[:, 0]] - c) < 0
         tri[flip] = tri[flip][:, [0, 2, 1]]
@@ -471,6 +582,7 @@ class UnionSurface:
         solid = np.zeros(len(tri), bool)
         for s in inside:
             solid |= np.sum((cen - self.c[s]) ** 2, axis=1) < self.r[s] ** 2
+        solid = _vote(tri, x, self._chord_codes(arcs, gid), len(x) + 1, solid)
         nrm = np.cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])[:, ax]
         flip = nrm * (1 if side else -1) < 0
         tri[flip] = tri[flip][:, [0, 2, 1]]
