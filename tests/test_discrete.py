@@ -163,3 +163,24 @@ def test_a_2d_box_is_refused(session):
     p = Particles(Box((10.0, 10.0), periodic=False), [[5, 5]], [2])
     with pytest.raises(ValueError, match="3D only"):
         build_and_mesh(p, DISCRETE)
+
+
+@pytest.mark.parametrize("gap", [0.005, 0.05])
+def test_two_face_circles_passing_close_leave_the_surface_closed(session, gap):
+    """Two particles behind the wall y = 0 whose circles on the wall pass ``gap`` apart: a
+    thin face triangle next to the pair of arcs has its centroid on the wrong side of one of
+    them; the pieces the arc chords separate are classified as a whole (union.vote)."""
+    r_a, r_b, depth = 5.65, 2.25, 0.3
+    a_a, a_b = math.sqrt(r_a**2 - depth**2), math.sqrt(r_b**2 - depth**2)
+    ca = np.array([8.0, -depth, 8.0])
+    p = Particles(
+        Box((20.0, 20.0, 20.0), periodic=False),
+        [ca, ca + np.array([a_a + a_b + gap, 0.0, 0.0])],
+        [r_a, r_b],
+    )
+    s, x = surface_of(p, size=1.0)
+    sphere = np.concatenate([t for kind, _, t in s.pieces if kind == "sphere"])
+    for side in ("pore", "solid"):
+        assert closed_edges(np.concatenate([sphere, *[t for k, _, t in s.pieces if k == side]]))
+    _, stats = build_and_mesh(p, MeshOptions(size=1.0, geometry_route="discrete"))
+    assert stats.min_quality > 0.1

@@ -40,6 +40,8 @@ import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 from scipy.spatial import ConvexHull, Delaunay, cKDTree
 
+from .trisphere import edge_codes, geodesic, icosahedron, subdivide, vote
+
 if TYPE_CHECKING:
     from .plan import _Plan
 
@@ -52,8 +54,6 @@ GUARD = 0.75
 HALO = 0.5
 #: Whether sphere patches get a row of points along their arcs.
 ROW = True
-#: Laplacian smoothing passes of a patch's interior points (tangential, on the sphere).
-SMOOTH = 0
 #: Rounds of chord splitting before the surface is declared not closed.
 ROUNDS = 12
 #: Slack of the inside/outside tests, µm.
@@ -64,109 +64,6 @@ MERGE = 1e-6
 
 class SurfaceError(RuntimeError):
     """The union's surface could not be closed (a chord stayed missing)."""
-
-
-def _icosahedron() -> tuple[np.ndarray, np.ndarray]:
-    t = (1 + 5**0.5) / 2
-    v = np.array(
-        [[-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0], [0, -1, t], [0, 1, t],
-         [0, -1, -t], [0, 1, -t], [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1]],
-        float,
-    )  # fmt: skip
-    f = np.array(
-        [[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4],
-         [11, 10, 2], [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8],
-         [3, 8, 9], [4, 9, 5], [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1]]
-    )  # fmt: skip
-    return v / np.linalg.norm(v, axis=1)[:, None], f
-
-
-def _geodesic(v: np.ndarray, f: np.ndarray, freq: int) -> np.ndarray:
-    """Triangles ``(n, 3, 3)`` of the icosahedron ``(v, f)`` with each face divided into
-    ``freq**2`` triangles, the vertices on the unit sphere (a geodesic polyhedron)."""
-    freq = max(int(freq), 1)
-    i, j = np.triu_indices(freq + 1)  # barycentric (freq - j, j - i, i) / freq ...
-    bary = np.stack([freq - j, j - i, i], axis=1) / freq
-    index = {(int(a), int(b)): n for n, (a, b) in enumerate(zip(j, i, strict=True))}
-    tri = []
-    for a in range(freq):
-        for b in range(a + 1):
-            tri.append((index[(a, b)], index[(a + 1, b)], index[(a + 1, b + 1)]))
-            if b < a:
-                tri.append((index[(a, b)], index[(a + 1, b + 1)], index[(a, b + 1)]))
-    tri = np.array(tri)
-    pts = np.einsum("kq,fqd->fkd", bary, v[f])  # (faces, points, 3)
-    pts /= np.linalg.norm(pts, axis=2)[..., None]
-    return pts[:, tri].reshape(-1, 3, 3)
-
-
-def _subdivide(tris: np.ndarray, split_where, unit: bool) -> np.ndarray:
-    """Vertices of the triangles ``(n, 3, d)`` split in four wherever ``split_where(tris)``,
-    recursively (midpoints normalised when ``unit``)."""
-    pts = [tris.reshape(-1, tris.shape[-1])]
-    for _ in range(16):
-        split = split_where(tris)
-        if not split.any():
-            break
-        t = tris[split]
-        mids = []
-        for a, b in ((0, 1), (1, 2), (2, 0)):
-            m = t[:, a] + t[:, b]
-            mids.append(m / np.linalg.norm(m, axis=1)[:, None] if unit else 0.5 * m)
-        m01, m12, m20 = mids
-        pts += mids
-        tris = np.concatenate(
-            [
-                np.stack([t[:, 0], m01, m20], 1),
-                np.stack([m01, t[:, 1], m12], 1),
-                np.stack([m20, m12, t[:, 2]], 1),
-                np.stack([m01, m12, m20], 1),
-            ]
-        )
-    return np.unique(np.round(np.concatenate(pts), 12), axis=0)
-
-
-def _vote(tri: np.ndarray, x: np.ndarray, cut: np.ndarray, m: int, test: np.ndarray) -> np.ndarray:
-    """``test`` made uniform over the pieces of a triangulation that the constraint edges
-    (codes ``cut``) separate: each piece takes the area-weighted majority of its triangles.
-    A thin triangle next to a close arc can have its centroid on the wrong side of the arc;
-    its piece cannot."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(tri)
-    codes = _edge_codes(tri, m)
-    owner = np.tile(np.arange(n), 3)
-    free = ~np.isin(codes, cut)
-    order = np.argsort(codes[free], kind="stable")
-    c, o = codes[free][order], owner[free][order]
-    same = c[:-1] == c[1:]
-    graph = coo_matrix((np.ones(int(same.sum())), (o[:-1][same], o[1:][same])), shape=(n, n))
-    label = connected_components(graph, directed=False)[1]
-    area = np.linalg.norm(
-        np.cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]]), axis=1
-    )
-    yes = np.bincount(label, weights=np.where(test, area, 0.0), minlength=label.max() + 1)
-    total = np.bincount(label, weights=area, minlength=label.max() + 1)
-    return (yes > 0.5 * total)[label]
-
-
-def _laplace(x: np.ndarray, tri: np.ndarray, first: int, relax: float = 0.5) -> np.ndarray:
-    """Points ``x[first:]`` moved ``relax`` of the way to the mean of their neighbours."""
-    a = np.concatenate([tri[:, 0], tri[:, 1], tri[:, 2], tri[:, 1], tri[:, 2], tri[:, 0]])
-    b = np.concatenate([tri[:, 1], tri[:, 2], tri[:, 0], tri[:, 0], tri[:, 1], tri[:, 2]])
-    edges = np.unique(np.stack([a, b], axis=1), axis=0)
-    total = np.zeros_like(x)
-    np.add.at(total, edges[:, 0], x[edges[:, 1]])
-    count = np.bincount(edges[:, 0], minlength=len(x)).astype(float)
-    mean = total[first:] / np.maximum(count[first:], 1.0)[:, None]
-    inner = x[first:]
-    return np.where(count[first:, None] > 0, inner + relax * (mean - inner), inner)
-
-
-def _edge_codes(tri: np.ndarray, m: int) -> np.ndarray:
-    e = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
-    return e[:, 0].astype(np.int64) * m + e[:, 1]
 
 
 class UnionSurface:
@@ -438,7 +335,7 @@ class UnionSurface:
 
     @staticmethod
     def _chord_codes(arcs: list, gid: np.ndarray) -> np.ndarray:
-        """Codes (as :func:`_edge_codes` of local indices) of the arc chords of a patch."""
+        """The arc chords of a patch as :func:`.trisphere.edge_codes` of local indices."""
         local = {int(g): k for k, g in enumerate(gid) if g >= 0}
         m = len(gid) + 1
         a = np.array([local[int(i)] for arc in arcs for i in arc[:-1]])
@@ -448,7 +345,7 @@ class UnionSurface:
     def _missing(self, arcs: list, gid: np.ndarray, tri: np.ndarray) -> list[tuple[int, int]]:
         """Arc chords that are not edges of the triangles (global point ids)."""
         m = len(self.points) + 1
-        have = np.unique(_edge_codes(gid[tri], m))
+        have = np.unique(edge_codes(gid[tri], m))
         a = np.concatenate([arc[:-1] for arc in arcs])
         b = np.concatenate([arc[1:] for arc in arcs])
         lo, hi = np.minimum(a, b), np.maximum(a, b)
@@ -494,15 +391,15 @@ class UnionSurface:
         """``(ids, interior points, triangles, missing chords)`` of sphere ``s``, or None."""
         arcs = [a for cutter in self.cut[s] for a in self.arcs_of(self._key(s, cutter))]
         c, r = self.c[s], self.r[s]
-        v, f = _icosahedron()
+        v, f = icosahedron()
 
         def split_where(t):
             cen = t.mean(axis=1)
             cen = c + r * cen / np.linalg.norm(cen, axis=1)[:, None]
             return np.linalg.norm(t[:, 0] - t[:, 1], axis=1) * r > SPLIT * self.local_size(cen)
 
-        base = _geodesic(v, f, math.ceil(1.3 * r / float(np.max(self.local_size(c + r * v)))))
-        cand = c + r * _subdivide(base, split_where, unit=True)
+        base = geodesic(v, f, math.ceil(1.3 * r / float(np.max(self.local_size(c + r * v)))))
+        cand = c + r * subdivide(base, split_where, unit=True)
         cand = cand[self.in_cell(s, cand)]
         ids, ell = self._boundary(arcs) if arcs else (np.zeros(0, int), np.zeros(0))
         if arcs and ROW:
@@ -518,19 +415,6 @@ class UnionSurface:
             return None
         gid = np.concatenate([ids, -1 - np.arange(len(cand))])
         hull = ConvexHull(x - c)
-        if len(cand) and SMOOTH:
-            fixed = np.array([self.points[i] for i in ids]).reshape(-1, 3)
-            tree = cKDTree(fixed) if len(fixed) else None
-            for _ in range(SMOOTH):
-                moved = _laplace(x, hull.simplices, len(ids))
-                moved = c + r * (moved - c) / np.linalg.norm(moved - c, axis=1)[:, None]
-                ok = self.in_cell(s, moved)
-                if tree is not None:
-                    dist, near = tree.query(moved)
-                    ok &= dist > np.maximum(GUARD * ell[near], HALO * self.local_size(moved))
-                x[len(ids) :][ok] = moved[ok]
-                hull = ConvexHull(x - c)
-            cand = x[len(ids) :]
         tri = hull.simplices
         # a facet facing the centre is a lid over a removed part; the others are kept when
         # their centroid, projected on the sphere, lies in the cell
@@ -539,7 +423,7 @@ class UnionSurface:
         proj = c + r * cen / np.linalg.norm(cen, axis=1)[:, None]
         keep = facing_out & self.in_cell(s, proj)
         if arcs:
-            keep = _vote(tri, x, self._chord_codes(arcs, gid), len(x) + 1, keep)
+            keep = vote(tri, x, self._chord_codes(arcs, gid), len(x) + 1, keep)
         tri = tri[keep]
         nrm = np.cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])
         flip = np.einsum("ij,ij->i", nrm, x[tri[:, 0]] - c) < 0
@@ -568,7 +452,7 @@ class UnionSurface:
             e = np.max(np.linalg.norm(t - np.roll(t, 1, axis=1), axis=2), axis=1)
             return e > SPLIT * self.local_size(to3(t.mean(axis=1)))
 
-        q = _subdivide(q0[Delaunay(q0).simplices], split_where, unit=False)
+        q = subdivide(q0[Delaunay(q0).simplices], split_where, unit=False)
         q = q[(q[:, 0] > TOL) & (q[:, 0] < lu - TOL) & (q[:, 1] > TOL) & (q[:, 1] < lv - TOL)]
         ids, ell = self._boundary(arcs)
         cand = self._guarded(to3(q), ids, ell)
@@ -582,7 +466,7 @@ class UnionSurface:
         solid = np.zeros(len(tri), bool)
         for s in inside:
             solid |= np.sum((cen - self.c[s]) ** 2, axis=1) < self.r[s] ** 2
-        solid = _vote(tri, x, self._chord_codes(arcs, gid), len(x) + 1, solid)
+        solid = vote(tri, x, self._chord_codes(arcs, gid), len(x) + 1, solid)
         nrm = np.cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])[:, ax]
         flip = nrm * (1 if side else -1) < 0
         tri[flip] = tri[flip][:, [0, 2, 1]]

@@ -1,0 +1,102 @@
+"""Point sets and triangle bookkeeping for :mod:`.union` (numpy and scipy only).
+
+* :func:`icosahedron`, :func:`geodesic`: the sphere's base triangles, ``freq**2`` per face;
+* :func:`subdivide`: their vertices, split in four wherever a test says so (graded points);
+* :func:`edge_codes`: each triangle edge as one integer;
+* :func:`vote`: a per-triangle test made uniform over the parts that constraint edges
+  separate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def icosahedron() -> tuple[np.ndarray, np.ndarray]:
+    t = (1 + 5**0.5) / 2
+    v = np.array(
+        [[-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0], [0, -1, t], [0, 1, t],
+         [0, -1, -t], [0, 1, -t], [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1]],
+        float,
+    )  # fmt: skip
+    f = np.array(
+        [[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4],
+         [11, 10, 2], [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8],
+         [3, 8, 9], [4, 9, 5], [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1]]
+    )  # fmt: skip
+    return v / np.linalg.norm(v, axis=1)[:, None], f
+
+
+def geodesic(v: np.ndarray, f: np.ndarray, freq: int) -> np.ndarray:
+    """Triangles ``(n, 3, 3)`` of the icosahedron ``(v, f)`` with each face divided into
+    ``freq**2`` triangles, the vertices on the unit sphere (a geodesic polyhedron)."""
+    freq = max(int(freq), 1)
+    i, j = np.triu_indices(freq + 1)  # barycentric (freq - j, j - i, i) / freq ...
+    bary = np.stack([freq - j, j - i, i], axis=1) / freq
+    index = {(int(a), int(b)): n for n, (a, b) in enumerate(zip(j, i, strict=True))}
+    tri = []
+    for a in range(freq):
+        for b in range(a + 1):
+            tri.append((index[(a, b)], index[(a + 1, b)], index[(a + 1, b + 1)]))
+            if b < a:
+                tri.append((index[(a, b)], index[(a + 1, b + 1)], index[(a, b + 1)]))
+    tri = np.array(tri)
+    pts = np.einsum("kq,fqd->fkd", bary, v[f])  # (faces, points, 3)
+    pts /= np.linalg.norm(pts, axis=2)[..., None]
+    return pts[:, tri].reshape(-1, 3, 3)
+
+
+def subdivide(tris: np.ndarray, split_where, unit: bool) -> np.ndarray:
+    """Vertices of the triangles ``(n, 3, d)`` split in four wherever ``split_where(tris)``,
+    recursively (midpoints normalised when ``unit``)."""
+    pts = [tris.reshape(-1, tris.shape[-1])]
+    for _ in range(16):
+        split = split_where(tris)
+        if not split.any():
+            break
+        t = tris[split]
+        mids = []
+        for a, b in ((0, 1), (1, 2), (2, 0)):
+            m = t[:, a] + t[:, b]
+            mids.append(m / np.linalg.norm(m, axis=1)[:, None] if unit else 0.5 * m)
+        m01, m12, m20 = mids
+        pts += mids
+        tris = np.concatenate(
+            [
+                np.stack([t[:, 0], m01, m20], 1),
+                np.stack([m01, t[:, 1], m12], 1),
+                np.stack([m20, m12, t[:, 2]], 1),
+                np.stack([m01, m12, m20], 1),
+            ]
+        )
+    return np.unique(np.round(np.concatenate(pts), 12), axis=0)
+
+
+def vote(tri: np.ndarray, x: np.ndarray, cut: np.ndarray, m: int, test: np.ndarray) -> np.ndarray:
+    """``test`` made uniform over the pieces of a triangulation that the constraint edges
+    (codes ``cut``) separate: each piece takes the area-weighted majority of its triangles.
+    A thin triangle next to a close arc can have its centroid on the wrong side of the arc;
+    its piece cannot."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(tri)
+    codes = edge_codes(tri, m)
+    owner = np.tile(np.arange(n), 3)
+    free = ~np.isin(codes, cut)
+    order = np.argsort(codes[free], kind="stable")
+    c, o = codes[free][order], owner[free][order]
+    same = c[:-1] == c[1:]
+    graph = coo_matrix((np.ones(int(same.sum())), (o[:-1][same], o[1:][same])), shape=(n, n))
+    label = connected_components(graph, directed=False)[1]
+    area = np.linalg.norm(
+        np.cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]]), axis=1
+    )
+    yes = np.bincount(label, weights=np.where(test, area, 0.0), minlength=label.max() + 1)
+    total = np.bincount(label, weights=area, minlength=label.max() + 1)
+    return (yes > 0.5 * total)[label]
+
+
+def edge_codes(tri: np.ndarray, m: int) -> np.ndarray:
+    e = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
+    return e[:, 0].astype(np.int64) * m + e[:, 1]
