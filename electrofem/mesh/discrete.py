@@ -3,7 +3,7 @@
 ``MeshOptions.geometry_route = "discrete"`` (3D). No OpenCASCADE boolean: :mod:`.union`
 triangulates the union of the particles and the box faces with numpy and scipy, and gmsh's HXT
 meshes the volumes bounded by those triangles, with the size field of :mod:`.sizing`. On the
-issue-14 benchmarks it is 3-4x faster end to end than the OCC route (BENCHMARKS.md).
+issue-14 benchmarks it is 1.7-2.7x faster end to end than the OCC route (BENCHMARKS.md).
 
 The regions HXT needs, each named by the surfaces around it, are found here
 (:func:`regions`): every connected part of a sphere patch or of a box face's pore or solid part

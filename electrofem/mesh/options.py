@@ -56,7 +56,10 @@ class MeshOptions:
             ``"auto"`` glues the box-cut pieces in 3D and makes the pore a discrete volume
             (:mod:`electrofem.mesh.glue`, 3x cheaper than the fragment on 400 spheres),
             falling back to the box fragment when the pore's shells need it; ``"fragment"``
-            fragments the box with the pieces (the only route in 2D).
+            fragments the box with the pieces (the only route in 2D); ``"discrete"`` (3D, one
+            solid phase, no shells, order 1) triangulates the packing's surface itself and
+            has HXT mesh the regions (:mod:`electrofem.mesh.discrete`; 1.7-2.7x faster on large
+            packings, no ``interface_tag(p, p)`` contact facets).
     """
 
     size: float = 1.0

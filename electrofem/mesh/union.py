@@ -17,14 +17,15 @@ surface is a circle where a sphere meets one cutter:
   outside every other particle and inside the box. Arcs are divided at the local element size
   (the size field of :mod:`.sizing`, which gmsh uses for the volume) and shared by the two
   patches that meet on them (two spheres, or a sphere and a box face), point for point;
-* **sphere patches**: the arc points and graded points of an icosahedral subdivision of the
-  sphere (split where an edge is longer than 1.5 local sizes), less those too close to an arc,
-  triangulated by their convex hull (the spherical Delaunay triangulation). A facet is kept
-  when it faces away from the centre and its centroid, projected on the sphere, is in the
-  cell. An arc chord missing from the hull is split at the arc's exact midpoint (in every
-  patch that shares the arc) until none is missing;
-* **box faces**: the same in the plane (scipy's Delaunay), each triangle solid when its
-  centroid is inside a particle.
+* **sphere patches**: the arc points, a row of points an equilateral height inside each arc
+  chord, and graded points of a geodesic icosphere (split where an edge is longer than 1.5
+  local sizes), less those too close to an arc, triangulated by their convex hull (the
+  spherical Delaunay triangulation). A facet is kept when it faces away from the centre and
+  its centroid, projected on the sphere, is in the cell; the parts the arc chords separate
+  are kept or dropped as a whole (area vote). An arc chord missing from the hull is split at
+  the arc's exact midpoint (in every patch that shares the arc) until none is missing;
+* **box faces**: the same in the plane (scipy's Delaunay), each part solid when most of its
+  area has its centroids inside a particle.
 
 Limits: one solid phase without core-shell particles, straight cells (the nodes lie on the
 exact spheres, circles and planes, the facets between them are flat), 3D.
