@@ -61,7 +61,7 @@ def test_surface_is_closed_and_its_nodes_are_on_the_exact_geometry():
     area = np.linalg.norm(np.cross(b - a, c - a), axis=1).sum() / 2
     (loop,) = s.arcs[(0, s.n + 4)]
     n = len(loop) - 1
-    assert n >= 7  # gmsh's Mesh.MinimumCirclePoints
+    assert n >= 12
     assert area == pytest.approx(n / 2 * (4.0 - 1.5**2) * math.sin(2 * math.pi / n), rel=1e-12)
 
 

@@ -17,15 +17,14 @@ surface is a circle where a sphere meets one cutter:
   outside every other particle and inside the box. Arcs are divided at the local element size
   (the size field of :mod:`.sizing`, which gmsh uses for the volume) and shared by the two
   patches that meet on them (two spheres, or a sphere and a box face), point for point;
-* **sphere patches**: the arc points, a row of points an equilateral height inside each arc
-  chord, and graded points of a geodesic icosphere (split where an edge is longer than 1.5
-  local sizes), less those too close to an arc, triangulated by their convex hull (the
-  spherical Delaunay triangulation). A facet is kept when it faces away from the centre and
-  its centroid, projected on the sphere, is in the cell; the parts the arc chords separate
-  are kept or dropped as a whole (area vote). An arc chord missing from the hull is split at
-  the arc's exact midpoint (in every patch that shares the arc) until none is missing;
-* **box faces**: the same in the plane (scipy's Delaunay), each part solid when most of its
-  area has its centroids inside a particle.
+* **sphere patches**: the arc points and graded points of an icosahedral subdivision of the
+  sphere (split where an edge is longer than 1.5 local sizes), less those too close to an arc,
+  triangulated by their convex hull (the spherical Delaunay triangulation). A facet is kept
+  when it faces away from the centre and its centroid, projected on the sphere, is in the
+  cell. An arc chord missing from the hull is split at the arc's exact midpoint (in every
+  patch that shares the arc) until none is missing;
+* **box faces**: the same in the plane (scipy's Delaunay), each triangle solid when its
+  centroid is inside a particle.
 
 Limits: one solid phase without core-shell particles, straight cells (the nodes lie on the
 exact spheres, circles and planes, the facets between them are flat), 3D.
@@ -231,11 +230,11 @@ class UnionSurface:
 
     def _segments(self, xs: np.ndarray, length: float, angle: float) -> int:
         """Segments of a curve of ``length`` (sampled at ``xs``): one smallest local size
-        each, and for an arc of ``angle`` at least 7 per full circle, as gmsh's
-        ``Mesh.MinimumCirclePoints``. (12, a first choice, over-refined small necks next to
-        coarse spheres: HXT's optimiser then took 35 s on the issue-3 pack at h = 2 µm.)"""
+        each, and for an arc of ``angle`` at least 12 per full circle. Fewer (7, gmsh's
+        ``Mesh.MinimumCirclePoints``) made coarse meshes of small particles 4x cheaper for
+        HXT but left paper 002's section at a minimum quality of 0.084 (BENCHMARKS.md)."""
         h = float(np.min(self.local_size(xs)))
-        return max(math.ceil(length / h), math.ceil(angle / (2 * math.pi / 7)), 1)
+        return max(math.ceil(length / h), math.ceil(angle / (math.pi / 6)), 1)
 
     def arcs_of(self, key: tuple[int, int]) -> list[np.ndarray]:
         """The kept arcs of the circle ``key`` (sphere, cutter), as point ids, made once."""
