@@ -193,7 +193,9 @@ def build_and_mesh_discrete(
     t0 = time.perf_counter()
     plan = _plan(particles)
     grid = _size_grid(options, particles, plan)
-    surface = UnionSurface(plan, particles.box.size, grid, options.size, SIZE_FACTOR_3D)
+    surface = UnionSurface(
+        plan, particles.box.size, grid, options.size, SIZE_FACTOR_3D, options.neck_factor
+    )
     if surface.n == 0:
         raise ValueError("mesh.geometry_route = 'discrete': no particle in the box; use 'auto'")
     x = surface.build()

@@ -83,7 +83,15 @@ class UnionSurface:
     oriented out of the box). ``seconds`` splits the time.
     """
 
-    def __init__(self, plan: _Plan, box, size_grid, size: float, size_factor: float = 1.0):
+    def __init__(
+        self,
+        plan: _Plan,
+        box,
+        size_grid,
+        size: float,
+        size_factor: float = 1.0,
+        neck_factor: float = 0.5,
+    ):
         t0 = time.perf_counter()
         self.L = np.asarray(box, float)
         live = plan.live
@@ -112,6 +120,9 @@ class UnionSurface:
                         p, nrm = self._box_plane(self.n + 2 * ax + side)
                         self.cut[s][self.n + 2 * ax + side] = (p, nrm if side else -nrm)
         self.size = float(size) * size_factor
+        # at least 7 segments per full circle (gmsh's Mesh.MinimumCirclePoints) and at most
+        # 12, as many as the neck size neck_factor * a gives a circle of radius a
+        self.per_circle = min(max(math.ceil(2 * math.pi / (neck_factor * size_factor)), 7), 12)
         if size_grid is None:
             self._interp = None
         else:
@@ -230,11 +241,14 @@ class UnionSurface:
 
     def _segments(self, xs: np.ndarray, length: float, angle: float) -> int:
         """Segments of a curve of ``length`` (sampled at ``xs``): one smallest local size
-        each, and for an arc of ``angle`` at least 12 per full circle. Fewer (7, gmsh's
-        ``Mesh.MinimumCirclePoints``) made coarse meshes of small particles 4x cheaper for
-        HXT but left paper 002's section at a minimum quality of 0.084 (BENCHMARKS.md)."""
+        each, and for an arc of ``angle`` at least ``per_circle`` per full circle: 12 with
+        the default ``neck_factor`` (0.5), down to 7 for a neck factor of 1 or more. The size
+        grid smooths a small neck's size, so this floor is what divides small circles: 12 for
+        every neck factor made HXT's optimiser 4x slower on coarse meshes of small particles,
+        7 for every one left paper 002's section at a minimum quality of 0.084
+        (BENCHMARKS.md)."""
         h = float(np.min(self.local_size(xs)))
-        return max(math.ceil(length / h), math.ceil(angle / (math.pi / 6)), 1)
+        return max(math.ceil(length / h), math.ceil(angle / (2 * math.pi / self.per_circle)), 1)
 
     def arcs_of(self, key: tuple[int, int]) -> list[np.ndarray]:
         """The kept arcs of the circle ``key`` (sphere, cutter), as point ids, made once."""
