@@ -184,3 +184,28 @@ def test_two_face_circles_passing_close_leave_the_surface_closed(session, gap):
         assert closed_edges(np.concatenate([sphere, *[t for k, _, t in s.pieces if k == side]]))
     _, stats = build_and_mesh(p, MeshOptions(size=1.0, geometry_route="discrete"))
     assert stats.min_quality > 0.1
+
+
+def test_auto_takes_the_discrete_route_for_large_packings(session, monkeypatch, caplog):
+    """``geometry_route = "auto"``: the discrete route from AUTO_DISCRETE_PARTICLES particles
+    on (when it can mesh them), OCC below it, for two phases, and when ``"occ"`` is asked."""
+    import json
+    import logging
+
+    from electrofem.mesh import build as build_module
+    from electrofem.mesh.occ import ATTRIBUTE
+
+    def route(p, name="auto"):
+        build_and_mesh(p, MeshOptions(size=1.5, geometry_route=name))
+        return json.loads(gmsh.model.getAttribute(ATTRIBUTE)[0])["route"]
+
+    box = Box((10.0, 10.0, 10.0), periodic=False)
+    one = Particles(box, [[3, 5, 5], [6.5, 5, 5]], [2, 2])
+    two = Particles(box, [[3, 5, 5], [6.5, 5, 5]], [2, 2], phase=[tags.ACTIVE, tags.BINDER])
+    assert route(one) == "glue"  # 2 particles < 1000
+    monkeypatch.setattr(build_module, "AUTO_DISCRETE_PARTICLES", 2)
+    with caplog.at_level(logging.INFO, logger="electrofem.mesh"):
+        assert route(one) == "discrete"
+    assert "the discrete route" in caplog.text
+    assert route(one, "occ") == "glue"
+    assert route(two) == "glue"  # two phases: the discrete route cannot mesh them

@@ -132,6 +132,7 @@ def run_generate(
             )
     log.info("building the Gmsh geometry and meshing")
     msh = outdir / "mesh.msh"
+    from ..mesh.build import resolve_route
     from ..mesh.parallel import help_mesh
 
     if comm.size > 1:
@@ -147,7 +148,7 @@ def run_generate(
             cfg,
             msh,
             comm,
-            others=lambda: help_mesh(comm, parts, cfg.mesh.geometry_route),
+            others=lambda: help_mesh(comm, parts, resolve_route(cfg.mesh, parts)),
         )
         meta = None
         if comm.rank == 0:

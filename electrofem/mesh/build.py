@@ -7,9 +7,10 @@ It picks the route of ``MeshOptions.geometry_route``: the OpenCASCADE geometry
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
-from .discrete import build_and_mesh_discrete
+from .discrete import build_and_mesh_discrete, check_supported
 from .occ import build_geometry
 from .sizing import mesh_geometry
 
@@ -17,6 +18,28 @@ if TYPE_CHECKING:
     from ..microstructure.particles import Particles
     from .options import GeometryReport, MeshOptions, MeshStats
     from .pieces import CutSharing
+
+
+log = logging.getLogger("electrofem.mesh")
+
+#: ``geometry_route = "auto"`` takes the discrete route for 3D packings of at least this many
+#: particles (when it can mesh them): the OCC glue grows ~quadratically with the pieces
+#: (9.7 min against 3.6 min on paper 002's 3D section of 2 440 particles, BENCHMARKS.md),
+#: while below ~500 particles both routes take well under a minute.
+AUTO_DISCRETE_PARTICLES = 1000
+
+
+def resolve_route(options: MeshOptions, particles: Particles) -> str:
+    """The route ``options.geometry_route`` stands for with these particles: ``"auto"``
+    becomes ``"discrete"`` for large 3D packings the discrete route can mesh."""
+    route = options.geometry_route
+    if route != "auto" or particles.dim != 3 or len(particles) < AUTO_DISCRETE_PARTICLES:
+        return route
+    try:
+        check_supported(particles, options)
+    except ValueError:
+        return route
+    return "discrete"
 
 
 def build_and_mesh(
@@ -30,10 +53,17 @@ def build_and_mesh(
     """Geometry and mesh of ``particles`` in the current gmsh session.
 
     OCC routes: :func:`.occ.build_geometry` (``sharing``: other MPI ranks cut part of the
-    particles) then :func:`.sizing.mesh_geometry`. ``"discrete"``: rank 0 alone (``sharing``
-    only meets the other ranks' calls)."""
+    particles) then :func:`.sizing.mesh_geometry`. ``"discrete"`` (and ``"auto"`` on large
+    packings, :func:`resolve_route`): rank 0 alone (``sharing`` only meets the other ranks'
+    calls)."""
     options.validate()
-    if options.geometry_route == "discrete":
+    route = resolve_route(options, particles)
+    if route == "discrete":
+        if options.geometry_route == "auto":
+            log.info(
+                "mesh: %d particles: the discrete route (geometry_route = 'occ' forces OCC)",
+                len(particles),
+            )
         return build_and_mesh_discrete(particles, options, model_name, gmsh_options=gmsh_options)
     report = build_geometry(
         particles,

@@ -66,7 +66,7 @@ def build_geometry(
     ``General.NumThreads = 1`` (determinism). ``sharing`` has other MPI ranks cut part of the
     particles (:mod:`.parallel`); the model is the same.
 
-    ``route`` (``MeshOptions.geometry_route``): ``"auto"`` glues the pieces in 3D
+    ``route`` (``MeshOptions.geometry_route``): ``"auto"`` or ``"occ"`` glues the pieces in 3D
     (:mod:`.glue`; the pore is a discrete volume) and fragments the box in 2D; when the glued
     pore's shells cannot be placed it logs a warning and fragments the box instead.
     ``"fragment"`` always fragments the box with the pieces.
@@ -79,8 +79,11 @@ def build_geometry(
     """
     if not gmsh.isInitialized():
         raise RuntimeError("geometry: gmsh is not initialised; call gmsh.initialize() first")
-    if route not in GEOMETRY_ROUTES:
-        raise ValueError(f"geometry: route must be one of {GEOMETRY_ROUTES}, got {route!r}")
+    if route not in GEOMETRY_ROUTES or route == "discrete":
+        raise ValueError(
+            f"geometry: route must be one of {GEOMETRY_ROUTES[:3]}, got {route!r} (the "
+            "discrete route has no OCC geometry: build_and_mesh)"
+        )
     if verbose is not None:
         gmsh.option.setNumber("General.Terminal", 1 if verbose else 0)
     if glues(route, particles.box.dim):

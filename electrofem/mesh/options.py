@@ -26,12 +26,12 @@ def _is_number(v) -> bool:
 # Public data classes
 # --------------------------------------------------------------------------------------------
 #: ``MeshOptions.geometry_route`` values.
-GEOMETRY_ROUTES = ("auto", "fragment", "discrete")
+GEOMETRY_ROUTES = ("auto", "occ", "fragment", "discrete")
 
 
 def glues(route: str, dim: int) -> bool:
-    """Whether ``route`` builds a ``dim``-D geometry by the glued construction."""
-    return route == "auto" and dim == 3
+    """Whether ``route`` builds a ``dim``-D OCC geometry by the glued construction."""
+    return route in ("auto", "occ") and dim == 3
 
 
 @dataclass(frozen=True)
@@ -53,13 +53,16 @@ class MeshOptions:
             is for the steady transport and conductivity solvers; the time-dependent solvers
             need order 1.
         geometry_route: how the OCC geometry is assembled (:func:`.occ.build_geometry`):
-            ``"auto"`` glues the box-cut pieces in 3D and makes the pore a discrete volume
+            ``"occ"`` glues the box-cut pieces in 3D and makes the pore a discrete volume
             (:mod:`electrofem.mesh.glue`, 3x cheaper than the fragment on 400 spheres),
             falling back to the box fragment when the pore's shells need it; ``"fragment"``
             fragments the box with the pieces (the only route in 2D); ``"discrete"`` (3D, one
             solid phase, no shells, order 1) triangulates the packing's surface itself and
             has HXT mesh the regions (:mod:`electrofem.mesh.discrete`; 1.7-2.7x faster on large
-            packings, no ``interface_tag(p, p)`` contact facets).
+            packings, no ``interface_tag(p, p)`` contact facets). ``"auto"`` is ``"discrete"``
+            for 3D packings of at least :data:`electrofem.mesh.build.AUTO_DISCRETE_PARTICLES`
+            particles that it can mesh, where the OCC glue grows ~quadratically, and
+            ``"occ"`` otherwise.
     """
 
     size: float = 1.0
