@@ -2,7 +2,7 @@
 
     python benchmarks/bench_mesh.py [--quick]
     python benchmarks/bench_mesh.py --case box400 [--gmsh Mesh.Algorithm=5 ...] [--label x]
-        [--route auto|fragment|discrete]
+        [--route auto|occ|fragment|discrete]
 
 Without ``--case`` (the issue-2 table):
 
@@ -47,6 +47,7 @@ import numpy as np
 from mpi4py import MPI
 
 from electrofem.mesh import ElectrodeMesh, MeshOptions, build_and_mesh
+from electrofem.mesh.build import resolve_route
 from electrofem.mesh.parallel import RankCutSharing, help_mesh
 from electrofem.microstructure import (
     Box,
@@ -159,7 +160,7 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
         quality = quality_histogram(parts.dim)
         digest = mesh_hash()
     else:
-        help_mesh(comm, parts, opts.geometry_route)
+        help_mesh(comm, parts, resolve_route(opts, parts))
     dim = comm.bcast(parts.dim if comm.rank == 0 else None, root=0)
     comm.barrier()
     t = time.perf_counter()
@@ -240,7 +241,7 @@ def main():
     ap.add_argument("--label", default="", help="suffix of the JSON file name")
     ap.add_argument(
         "--route",
-        choices=["auto", "fragment", "discrete"],
+        choices=["auto", "occ", "fragment", "discrete"],
         default="auto",
         help="MeshOptions.geometry_route",
     )
