@@ -209,3 +209,27 @@ def test_auto_takes_the_discrete_route_for_large_packings(session, monkeypatch, 
     assert "the discrete route" in caplog.text
     assert route(one, "occ") == "glue"
     assert route(two) == "glue"  # two phases: the discrete route cannot mesh them
+
+
+def test_auto_falls_back_to_occ_when_the_discrete_route_fails(session, monkeypatch, caplog):
+    """A failure of the discrete route that ``"auto"`` chose (a surface that does not close,
+    HXT failing) meshes by OCC with a warning; asked for by name, it raises."""
+    import json
+    import logging
+
+    from electrofem.mesh import build as build_module
+    from electrofem.mesh.occ import ATTRIBUTE
+    from electrofem.mesh.union import SurfaceError
+
+    def fail(*args, **kwargs):
+        raise SurfaceError("discrete surface: 3 arc chords stay out of the triangulation")
+
+    monkeypatch.setattr(build_module, "AUTO_DISCRETE_PARTICLES", 2)
+    monkeypatch.setattr(build_module, "build_and_mesh_discrete", fail)
+    p = Particles(Box((10.0, 10.0, 10.0), periodic=False), [[3, 5, 5], [6.5, 5, 5]], [2, 2])
+    with caplog.at_level(logging.WARNING, logger="electrofem.mesh"):
+        _, stats = build_and_mesh(p, MeshOptions(size=1.5))
+    assert "meshing by OCC instead" in caplog.text and stats.n_cells > 1000
+    assert json.loads(gmsh.model.getAttribute(ATTRIBUTE)[0])["route"] == "glue"
+    with pytest.raises(SurfaceError, match="arc chords"):
+        build_and_mesh(p, MeshOptions(size=1.5, geometry_route="discrete"))

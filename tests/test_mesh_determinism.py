@@ -178,3 +178,33 @@ def test_batches_go_largest_first_to_the_least_loaded_rank():
     assert assign([5, 3, 3, 2, 1], 2) == [0, 1, 1, 0, 1]  # loads 7 and 7
     assert assign([1, 1, 1], 1) == [0, 0, 0]
     assert assign([], 2) == []
+
+
+def test_auto_fallback_from_the_discrete_route_under_mpi(particles, monkeypatch):
+    """``"auto"`` chose the discrete route, so the helpers cut nothing (as `electrofem
+    generate` tells them), and it failed: rank 0 meshes by OCC alone, with no hang, and gets
+    the serial OCC mesh."""
+    from electrofem.mesh import build as build_module
+    from electrofem.mesh.build import resolve_route
+    from electrofem.mesh.parallel import RankCutSharing, help_mesh
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("mesh: gmsh failed on the discrete route's volumes: HXT")
+
+    monkeypatch.setattr(build_module, "AUTO_DISCRETE_PARTICLES", 2)
+    monkeypatch.setattr(build_module, "build_and_mesh_discrete", fail)
+    comm = MPI.COMM_WORLD
+    assert resolve_route(OPTIONS, particles) == "discrete"
+    if comm.rank != 0:
+        help_mesh(comm, particles, resolve_route(OPTIONS, particles))
+        return
+    gmsh.initialize()
+    gmsh.option.setNumber("General.Terminal", 0)
+    try:
+        with RankCutSharing(comm) as sharing:
+            build_and_mesh(particles, OPTIONS, sharing=sharing)
+        got = _gmsh_mesh()
+        build_and_mesh(particles, dataclasses.replace(OPTIONS, geometry_route="occ"))
+        _assert_same_mesh(got, _gmsh_mesh())
+    finally:
+        gmsh.finalize()

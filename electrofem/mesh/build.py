@@ -55,16 +55,25 @@ def build_and_mesh(
     OCC routes: :func:`.occ.build_geometry` (``sharing``: other MPI ranks cut part of the
     particles) then :func:`.sizing.mesh_geometry`. ``"discrete"`` (and ``"auto"`` on large
     packings, :func:`resolve_route`): rank 0 alone (``sharing`` only meets the other ranks'
-    calls)."""
+    calls). When ``"auto"`` chose the discrete route and it fails (RuntimeError: the surface
+    did not close, or HXT failed), the OCC route meshes instead, with a warning; rank 0 then
+    makes every cut."""
     options.validate()
     route = resolve_route(options, particles)
-    if route == "discrete":
-        if options.geometry_route == "auto":
-            log.info(
-                "mesh: %d particles: the discrete route (geometry_route = 'occ' forces OCC)",
-                len(particles),
-            )
+    if route == "discrete" and options.geometry_route == "discrete":
         return build_and_mesh_discrete(particles, options, model_name, gmsh_options=gmsh_options)
+    if route == "discrete":  # chosen by "auto": the OCC route stands behind it
+        log.info(
+            "mesh: %d particles: the discrete route (geometry_route = 'occ' forces OCC)",
+            len(particles),
+        )
+        try:
+            return build_and_mesh_discrete(
+                particles, options, model_name, gmsh_options=gmsh_options
+            )
+        except RuntimeError as err:  # the surface did not close, or HXT failed
+            log.warning("mesh: the discrete route failed (%s); meshing by OCC instead", err)
+            sharing = None  # the other ranks were told "discrete" and cut nothing
     report = build_geometry(
         particles,
         model_name,
