@@ -30,14 +30,13 @@ from typing import TYPE_CHECKING
 
 import gmsh
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from .. import tags
 from .occ import ATTRIBUTE
 from .options import GeometryReport, MeshOptions, MeshStats
 from .plan import _effective_shell, _fingerprint, _hint_text, _plan
 from .sizing import SIZE_FACTOR_3D, _set_mesh_options, _size_grid, _write_structured, mesh_stats
+from .trisphere import edge_codes, join_by_codes
 from .union import UnionSurface
 
 if TYPE_CHECKING:
@@ -62,20 +61,6 @@ def check_supported(particles: Particles, options: MeshOptions) -> None:
         why = "the particles must all be of one phase"
     if why:
         raise ValueError(f"mesh.geometry_route = 'discrete': {why}; use 'auto'")
-
-
-def _components(tri: np.ndarray) -> np.ndarray:
-    """Connected components (through shared edges) of a set of triangles: a label each."""
-    n = len(tri)
-    e = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
-    _, inv = np.unique(e, axis=0, return_inverse=True)
-    inv = inv.ravel()
-    owner = np.tile(np.arange(n), 3)
-    order = np.argsort(inv, kind="stable")
-    same = inv[order[:-1]] == inv[order[1:]]
-    a, b = owner[order[:-1]][same], owner[order[1:]][same]
-    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
 
 
 def _signed_volume(x: np.ndarray, tri: np.ndarray) -> float:
@@ -109,29 +94,20 @@ def regions(x: np.ndarray, pieces: list) -> tuple[list, list]:
     ``[(phase, [shell, ...])]`` with phase 0 (pore) or 1 (solid) and each shell a list of
     surface indices, the outer one first. Raises RuntimeError when a hole lies in no region.
     """
+    m = len(x) + 1
     surfaces = []
     for kind, owner, tri in pieces:
         if len(tri):
-            lab = _components(tri)
+            lab = join_by_codes(edge_codes(tri, m), np.tile(np.arange(len(tri)), 3), len(tri))
             surfaces += [(kind, owner, tri[lab == c]) for c in range(lab.max() + 1)]
-    m = len(x) + 1
-    codes, owners = [], []
-    for k, (_, _, tri) in enumerate(surfaces):
-        e = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
-        codes.append(e[:, 0].astype(np.int64) * m + e[:, 1])
-        owners.append(np.full(len(e), k))
-    codes, owners = np.concatenate(codes), np.concatenate(owners)
+    codes = [edge_codes(tri, m) for _, _, tri in surfaces]
+    owners = np.concatenate([np.full(len(c), k) for k, c in enumerate(codes)])
+    codes = np.concatenate(codes)
     volumes = []
     for phase, kinds in ((0, ("sphere", "pore")), (1, ("sphere", "solid"))):
         member = np.array([s[0] in kinds for s in surfaces])
         sel = member[owners]
-        c, o = codes[sel], owners[sel]
-        order = np.lexsort((o, c))
-        c, o = c[order], o[order]
-        same = c[:-1] == c[1:]
-        n = len(surfaces)
-        graph = coo_matrix((np.ones(int(same.sum())), (o[:-1][same], o[1:][same])), shape=(n, n))
-        labels = connected_components(graph, directed=False)[1]
+        labels = join_by_codes(codes[sel], owners[sel], len(surfaces))
         shells: dict[int, list[int]] = {}
         for k in np.flatnonzero(member):
             shells.setdefault(int(labels[k]), []).append(int(k))

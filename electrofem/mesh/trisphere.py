@@ -3,6 +3,7 @@
 * :func:`icosahedron`, :func:`geodesic`: the sphere's base triangles, ``freq**2`` per face;
 * :func:`subdivide`: their vertices, split in four wherever a test says so (graded points);
 * :func:`edge_codes`: each triangle edge as one integer;
+* :func:`join_by_codes`: connected components of items that share codes;
 * :func:`vote`: a per-triangle test made uniform over the parts that constraint edges
   separate.
 """
@@ -77,18 +78,11 @@ def vote(tri: np.ndarray, x: np.ndarray, cut: np.ndarray, m: int, test: np.ndarr
     (codes ``cut``) separate: each piece takes the area-weighted majority of its triangles.
     A thin triangle next to a close arc can have its centroid on the wrong side of the arc;
     its piece cannot."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = len(tri)
     codes = edge_codes(tri, m)
     owner = np.tile(np.arange(n), 3)
     free = ~np.isin(codes, cut)
-    order = np.argsort(codes[free], kind="stable")
-    c, o = codes[free][order], owner[free][order]
-    same = c[:-1] == c[1:]
-    graph = coo_matrix((np.ones(int(same.sum())), (o[:-1][same], o[1:][same])), shape=(n, n))
-    label = connected_components(graph, directed=False)[1]
+    label = join_by_codes(codes[free], owner[free], n)
     area = np.linalg.norm(
         np.cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]]), axis=1
     )
@@ -97,6 +91,20 @@ def vote(tri: np.ndarray, x: np.ndarray, cut: np.ndarray, m: int, test: np.ndarr
     return (yes > 0.5 * total)[label]
 
 
+def join_by_codes(codes: np.ndarray, owners: np.ndarray, n: int) -> np.ndarray:
+    """Connected components of ``n`` items (a label each), two items joined when they own
+    the same code: triangles sharing an edge, surfaces sharing a mesh edge."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    order = np.argsort(codes, kind="stable")
+    c, o = codes[order], owners[order]
+    same = c[:-1] == c[1:]
+    graph = coo_matrix((np.ones(int(same.sum())), (o[:-1][same], o[1:][same])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
 def edge_codes(tri: np.ndarray, m: int) -> np.ndarray:
+    """The edges of triangles ``(n, 3)`` (edges 01, then 12, then 20) as ``lo * m + hi``."""
     e = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
     return e[:, 0].astype(np.int64) * m + e[:, 1]
