@@ -52,8 +52,6 @@ SPLIT = 1.5
 GUARD = 0.75
 #: ... and this many local sizes.
 HALO = 0.5
-#: Whether sphere patches get a row of points along their arcs.
-ROW = True
 #: Rounds of chord splitting before the surface is declared not closed.
 ROUNDS = 12
 #: Slack of the inside/outside tests, µm.
@@ -96,7 +94,6 @@ class UnionSurface:
         self.L = np.asarray(box, float)
         live = plan.live
         index = {k: n for n, k in enumerate(live)}
-        self.instance = list(live)
         self.c = np.array([plan.inst[k].center for k in live]).reshape(-1, 3)
         self.r = np.array([plan.inst[k].radius for k in live])
         self.n = len(live)
@@ -420,14 +417,12 @@ class UnionSurface:
         cand = c + r * subdivide(base, split_where, unit=True)
         cand = cand[self.in_cell(s, cand)]
         ids, ell = self._boundary(arcs) if arcs else (np.zeros(0, int), np.zeros(0))
-        if arcs and ROW:
+        cand = self._guarded(cand, ids, ell)
+        if arcs:
             row, row_ell = self._row(s, arcs, ids, ell)
-            cand = self._guarded(cand, ids, ell)
             if len(row):
                 dist, near = cKDTree(row).query(cand)
                 cand = np.vstack([row, cand[dist > GUARD * row_ell[near]]])
-        else:
-            cand = self._guarded(cand, ids, ell)
         x = np.vstack([np.array([self.points[i] for i in ids]).reshape(-1, 3), cand])
         if len(x) < 4:
             return None
