@@ -215,12 +215,12 @@ def _sample_curve(tag: int, spacing: float):
 
 def _closest_approach(a: int, ta: float, b: int, tb: float, dt_a: float, dt_b: float):
     """Refine a close sampled pair of curves ``a``, ``b`` near parameters ``ta``, ``tb``
-    (windows ``± dt``) by two rounds of dense sampling: ``(distance, midpoint)``."""
+    (windows ``± dt``) by three rounds of dense sampling: ``(distance, midpoint)``."""
+    lo_a, hi_a = gmsh.model.getParametrizationBounds(1, a)
+    lo_b, hi_b = gmsh.model.getParametrizationBounds(1, b)
     for _ in range(3):
         sa = np.linspace(ta - dt_a, ta + dt_a, 33)
         sb = np.linspace(tb - dt_b, tb + dt_b, 33)
-        lo_a, hi_a = gmsh.model.getParametrizationBounds(1, a)
-        lo_b, hi_b = gmsh.model.getParametrizationBounds(1, b)
         sa = np.clip(sa, lo_a[0], hi_a[0])
         sb = np.clip(sb, lo_b[0], hi_b[0])
         pa = np.reshape(gmsh.model.getValue(1, a, sa), (-1, 3))
