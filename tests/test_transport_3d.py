@@ -24,14 +24,17 @@ COMM = MPI.COMM_WORLD
 # --------------------------------------------------------------------------------------------
 # Dilute simple-cubic array of insulating spheres
 # --------------------------------------------------------------------------------------------
-def sphere_cell(phi, size, radius_factor, side=10.0, order=1):
+def sphere_cell(phi, size, radius_factor, side=10.0, order=1, route="auto"):
     """One sphere of solid fraction ``phi`` centred in a cube with zero-flux side walls: by
     mirror symmetry this is a simple-cubic array of spheres."""
     r = side * (3.0 * phi / (4.0 * math.pi)) ** (1.0 / 3.0)
     parts = Particles(Box((side, side, side), periodic=False), [[side / 2] * 3], [r])
     if COMM.rank == 0:
         gmsh.initialize()
-        build_and_mesh(parts, MeshOptions(size=size, radius_factor=radius_factor, order=order))
+        options = MeshOptions(
+            size=size, radius_factor=radius_factor, order=order, geometry_route=route
+        )
+        build_and_mesh(parts, options)
     em = ElectrodeMesh.from_gmsh(COMM, 3, {"box_um": [side] * 3})
     if COMM.rank == 0:
         gmsh.finalize()
@@ -121,6 +124,23 @@ def test_curved_cells_exact_porosity_and_third_order_rayleigh(shared_tmp):
     assert back.phase_volumes() == pytest.approx(em.phase_volumes(), rel=1e-12)
     with pytest.raises(ValueError, match="straight cells"):
         CoupledDomain(em)
+
+
+def test_curved_cells_on_the_discrete_route_match_rayleigh():
+    """The discrete route's curved cells (its own midpoints, on the exact sphere): the same
+    closed forms as the OCC route's above, on the coarse mesh. Solid fraction within 1e-3 of
+    the exact one (straight: -3 %), deviation from Rayleigh below 1e-3, flux balanced."""
+    phi = 0.15
+    r = 10.0 * (3.0 * phi / (4.0 * math.pi)) ** (1.0 / 3.0)
+    f_exact = 4.0 / 3.0 * math.pi * r**3 / 1000.0
+    em = sphere_cell(phi, 1.2, 0.3, order=2, route="discrete")
+    assert em.mesh.geometry.cmaps[0].degree == 2
+    d = solve_transport(em, {tags.ELECTROLYTE: 0.8}, directions=("z",), degree=2)
+    d = d.directions["z"]
+    assert abs((1.0 - d.epsilon) - f_exact) < 1e-3 * f_exact, (1.0 - d.epsilon, f_exact)
+    assert d.percolating and d.flux_imbalance < 1e-6
+    ray = rayleigh_sc(f_exact)
+    assert abs(d.relative_diffusivity - ray) < 1e-3 * ray, (d.relative_diffusivity, ray)
 
 
 def test_curved_cells_measures_match_ufl_and_the_sphere():

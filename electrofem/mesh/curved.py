@@ -17,6 +17,7 @@ to 4e-5, and 2 cells needed straightening.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import gmsh
 import numpy as np
@@ -30,8 +31,12 @@ _QUADRATIC = {
 }
 
 
-def curve_mesh(dim: int, max_halvings: int = 3) -> dict:
+def curve_mesh(dim: int, max_halvings: int = 3, place: Callable[[], None] | None = None) -> dict:
     """Make the current first-order mesh quadratic (see the module docstring).
+
+    ``place``: for a model without CAD (the discrete route), gmsh puts the midpoints on the
+    straight edges and ``place()`` then moves the boundary ones onto the exact geometry
+    (``gmsh.model.mesh.setNode``) before the check below.
 
     A cell whose bound ``minDetJac`` is not positive has the offsets of its midpoints from
     their straight edges halved, up to ``max_halvings`` times, then removed; only the cells
@@ -44,8 +49,10 @@ def curve_mesh(dim: int, max_halvings: int = 3) -> dict:
     """
     etype, edges = _QUADRATIC[dim]
     gmsh.option.setNumber("Mesh.HighOrderOptimize", 0)
-    gmsh.option.setNumber("Mesh.SecondOrderLinear", 0)  # midpoints on the CAD
+    gmsh.option.setNumber("Mesh.SecondOrderLinear", 0 if place is None else 1)  # on the CAD
     gmsh.model.mesh.setOrder(2)
+    if place is not None:
+        place()
     tags, nodes = gmsh.model.mesh.getElementsByType(etype)
     tags = np.asarray(tags)
     det = np.asarray(gmsh.model.mesh.getElementQualities(tags, "minDetJac"))

@@ -14,9 +14,12 @@ cluster), placed in the smallest region around it by a ray-parity test.
 
 The model then holds the same physical groups as the OCC route's (phase volumes, box faces,
 ``electrolyte|<phase>`` interface), so the import, the files and the solvers do not change.
+With ``MeshOptions.order = 2`` the cells are curved: the model has no CAD for gmsh to put the
+edge midpoints on, so :func:`_place_midpoints` moves them onto the exact spheres and circles
+(then :func:`.curved.curve_mesh` pulls back any that invert a cell).
 What it does not do (use the default ``"auto"`` route): core-shell particles, more than one
 solid phase, contact facets between particles (the solid of each cluster is one volume, so
-``interface_tag(p, p)`` is absent), curved cells, 2D.
+``interface_tag(p, p)`` is absent), 2D.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import gmsh
 import numpy as np
 
 from .. import tags
+from .curved import curve_mesh
 from .occ import ATTRIBUTE
 from .options import GeometryReport, MeshOptions, MeshStats
 from .plan import _effective_shell, _fingerprint, _hint_text, _plan
@@ -44,6 +48,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("electrofem.mesh")
 
+#: HXT's optimiser works on the cells below this quality (gmsh's default 0.3). On these
+#: surfaces it spent most of the volume step lifting cells between 0.2 and 0.3: at 0.2 the
+#: volume step is 4.8x faster on the tortuosity pack at h = 2 µm (2.0 s against 9.7 s), 1.4x on
+#: box400, 1.6x on pack40 and 3.2x on paper 002's section (41 s against 128 s), with the same
+#: minimum quality but box400's (0.19 against 0.23) and under 1e-4 of the cells below 0.2;
+#: 1-2 % fall below 0.3 (BENCHMARKS.md, issue 14, seventh part).
+OPTIMIZE_THRESHOLD = 0.2
+
 #: Box face tags by ``2 * axis + side``.
 FACE_TAGS = (tags.LEFT, tags.RIGHT, tags.FRONT, tags.BACK, tags.BOTTOM, tags.TOP)
 
@@ -53,8 +65,6 @@ def check_supported(particles: Particles, options: MeshOptions) -> None:
     why = None
     if particles.dim != 3:
         why = "it is 3D only"
-    elif options.order != 1:
-        why = "it makes straight cells only (mesh.order = 1)"
     elif np.any(_effective_shell(particles) > 0):
         why = "core-shell particles are not supported"
     elif len(np.unique(particles.phase)) > 1:
@@ -211,6 +221,7 @@ def build_and_mesh_discrete(
         gmsh.model.addPhysicalGroup(2, by_facet[ftag], tag=ftag, name=name)
 
     _set_mesh_options(options, 3)
+    gmsh.option.setNumber("Mesh.OptimizeThreshold", OPTIMIZE_THRESHOLD)
     for name, value in (gmsh_options or {}).items():
         gmsh.option.setNumber(name, float(value))
     path = _background_field(options, grid)
@@ -226,6 +237,13 @@ def build_and_mesh_discrete(
             gmsh.model.mesh.field.remove(fid)
         if path is not None:
             os.remove(path)
+    straightened = 0
+    if options.order == 2:
+        t = time.perf_counter()
+        straightened = curve_mesh(3, place=lambda: _place_midpoints(surface, surfaces))[
+            "straightened"
+        ]
+        t_curve = time.perf_counter() - t
     t_end = time.perf_counter()
 
     info = {
@@ -240,7 +258,10 @@ def build_and_mesh_discrete(
     }
     gmsh.model.setAttribute(ATTRIBUTE, [json.dumps(info)])
     split = {"surface": t_surface - t0, "regions": t_regions - t_surface, "volume": t_end - t_mesh}
-    stats = mesh_stats(options, info, t_end - t_mesh, split)
+    if options.order == 2:
+        split["volume"] -= t_curve
+        split["curve"] = t_curve
+    stats = mesh_stats(options, info, t_end - t_mesh, split, straightened)
     report = _report(x, surfaces, by_phase, by_facet)
     log.info(
         "geometry: discrete surface of %d particle instances, %d surfaces, %d regions in %.2f s",
@@ -252,6 +273,56 @@ def build_and_mesh_discrete(
     return report, stats
 
 
+def _place_midpoints(surface: UnionSurface, surfaces: list) -> None:
+    """Move the midpoint of every surface edge onto the exact geometry: onto its sphere
+    (radially) inside a sphere patch, onto the circle where two spheres or a sphere and a box
+    face meet on an arc chord. A projection that leaves the sphere's patch (a chord across a
+    small patch) and edges on box faces stay straight."""
+    n = surface.n
+    nodes, owners = [], []
+    for k, (kind, owner, _) in enumerate(surfaces):
+        _, tri = gmsh.model.mesh.getElementsByType(9, k + 1)
+        mid = np.asarray(tri, np.int64).reshape(-1, 6)[:, 3:].ravel()
+        nodes.append(mid)
+        owners.append(np.full(len(mid), owner if kind == "sphere" else n + owner))
+    nodes, owners = np.concatenate(nodes), np.concatenate(owners)
+    pairs = np.unique(np.stack([nodes, owners], axis=1), axis=0)
+    node, first, count = np.unique(pairs[:, 0], return_index=True, return_counts=True)
+    a = pairs[first, 1]
+    b = np.where(count == 2, pairs[np.minimum(first + 1, len(pairs) - 1), 1], -1)
+    one = (count == 1) & (a < n)  # inside a sphere patch
+    two = (count == 2) & (a < n)  # an arc: sphere-sphere or sphere-box (a < b)
+    tags_all, coords, _ = gmsh.model.mesh.getNodes()
+    xyz = np.zeros((int(tags_all.max()) + 1, 3))
+    xyz[tags_all.astype(np.int64)] = np.asarray(coords).reshape(-1, 3)
+    p = xyz[node]
+    new = p.copy()
+    sa = np.where(a < n, a, 0)
+    c, r = surface.c[sa], surface.r[sa]
+    d = p - c
+    radial = c + r[:, None] * d / np.linalg.norm(d, axis=1)[:, None]
+    new[one] = radial[one]
+    for i in np.flatnonzero(two):  # circles: few per patch
+        s, t = int(a[i]), int(b[i])
+        if t < n:
+            q, u = surface.plane[(s, t)]
+        else:
+            q, u = surface.box_plane(t)
+        cc = c[i] - ((c[i] - q) @ u) * u
+        rc = np.sqrt(max(r[i] ** 2 - np.sum((c[i] - cc) ** 2), 0.0))
+        w = p[i] - cc
+        w -= (w @ u) * u
+        new[i] = cc + rc * w / np.linalg.norm(w)
+    # a radial projection must stay in its sphere's patch
+    for s in np.unique(a[one]):
+        rows = np.flatnonzero(one & (a == s))
+        inside = surface.in_cell(int(s), new[rows])
+        new[rows[~inside]] = p[rows[~inside]]
+    moved = np.flatnonzero(np.any(new != p, axis=1))
+    for tag, q in zip(node[moved], new[moved], strict=True):
+        gmsh.model.mesh.setNode(int(tag), q.tolist(), [])
+
+
 def _report(x, surfaces, by_phase, by_facet) -> GeometryReport:
     """Phase volumes from the cells, facet areas from the triangles (the straight geometry)."""
     report = GeometryReport(n_volumes=sum(len(v) for v in by_phase.values()))
@@ -261,9 +332,9 @@ def _report(x, surfaces, by_phase, by_facet) -> GeometryReport:
     for p, vols in by_phase.items():
         total = 0.0
         for v in vols:
-            _, _, nodes = gmsh.model.mesh.getElements(3, v)
-            for nodes_t in nodes:
-                tet = np.asarray(nodes_t, np.int64).reshape(-1, 4)
+            _, etags, nodes = gmsh.model.mesh.getElements(3, v)
+            for tags_t, nodes_t in zip(etags, nodes, strict=True):
+                tet = np.asarray(nodes_t, np.int64).reshape(len(tags_t), -1)[:, :4]
                 e = xyz[tet[:, 1:]] - xyz[tet[:, :1]]
                 total += float(np.abs(np.linalg.det(e)).sum()) / 6.0
         report.phase_volumes[p] = total

@@ -114,7 +114,7 @@ class UnionSurface:
             for ax in range(3):
                 for side in (0, 1):
                     if abs(self.c[s][ax] - side * self.L[ax]) < self.r[s]:
-                        p, nrm = self._box_plane(self.n + 2 * ax + side)
+                        p, nrm = self.box_plane(self.n + 2 * ax + side)
                         self.cut[s][self.n + 2 * ax + side] = (p, nrm if side else -nrm)
         self.size = float(size) * size_factor
         # at least 7 segments per full circle (gmsh's Mesh.MinimumCirclePoints) and at most
@@ -153,7 +153,7 @@ class UnionSurface:
     def _is_box(self, cutter: int) -> bool:
         return cutter >= self.n
 
-    def _box_plane(self, cutter: int) -> tuple[np.ndarray, np.ndarray]:
+    def box_plane(self, cutter: int) -> tuple[np.ndarray, np.ndarray]:
         ax, side = divmod(cutter - self.n, 2)
         p = np.zeros(3)
         p[ax] = side * self.L[ax]
@@ -162,7 +162,7 @@ class UnionSurface:
     def _plane(self, s: int, cutter: int) -> tuple[np.ndarray, np.ndarray]:
         """Canonical plane of a cutter of sphere ``s`` (orientation independent of ``s``)."""
         if self._is_box(cutter):
-            return self._box_plane(cutter)
+            return self.box_plane(cutter)
         return self.plane[(min(s, cutter), max(s, cutter))]
 
     def _key(self, s: int, cutter: int) -> tuple[int, int]:
