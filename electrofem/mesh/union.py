@@ -40,7 +40,7 @@ import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 from scipy.spatial import ConvexHull, Delaunay, cKDTree
 
-from .trisphere import edge_codes, geodesic, icosahedron, subdivide, vote
+from .trisphere import cross, edge_codes, geodesic, icosahedron, subdivide, vote
 
 if TYPE_CHECKING:
     from .plan import _Plan
@@ -197,7 +197,7 @@ class UnionSurface:
         s, x, y = key
         p1, n1 = self._plane(s, x)
         p2, n2 = self._plane(s, y)
-        d = np.cross(n1, n2)
+        d = cross(n1, n2)
         norm = np.linalg.norm(d)
         if norm < 1e-12:
             return out
@@ -232,9 +232,9 @@ class UnionSurface:
         dist = (self.c[s] - p) @ nrm
         cen = self.c[s] - dist * nrm
         rad = math.sqrt(max(self.r[s] ** 2 - dist * dist, 0.0))
-        e1 = np.cross(nrm, np.eye(3)[int(np.argmin(np.abs(nrm)))])
+        e1 = cross(nrm, np.eye(3)[int(np.argmin(np.abs(nrm)))])
         e1 /= np.linalg.norm(e1)
-        return cen, nrm, rad, e1, np.cross(nrm, e1)
+        return cen, nrm, rad, e1, cross(nrm, e1)
 
     def _segments(self, xs: np.ndarray, length: float, angle: float) -> int:
         """Segments of a curve of ``length`` (sampled at ``xs``): one smallest local size
@@ -375,7 +375,7 @@ class UnionSurface:
         q = np.array([self.points[i] for arc in arcs for i in arc[1:]])
         mid = 0.5 * (p + q)
         chord = np.linalg.norm(q - p, axis=1)
-        d = np.cross(q - p, mid - c)
+        d = cross(q - p, mid - c)
         d /= np.linalg.norm(d, axis=1)[:, None]
         out = []
         for sign in (1.0, -1.0):
@@ -438,7 +438,7 @@ class UnionSurface:
         if arcs:
             keep = vote(tri, x, self._chord_codes(arcs, gid), len(x) + 1, keep)
         tri = tri[keep]
-        nrm = np.cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])
+        nrm = cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])
         flip = np.einsum("ij,ij->i", nrm, x[tri[:, 0]] - c) < 0
         tri[flip] = tri[flip][:, [0, 2, 1]]
         return gid, cand, tri, (self._missing(arcs, gid, tri) if arcs else [])
@@ -465,7 +465,13 @@ class UnionSurface:
             e = np.max(np.linalg.norm(t - np.roll(t, 1, axis=1), axis=2), axis=1)
             return e > SPLIT * self.local_size(to3(t.mean(axis=1)))
 
-        q = subdivide(q0[Delaunay(q0).simplices], split_where, unit=False)
+        k = np.arange(n0 * n0)
+        i, j = divmod(k, n0)  # square (i, j) of the grid: corners a, b (row i), c, d (row i+1)
+        a = i * (n0 + 1) + j
+        b, c = a + 1, a + n0 + 1
+        d = c + 1
+        squares = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
+        q = subdivide(q0[squares], split_where, unit=False)
         q = q[(q[:, 0] > TOL) & (q[:, 0] < lu - TOL) & (q[:, 1] > TOL) & (q[:, 1] < lv - TOL)]
         ids, ell = self._boundary(arcs)
         cand = self._guarded(to3(q), ids, ell)
@@ -477,10 +483,16 @@ class UnionSurface:
         tri = tri[np.all(tri < len(x), axis=1)]
         cen = x[tri].mean(axis=1)
         solid = np.zeros(len(tri), bool)
-        for s in inside:
-            solid |= np.sum((cen - self.c[s]) ** 2, axis=1) < self.r[s] ** 2
+        if inside and len(tri):
+            # each cut sphere tests only the centroids within its radius (in the face's plane)
+            near = cKDTree(cen[:, [u, v]]).query_ball_point(
+                self.c[inside][:, [u, v]], self.r[inside]
+            )
+            for s, rows in zip(inside, near, strict=True):
+                rows = np.asarray(rows, dtype=np.int64)
+                solid[rows] |= np.sum((cen[rows] - self.c[s]) ** 2, axis=1) < self.r[s] ** 2
         solid = vote(tri, x, self._chord_codes(arcs, gid), len(x) + 1, solid)
-        nrm = np.cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])[:, ax]
+        nrm = cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])[:, ax]
         flip = nrm * (1 if side else -1) < 0
         tri[flip] = tri[flip][:, [0, 2, 1]]
         return gid, cand, tri, solid, self._missing(arcs, gid, tri)
