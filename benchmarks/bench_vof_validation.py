@@ -39,6 +39,9 @@ def main() -> None:
     )
     ap.add_argument("--dim", type=int, choices=(2, 3), default=2, help="drop: disk or sphere")
     ap.add_argument(
+        "--n-sub", type=int, default=32, help="drop: initial alpha sampled n_sub^dim times a cell"
+    )
+    ap.add_argument(
         "--scheduled-dt",
         type=float,
         default=0.0,
@@ -65,17 +68,18 @@ def main() -> None:
                 "curvature": args.curvature,
             }
         )
-    rows = [static_drop(COMM, n, args.steps, o, dim=args.dim) for n in args.cells]
+    rows = [static_drop(COMM, n, args.steps, o, n_sub=args.n_sub, dim=args.dim) for n in args.cells]
     if COMM.rank:
         return
     tag = f"_dt{args.scheduled_dt:g}" if args.scheduled_dt > 0 else ""
     tag += "_fit" if args.curvature == "fit" else ""
     tag += "_3d" if args.dim == 3 else ""
+    tag += f"_nsub{args.n_sub}" if args.n_sub != 32 else ""
     out = {
         "command": f"mpirun -n {COMM.size} python benchmarks/bench_vof_validation.py "
         f"--cells {' '.join(map(str, args.cells))} --steps {args.steps}"
         + (f" --scheduled-dt {args.scheduled_dt:g}" if args.scheduled_dt > 0 else "")
-        + f" --curvature {args.curvature} --dim {args.dim}",
+        + f" --curvature {args.curvature} --dim {args.dim} --n-sub {args.n_sub}",
         "electrofem_version": electrofem.__version__,
         "options": o.record() | {"curvature": o.curvature},
         "ranks": COMM.size,

@@ -24,7 +24,7 @@ log = logging.getLogger("electrofem.mesh")
 
 #: ``geometry_route = "auto"`` takes the discrete route for 3D packings of at least this many
 #: particles (when it can mesh them): the OCC glue grows ~quadratically with the pieces
-#: (9.7 min against 2.2 min on paper 002's 3D section of 2 440 particles, BENCHMARKS.md),
+#: (9.7 min against 2.0 min on paper 002's 3D section of 2 440 particles, BENCHMARKS.md),
 #: while below ~500 particles both routes take well under a minute.
 AUTO_DISCRETE_PARTICLES = 1000
 

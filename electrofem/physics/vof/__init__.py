@@ -69,7 +69,7 @@ Discretisation and why
   interface points, so κ is constant along the normal; the force is then ``σ κ ∇α̂``. Within
   one to two fit radii of a contact point (an interface point at a wall) the projected κ
   above is kept, because it carries the contact angle. The static drop's parasitic currents
-  fall to Ca ≈ 2e-6 once the start-up from the sampled initial α has relaxed (5e-4 with the
+  fall to Ca ≈ 2e-6 once the start-up from the exact circle has relaxed (5e-4 with the
   projection), and the Laplace jump at 4 cells a radius is +2 % (−13 %); a 3D sphere of 5 cells a
   radius gets κ within 5 % of 2/R (``tests/test_vof_curvature.py``, BENCHMARKS.md, issue 16).
   The projection stays the default until the wetting study has been re-run with the fit.

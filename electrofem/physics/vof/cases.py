@@ -62,8 +62,9 @@ def static_drop(
 
     Returns the pressure jump Δp (mean p for r < R/2 minus mean p for r > 3R/2) and its error
     against the Laplace jump (D − 1)σ/R, the largest speed over the run, over its second half
-    (after the start-up from the sampled initial α) and at its end (also as capillary numbers
-    Ca = μ_l |u| / σ), the relative volume change and the wall time."""
+    (after the start-up from the exact circle to the discrete equilibrium) and at its end
+    (also as capillary numbers Ca = μ_l |u| / σ), the relative volume change and the wall
+    time."""
     import ufl
     from dolfinx import fem
     from dolfinx import mesh as dmesh
