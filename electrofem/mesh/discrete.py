@@ -304,10 +304,10 @@ def _place_midpoints(surface: UnionSurface, surfaces: list) -> None:
     new[one] = radial[one]
     for i in np.flatnonzero(two):  # circles: few per patch
         s, t = int(a[i]), int(b[i])
-        if t < n:
-            q, u = surface.plane[(s, t)]
-        else:
-            q, u = surface.box_plane(t)
+        plane = surface.plane.get((s, t)) if t < n else surface.box_plane(t)
+        if plane is None:  # not an arc of these two (cannot happen on a closed surface)
+            continue
+        q, u = plane
         cc = c[i] - ((c[i] - q) @ u) * u
         rc = np.sqrt(max(r[i] ** 2 - np.sum((c[i] - cc) ** 2), 0.0))
         w = p[i] - cc

@@ -86,7 +86,7 @@ def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def unique_rows(a: np.ndarray) -> np.ndarray:
     """``np.unique(a, axis=0)`` of a float table (rows in lexicographic order), by a
-    column lexsort: 6x faster than numpy's structured-view sort on the patches' points."""
+    column lexsort: 2-3x faster than numpy's structured-view sort on the patches' points."""
     s = a[np.lexsort(a.T[::-1])]
     keep = np.ones(len(s), bool)
     keep[1:] = np.any(s[1:] != s[:-1], axis=1)
