@@ -25,20 +25,18 @@ import numpy as np
 log = logging.getLogger("electrofem.mesh")
 
 #: gmsh second-order element types by dimension, and their midpoints' edges (gmsh ordering).
-QUADRATIC = {
+_QUADRATIC = {
     2: (9, ((0, 1), (1, 2), (2, 0))),
     3: (11, ((0, 1), (1, 2), (2, 0), (3, 0), (3, 2), (3, 1))),
 }
 
 
-def curve_mesh(
-    dim: int, max_halvings: int = 3, quadratic: Callable[[], None] | None = None
-) -> dict:
+def curve_mesh(dim: int, max_halvings: int = 3, place: Callable[[], None] | None = None) -> dict:
     """Make the current first-order mesh quadratic (see the module docstring).
 
-    ``quadratic``: for a model without CAD (the discrete route), ``quadratic()`` replaces
-    gmsh's ``setOrder(2)``: it makes the cells quadratic itself, with the boundary midpoints on
-    the exact geometry, before the check below.
+    ``place``: for a model without CAD (the discrete route), gmsh puts the midpoints on the
+    straight edges and ``place()`` then moves the boundary ones onto the exact geometry
+    (``gmsh.model.mesh.setNode``) before the check below.
 
     A cell whose bound ``minDetJac`` is not positive has the offsets of its midpoints from
     their straight edges halved, up to ``max_halvings`` times, then removed; only the cells
@@ -49,13 +47,12 @@ def curve_mesh(
     RuntimeError when a cell is still inverted with straight edges (the first-order mesh
     itself was inverted).
     """
-    etype, edges = QUADRATIC[dim]
-    if quadratic is None:
-        gmsh.option.setNumber("Mesh.HighOrderOptimize", 0)
-        gmsh.option.setNumber("Mesh.SecondOrderLinear", 0)  # midpoints on the CAD
-        gmsh.model.mesh.setOrder(2)
-    else:
-        quadratic()
+    etype, edges = _QUADRATIC[dim]
+    gmsh.option.setNumber("Mesh.HighOrderOptimize", 0)
+    gmsh.option.setNumber("Mesh.SecondOrderLinear", 0 if place is None else 1)  # on the CAD
+    gmsh.model.mesh.setOrder(2)
+    if place is not None:
+        place()
     tags, nodes = gmsh.model.mesh.getElementsByType(etype)
     tags = np.asarray(tags)
     det = np.asarray(gmsh.model.mesh.getElementQualities(tags, "minDetJac"))

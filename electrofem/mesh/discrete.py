@@ -15,8 +15,8 @@ cluster), placed in the smallest region around it by a ray-parity test.
 The model then holds the same physical groups as the OCC route's (phase volumes, box faces,
 ``electrolyte|<phase>`` interface), so the import, the files and the solvers do not change.
 With ``MeshOptions.order = 2`` the cells are curved: the model has no CAD for gmsh to put the
-edge midpoints on, so :func:`_make_quadratic` adds them itself, on the exact spheres and
-circles (then :func:`.curved.curve_mesh` pulls back any that invert a cell).
+edge midpoints on, so :func:`_place_midpoints` moves them onto the exact spheres and circles
+(then :func:`.curved.curve_mesh` pulls back any that invert a cell).
 What it does not do (use the default ``"auto"`` route): core-shell particles, more than one
 solid phase, contact facets between particles (the solid of each cluster is one volume, so
 ``interface_tag(p, p)`` is absent), 2D.
@@ -35,7 +35,7 @@ import gmsh
 import numpy as np
 
 from .. import tags
-from .curved import QUADRATIC, curve_mesh
+from .curved import curve_mesh
 from .occ import ATTRIBUTE
 from .options import GeometryReport, MeshOptions, MeshStats
 from .plan import _effective_shell, _fingerprint, _hint_text, _plan
@@ -240,7 +240,7 @@ def build_and_mesh_discrete(
     straightened = 0
     if options.order == 2:
         t = time.perf_counter()
-        straightened = curve_mesh(3, quadratic=lambda: _make_quadratic(surface, surfaces))[
+        straightened = curve_mesh(3, place=lambda: _place_midpoints(surface, surfaces))[
             "straightened"
         ]
         t_curve = time.perf_counter() - t
@@ -273,81 +273,30 @@ def build_and_mesh_discrete(
     return report, stats
 
 
-#: The edges whose midpoints follow the vertices in gmsh's quadratic tetrahedron (type 11)
-#: and triangle (type 9).
-TET_EDGES, TRI_EDGES = QUADRATIC[3][1], QUADRATIC[2][1]
-
-
-def _edge_codes(cells: np.ndarray, edges, m: int) -> np.ndarray:
-    return np.stack(
-        [
-            np.minimum(cells[:, i], cells[:, j]) * m + np.maximum(cells[:, i], cells[:, j])
-            for i, j in edges
-        ],
-        axis=1,
-    )
-
-
-def _make_quadratic(surface: UnionSurface, surfaces: list) -> None:
-    """Replace the model's tetrahedra and surface triangles by quadratic ones (gmsh types 11
-    and 9), in bulk: one new node per mesh edge, at the edge's middle, except on the surface,
-    where :func:`_exact_midpoints` puts it on the exact sphere or circle. gmsh's ``setOrder``
-    and one ``setNode`` call per surface midpoint took 2x longer."""
-    volumes = [t for _, t in gmsh.model.getEntities(3)]
-    tets = [
-        np.asarray(gmsh.model.mesh.getElementsByType(4, v)[1], np.int64).reshape(-1, 4)
-        for v in volumes
-    ]
-    tris = [
-        np.asarray(gmsh.model.mesh.getElementsByType(2, k + 1)[1], np.int64).reshape(-1, 3)
-        for k in range(len(surfaces))
-    ]
-    ids, coords, _ = gmsh.model.mesh.getNodes()
-    top = int(ids.max())
-    xyz = np.zeros((top + 1, 3))
-    xyz[ids.astype(np.int64)] = np.asarray(coords).reshape(-1, 3)
-    m = top + 1
-    tet_codes = [_edge_codes(t, TET_EDGES, m) for t in tets]
-    codes = np.unique(np.concatenate([c.ravel() for c in tet_codes]))
-    lo, hi = np.divmod(codes, m)
-    pos = 0.5 * (xyz[lo] + xyz[hi])
-    tri_edges = [np.searchsorted(codes, _edge_codes(t, TRI_EDGES, m)) for t in tris]
+def _place_midpoints(surface: UnionSurface, surfaces: list) -> None:
+    """Move the midpoint of every surface edge onto the exact geometry: onto its sphere
+    (radially) inside a sphere patch, onto the circle where two spheres or a sphere and a box
+    face meet on an arc chord. A projection that leaves the sphere's patch (a chord across a
+    small patch) and edges on box faces stay straight."""
     n = surface.n
-    edge = np.concatenate([e.ravel() for e in tri_edges])
-    owner = np.concatenate(
-        [
-            np.full(e.size, o if kind == "sphere" else n + o)
-            for (kind, o, _), e in zip(surfaces, tri_edges, strict=True)
-        ]
-    )
-    pairs = np.unique(np.stack([edge, owner], axis=1), axis=0)
-    on, first, count = np.unique(pairs[:, 0], return_index=True, return_counts=True)
+    nodes, owners = [], []
+    for k, (kind, owner, _) in enumerate(surfaces):
+        _, tri = gmsh.model.mesh.getElementsByType(9, k + 1)
+        mid = np.asarray(tri, np.int64).reshape(-1, 6)[:, 3:].ravel()
+        nodes.append(mid)
+        owners.append(np.full(len(mid), owner if kind == "sphere" else n + owner))
+    nodes, owners = np.concatenate(nodes), np.concatenate(owners)
+    pairs = np.unique(np.stack([nodes, owners], axis=1), axis=0)
+    node, first, count = np.unique(pairs[:, 0], return_index=True, return_counts=True)
     a = pairs[first, 1]
     b = np.where(count == 2, pairs[np.minimum(first + 1, len(pairs) - 1), 1], -1)
-    pos[on] = _exact_midpoints(surface, pos[on], a, b, count)
-    tags_mid = top + 1 + np.arange(len(codes))
-    gmsh.model.mesh.addNodes(3, volumes[0], tags_mid, pos.ravel())
-    for v, t, c in zip(volumes, tets, tet_codes, strict=True):
-        gmsh.model.mesh.removeElements(3, v)
-        quad = np.hstack([t, tags_mid[np.searchsorted(codes, c)]])
-        gmsh.model.mesh.addElementsByType(v, 11, [], quad.ravel())
-    for k, (t, e) in enumerate(zip(tris, tri_edges, strict=True)):
-        gmsh.model.mesh.removeElements(2, k + 1)
-        gmsh.model.mesh.addElementsByType(k + 1, 9, [], np.hstack([t, tags_mid[e]]).ravel())
-
-
-def _exact_midpoints(
-    surface: UnionSurface, p: np.ndarray, a: np.ndarray, b: np.ndarray, count: np.ndarray
-) -> np.ndarray:
-    """Surface edge midpoints ``p`` moved onto the exact geometry. ``a`` (and ``b``, when
-    ``count`` is 2) are the surfaces the edge lies on: sphere ``s`` < ``surface.n``, box face
-    ``n + f``. On one sphere: radially onto it, unless that leaves its patch (a chord across a
-    small patch); on a sphere and another sphere or a box face (an arc chord): onto their
-    circle; on box faces only: straight."""
-    n = surface.n
-    new = p.copy()
     one = (count == 1) & (a < n)  # inside a sphere patch
     two = (count == 2) & (a < n)  # an arc: sphere-sphere or sphere-box (a < b)
+    tags_all, coords, _ = gmsh.model.mesh.getNodes()
+    xyz = np.zeros((int(tags_all.max()) + 1, 3))
+    xyz[tags_all.astype(np.int64)] = np.asarray(coords).reshape(-1, 3)
+    p = xyz[node]
+    new = p.copy()
     sa = np.where(a < n, a, 0)
     c, r = surface.c[sa], surface.r[sa]
     d = p - c
@@ -364,11 +313,14 @@ def _exact_midpoints(
         w = p[i] - cc
         w -= (w @ u) * u
         new[i] = cc + rc * w / np.linalg.norm(w)
-    for s in np.unique(a[one]):  # a radial projection must stay in its sphere's patch
+    # a radial projection must stay in its sphere's patch
+    for s in np.unique(a[one]):
         rows = np.flatnonzero(one & (a == s))
         inside = surface.in_cell(int(s), new[rows])
         new[rows[~inside]] = p[rows[~inside]]
-    return new
+    moved = np.flatnonzero(np.any(new != p, axis=1))
+    for tag, q in zip(node[moved], new[moved], strict=True):
+        gmsh.model.mesh.setNode(int(tag), q.tolist(), [])
 
 
 def _report(x, surfaces, by_phase, by_facet) -> GeometryReport:
