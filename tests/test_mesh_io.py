@@ -286,7 +286,11 @@ def test_model_to_mesh_gives_dolfinx_tags(dim, order):
     try:
         ours = model_to_mesh(COMM, 0, dim, _partitioner(COMM))
         ref = dolfinx_model_to_mesh(
-            gmsh.model if COMM.rank == 0 else None, COMM, 0, gdim=dim, partitioner=_partitioner(COMM)
+            gmsh.model if COMM.rank == 0 else None,
+            COMM,
+            0,
+            gdim=dim,
+            partitioner=_partitioner(COMM),
         )
         theirs = (ref.mesh, ref.cell_tags, ref.facet_tags)
     finally:
