@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from typing import TYPE_CHECKING
 
@@ -39,7 +38,7 @@ from .curved import curve_mesh
 from .occ import ATTRIBUTE
 from .options import GeometryReport, MeshOptions, MeshStats
 from .plan import _effective_shell, _fingerprint, _hint_text, _plan
-from .sizing import SIZE_FACTOR_3D, _set_mesh_options, _size_grid, _write_structured, mesh_stats
+from .sizing import SIZE_FACTOR_3D, _set_mesh_options, _size_grid, mesh_stats, structured_field
 from .trisphere import edge_codes, join_by_codes
 from .union import UnionSurface
 
@@ -151,20 +150,6 @@ def regions(x: np.ndarray, pieces: list) -> tuple[list, list]:
     return surfaces, volumes
 
 
-def _background_field(options: MeshOptions, grid) -> str | None:
-    if grid is None:
-        return None
-    fd, path = tempfile.mkstemp(prefix="electrofem-size-", suffix=".bin")
-    os.close(fd)
-    _write_structured(path, *grid)
-    field = gmsh.model.mesh.field
-    fid = field.add("Structured")
-    field.setString(fid, "FileName", path)
-    field.setNumber(fid, "TextFormat", 0)
-    field.setAsBackgroundMesh(fid)
-    return path
-
-
 def build_and_mesh_discrete(
     particles: Particles,
     options: MeshOptions,
@@ -224,7 +209,10 @@ def build_and_mesh_discrete(
     gmsh.option.setNumber("Mesh.OptimizeThreshold", OPTIMIZE_THRESHOLD)
     for name, value in (gmsh_options or {}).items():
         gmsh.option.setNumber(name, float(value))
-    path = _background_field(options, grid)
+    path = None
+    if grid is not None:
+        fid, path = structured_field(grid)
+        gmsh.model.mesh.field.setAsBackgroundMesh(fid)
     t_mesh = time.perf_counter()
     try:
         gmsh.model.mesh.generate(3)
@@ -273,6 +261,14 @@ def build_and_mesh_discrete(
     return report, stats
 
 
+def _node_xyz() -> np.ndarray:
+    """The coordinates of the current model's nodes, a row per node tag (row 0 unused)."""
+    ids, coords, _ = gmsh.model.mesh.getNodes()
+    xyz = np.zeros((int(ids.max()) + 1, 3))
+    xyz[ids.astype(np.int64)] = np.asarray(coords).reshape(-1, 3)
+    return xyz
+
+
 def _place_midpoints(surface: UnionSurface, surfaces: list) -> None:
     """Move the midpoint of every surface edge onto the exact geometry: onto its sphere
     (radially) inside a sphere patch, onto the circle where two spheres or a sphere and a box
@@ -292,10 +288,7 @@ def _place_midpoints(surface: UnionSurface, surfaces: list) -> None:
     b = np.where(count == 2, pairs[np.minimum(first + 1, len(pairs) - 1), 1], -1)
     one = (count == 1) & (a < n)  # inside a sphere patch
     two = (count == 2) & (a < n)  # an arc: sphere-sphere or sphere-box (a < b)
-    tags_all, coords, _ = gmsh.model.mesh.getNodes()
-    xyz = np.zeros((int(tags_all.max()) + 1, 3))
-    xyz[tags_all.astype(np.int64)] = np.asarray(coords).reshape(-1, 3)
-    p = xyz[node]
+    p = _node_xyz()[node]
     new = p.copy()
     sa = np.where(a < n, a, 0)
     c, r = surface.c[sa], surface.r[sa]
@@ -326,9 +319,7 @@ def _place_midpoints(surface: UnionSurface, surfaces: list) -> None:
 def _report(x, surfaces, by_phase, by_facet) -> GeometryReport:
     """Phase volumes from the cells, facet areas from the triangles (the straight geometry)."""
     report = GeometryReport(n_volumes=sum(len(v) for v in by_phase.values()))
-    ids, coords, _ = gmsh.model.mesh.getNodes()
-    xyz = np.zeros((int(ids.max()) + 1, 3))
-    xyz[ids.astype(np.int64)] = np.asarray(coords).reshape(-1, 3)
+    xyz = _node_xyz()
     for p, vols in by_phase.items():
         total = 0.0
         for v in vols:

@@ -58,7 +58,7 @@ class MeshOptions:
             falling back to the box fragment when the pore's shells need it; ``"fragment"``
             fragments the box with the pieces (the only route in 2D); ``"discrete"`` (3D, one
             solid phase, no shells) triangulates the packing's surface itself and
-            has HXT mesh the regions (:mod:`electrofem.mesh.discrete`; 1.7-2.7x faster on large
+            has HXT mesh the regions (:mod:`electrofem.mesh.discrete`; 2-4.5x faster on large
             packings, no ``interface_tag(p, p)`` contact facets). ``"auto"`` is ``"discrete"``
             for 3D packings of at least :data:`electrofem.mesh.build.AUTO_DISCRETE_PARTICLES`
             particles that it can mesh, where the OCC glue grows ~quadratically, and

@@ -140,6 +140,20 @@ def _write_structured(path: str, spacing: np.ndarray, grid: np.ndarray) -> None:
         fh.write(np.ascontiguousarray(grid, dtype="=f8").tobytes())
 
 
+def structured_field(grid: tuple[np.ndarray, np.ndarray]) -> tuple[int, str]:
+    """A gmsh 'Structured' size field of the sampled ``grid`` (:func:`_size_grid`), read
+    from a temporary file: ``(field tag, file path)``. The caller removes the file once the
+    mesh is made."""
+    fd, path = tempfile.mkstemp(prefix="electrofem-size-", suffix=".bin")
+    os.close(fd)
+    _write_structured(path, *grid)
+    field = gmsh.model.mesh.field
+    fid = field.add("Structured")
+    field.setString(fid, "FileName", path)
+    field.setNumber(fid, "TextFormat", 0)
+    return fid, path
+
+
 def _set_mesh_options(options: MeshOptions, dim: int) -> None:
     opt = gmsh.option.setNumber
     opt("General.Terminal", 1 if options.verbose else 0)
@@ -343,12 +357,7 @@ def mesh_geometry(
     fields: list[int] = []
     try:
         if grid is not None:
-            fd, path = tempfile.mkstemp(prefix="electrofem-size-", suffix=".bin")
-            os.close(fd)
-            _write_structured(path, *grid)
-            fid = field.add("Structured")
-            field.setString(fid, "FileName", path)
-            field.setNumber(fid, "TextFormat", 0)
+            fid, path = structured_field(grid)
             fields.append(fid)
             log.debug(
                 "mesh: size grid %s in %.2f s",
