@@ -6,6 +6,8 @@
                                                 # curved cells, P2 (bench_transport_o2p2.json)
     python benchmarks/bench_transport.py --route discrete --sizes 2.0 1.41
                                                 # the discrete route (..._discrete.json)
+    python benchmarks/bench_transport.py --route discrete --electrolyte-only --sizes 2.0 1.41 1.0
+                                    # the pore meshed alone (..._discrete_eo.json)
     mpirun -n 2 python benchmarks/bench_transport.py --mpi-case 1.0   # one h on N ranks
     python benchmarks/bench_transport.py --mpi-case 1.0               # ... and on 1 rank
 
@@ -75,7 +77,9 @@ def spec() -> Electrode:
     return Electrode(Box(BOX), (Layer(1.0, POROSITY, pops),), seed=SEED)
 
 
-def mesh_options(h: float, order: int = 1, route: str = "auto") -> MeshOptions:
+def mesh_options(
+    h: float, order: int = 1, route: str = "auto", electrolyte_only: bool = False
+) -> MeshOptions:
     return MeshOptions(
         size=h,
         radius_factor=0.25 * h,
@@ -83,6 +87,7 @@ def mesh_options(h: float, order: int = 1, route: str = "auto") -> MeshOptions:
         size_min=0.01,
         order=order,
         geometry_route=route,
+        electrolyte_only=electrolyte_only,
     )
 
 
@@ -119,14 +124,14 @@ def solve(em, degree: int = 1) -> tuple[object, float]:
     return d, time.perf_counter() - t
 
 
-def mesh_case(parts: Particles, h: float, order: int = 1, route: str = "auto"):
+def mesh_case(parts: Particles, h: float, order: int = 1, route: str = "auto", eo: bool = False):
     """Mesh the current gmsh geometry (rank 0) at h and distribute; returns em, stats, time.
     The discrete route builds its surface here, at h (it has no separate geometry)."""
     COMM.barrier()
     t = time.perf_counter()
     st = None
     if COMM.rank == 0:
-        options = mesh_options(h, order, route)
+        options = mesh_options(h, order, route, eo)
         if route == "discrete":
             st = build_and_mesh(parts, options)[1]
         else:
@@ -144,7 +149,7 @@ def machine_note() -> str:
     )
 
 
-def study(sizes, order: int = 1, degree: int = 1, route: str = "auto") -> dict:
+def study(sizes, order: int = 1, degree: int = 1, route: str = "auto", eo: bool = False) -> dict:
     RESULTS.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     parts = generate(spec())
@@ -165,7 +170,7 @@ def study(sizes, order: int = 1, degree: int = 1, route: str = "auto") -> dict:
     print(f"OCC geometry (once): {t_geom:.1f} s", flush=True)
     # warm-up: JIT-compile the forms on a coarse mesh (the discrete route: the coarsest h,
     # since HXT's optimiser is slow on its 3 µm mesh, BENCHMARKS.md)
-    em, _, _ = mesh_case(parts, sizes[0] if route == "discrete" else 3.0, order, route)
+    em, _, _ = mesh_case(parts, sizes[0] if route == "discrete" else 3.0, order, route, eo)
     solve(em, degree)
     del em
     rows = []
@@ -175,7 +180,7 @@ def study(sizes, order: int = 1, degree: int = 1, route: str = "auto") -> dict:
     )
     print("\n" + head + "\n|---|---|---|---|---|---|---|---|---|", flush=True)
     for h in sizes:
-        em, st, t_mesh = mesh_case(parts, h, order, route)
+        em, st, t_mesh = mesh_case(parts, h, order, route, eo)
         d, t_solve = solve(em, degree)
         rows.append(
             dict(
@@ -238,17 +243,18 @@ def study(sizes, order: int = 1, degree: int = 1, route: str = "auto") -> dict:
         geometry_order=order,
         degree=degree,
         geometry_route=route,
+        electrolyte_only=eo,
         machine=machine_note(),
     )
-    (RESULTS / result_name(order, degree, route)).write_text(json.dumps(out, indent=2))
+    (RESULTS / result_name(order, degree, route, eo)).write_text(json.dumps(out, indent=2))
     return out
 
 
-def result_name(order: int, degree: int, route: str = "auto") -> str:
+def result_name(order: int, degree: int, route: str = "auto", eo: bool = False) -> str:
     """``bench_transport.json`` (straight, P1), else ``bench_transport_o<order>p<degree>.json``;
-    ``_discrete`` before ``.json`` for the discrete route."""
+    ``_discrete`` before ``.json`` for the discrete route, then ``_eo`` for the pore alone."""
     stem = "bench_transport" if (order, degree) == (1, 1) else f"bench_transport_o{order}p{degree}"
-    return stem + ("_discrete" if route == "discrete" else "") + ".json"
+    return stem + ("_discrete" if route == "discrete" else "") + ("_eo" if eo else "") + ".json"
 
 
 def load_particles() -> Particles:
@@ -314,13 +320,19 @@ def main():
     ap.add_argument(
         "--route", choices=["auto", "discrete"], default="auto", help="MeshOptions.geometry_route"
     )
+    ap.add_argument(
+        "--electrolyte-only",
+        action="store_true",
+        help="MeshOptions.electrolyte_only: mesh the pore alone (the discrete route)",
+    )
     args = ap.parse_args()
     if args.mpi_case is not None:
         mpi_case(args.mpi_case)
         return
     if COMM.size > 1:
         raise SystemExit("the h study runs serially; use --mpi-case H under mpirun")
-    study(sorted(args.sizes, reverse=True), args.order, args.degree, args.route)
+    route = "discrete" if args.electrolyte_only else args.route
+    study(sorted(args.sizes, reverse=True), args.order, args.degree, route, args.electrolyte_only)
 
 
 if __name__ == "__main__":

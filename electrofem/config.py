@@ -49,6 +49,7 @@ marked::
     size = 1.0
     radius_factor = 0.25
     order = 1               # 2: curved cells (transport and conductivity only)
+    electrolyte_only = false  # 3D: mesh the pore alone (electrolyte transport only)
 
     [transport]             # see electrofem.physics.transport.TransportOptions
     phase = "electrolyte"   # or "solid", or "active,second"

@@ -221,6 +221,26 @@ def test_a_2d_box_is_refused(session):
     p = Particles(Box((10.0, 10.0), periodic=False), [[5, 5]], [2])
     with pytest.raises(ValueError, match="3D only"):
         build_and_mesh(p, DISCRETE)
+    with pytest.raises(ValueError, match="electrolyte_only.*3D only"):
+        build_and_mesh(p, MeshOptions(electrolyte_only=True))
+
+
+def test_electrolyte_only_is_refused_where_it_cannot_be_made(session):
+    """Only the discrete route meshes the pore alone; the OCC routes refuse the option, and
+    two solid phases are refused by name."""
+    for route in ("occ", "fragment"):
+        with pytest.raises(ValueError, match="electrolyte_only.*discrete"):
+            MeshOptions(geometry_route=route, electrolyte_only=True).validate()
+    with pytest.raises(ValueError, match="electrolyte_only: must be true or false"):
+        MeshOptions(electrolyte_only=1).validate()
+    p = Particles(
+        Box((10.0, 10.0, 10.0), periodic=False),
+        [[3, 5, 5], [7, 5, 5]],
+        [2, 2],
+        phase=[tags.ACTIVE, tags.BINDER],
+    )
+    with pytest.raises(ValueError, match="electrolyte_only.*one phase"):
+        build_and_mesh(p, MeshOptions(electrolyte_only=True))
 
 
 @pytest.mark.parametrize("gap", [0.005, 0.05])

@@ -204,3 +204,55 @@ def test_cli_discrete_route_generate_then_transport(shared_tmp):
         assert m["flux_imbalance"] < 1e-6
         taus[route] = m["tortuosity"]
     assert taus["discrete"] == pytest.approx(taus["auto"], rel=0.02)
+
+
+def test_cli_electrolyte_only_mesh_then_transport(shared_tmp):
+    """``mesh.electrolyte_only`` through the jobs (serial and on 2 ranks): generate meshes
+    the pore alone; the porosity on the mesh is over the box; transport gives the full
+    discrete mesh's τ, porosity and a_s within 1e-3 and derives the solid's volume as the
+    box's complement (volume fractions add to one, PyBaMM's active fraction is 1 - ε); the
+    discharge refuses the mesh with a one-line error."""
+    ms = {}
+    for only in ("false", "true"):
+        cfg = shared_tmp / f"eo-{only}.toml"
+        if COMM.rank == 0:
+            cfg.write_text(
+                "seed = 4\n[box]\nwidth = 14.0\ndepth = 14.0\nheight = 14.0\n"
+                "[[layers]]\nporosity = 0.55\n[[layers.particles]]\ndiameter = 5.0\n"
+                f'[mesh]\nsize = 1.0\ngeometry_route = "discrete"\nelectrolyte_only = {only}\n'
+            )
+        COMM.barrier()
+        gen = shared_tmp / f"gen-eo-{only}"
+        assert main(["generate", str(cfg), "-o", str(gen), "-q"]) == 0
+        summary = json.loads((gen / "summary.json").read_text())
+        out = shared_tmp / f"t-eo-{only}"
+        argv = ["transport", str(gen / "mesh.xdmf"), "-o", str(out), "-q", "--direction", "z"]
+        assert main(argv) == 0
+        ms[only] = (summary, json.loads((out / "transport.json").read_text()))
+    (s_full, m_full), (s_pore, m_pore) = ms["false"], ms["true"]
+    assert s_pore["mesh"]["n_cells"] < 0.7 * s_full["mesh"]["n_cells"]
+    assert s_pore["mesh"]["porosity_mesh"] == pytest.approx(
+        s_full["mesh"]["porosity_mesh"], rel=1e-9
+    )
+    fr = m_pore["volume_fractions"]
+    assert set(fr) == {"electrolyte", "active"} and sum(fr.values()) == pytest.approx(1.0)
+    assert fr == pytest.approx(m_full["volume_fractions"], rel=1e-9)
+    assert "box's minus the electrolyte's" in m_pore["solid_volume_note"]
+    assert "solid_volume_note" not in m_full
+    a = "specific_surface_area_m-1"
+    assert m_pore[a] == pytest.approx(m_full[a], rel=1e-9)
+    d, d_full = m_pore["directions"]["z"], m_full["directions"]["z"]
+    assert d["tortuosity"] == pytest.approx(d_full["tortuosity"], rel=1e-3)
+    pb = json.loads((out / "pybamm.json").read_text())["parameters"]
+    eps = d["epsilon"]
+    assert pb["Positive electrode active material volume fraction"] == pytest.approx(1 - eps)
+    code = main(
+        [
+            "discharge",
+            str(shared_tmp / "gen-eo-true" / "mesh.xdmf"),
+            "-o",
+            str(shared_tmp / "dis"),
+            "-q",
+        ]
+    )
+    assert code != 0

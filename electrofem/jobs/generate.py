@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -185,7 +186,8 @@ def run_generate(
     mstats = emesh.statistics()
     vols = emesh.phase_volumes()  # collective: every rank calls it
     if comm.rank == 0:
-        total = sum(vols.values())
+        # an electrolyte-only mesh fills the pore alone: the porosity is over the box
+        total = math.prod(parts.box.size) if cfg.mesh.electrolyte_only else sum(vols.values())
         summary.update(
             {
                 "version": __version__,

@@ -103,6 +103,9 @@ def run_transport(
     total = sum(vols.values())
     sia = analysis.sia(emesh, densities)
     box_volume = float(np.prod(box)) if box else total
+    derived = _solid_complement(emesh, vols, areas, box_volume)
+    if derived is not None:
+        total = box_volume
     per_m = 1e6 / box_volume  # area µm² per box volume µm³ -> 1/m
 
     def area(a, b):
@@ -131,6 +134,14 @@ def run_transport(
             },
         },
         **_sidecar_note(emesh),
+        **(
+            {
+                "solid_volume_note": f"electrolyte-only mesh: the {derived} volume is the box's "
+                "minus the electrolyte's"
+            }
+            if derived is not None
+            else {}
+        ),
         "phase": options.phase,
         "phases": {tags.phase_name(p): k for p, k in phases.items()},
         "dim": dim,
@@ -191,6 +202,27 @@ def run_transport(
     metrics["seconds"] = {"solve": time.perf_counter() - t_solve, "total": time.perf_counter() - t0}
     record.finish()
     return TransportReport(result, metrics, profiles, files)
+
+
+def _solid_complement(emesh, vols: dict, areas: dict, box_volume: float) -> str | None:
+    """An electrolyte-only mesh (``MeshOptions.electrolyte_only``, one solid phase) has no
+    solid cells: add the solid's volume to ``vols`` as the box's minus the electrolyte's,
+    and return the solid's name (None for any other mesh)."""
+    opts = emesh.metadata.get("mesh_options") or {}
+    if not opts.get("electrolyte_only") or set(vols) != {tags.ELECTROLYTE}:
+        return None
+    solids = {
+        p
+        for t in areas
+        if 100 < t < 200 and tags.ELECTROLYTE in tags.interface_phases(t)
+        for p in tags.interface_phases(t)
+        if p != tags.ELECTROLYTE
+    }
+    if len(solids) != 1:
+        return None
+    (p,) = solids
+    vols[p] = box_volume - vols[tags.ELECTROLYTE]
+    return tags.phase_name(p)
 
 
 def _sidecar_note(emesh) -> dict:

@@ -31,8 +31,11 @@ AUTO_DISCRETE_PARTICLES = 1000
 
 def resolve_route(options: MeshOptions, particles: Particles) -> str:
     """The route ``options.geometry_route`` stands for with these particles: ``"auto"``
-    becomes ``"discrete"`` for large 3D packings the discrete route can mesh."""
+    becomes ``"discrete"`` for large 3D packings the discrete route can mesh, and always with
+    ``electrolyte_only`` (which only the discrete route makes)."""
     route = options.geometry_route
+    if options.electrolyte_only:
+        return "discrete"
     if route != "auto" or particles.dim != 3 or len(particles) < AUTO_DISCRETE_PARTICLES:
         return route
     try:
@@ -60,7 +63,7 @@ def build_and_mesh(
     makes every cut."""
     options.validate()
     route = resolve_route(options, particles)
-    if route == "discrete" and options.geometry_route == "discrete":
+    if route == "discrete" and (options.geometry_route == "discrete" or options.electrolyte_only):
         return build_and_mesh_discrete(particles, options, model_name, gmsh_options=gmsh_options)
     if route == "discrete":  # chosen by "auto": the OCC route stands behind it
         log.info(

@@ -16,7 +16,8 @@ The model then holds the same physical groups as the OCC route's (phase volumes,
 ``electrolyte|<phase>`` interface), so the import, the files and the solvers do not change.
 With ``MeshOptions.order = 2`` the cells are curved: the model has no CAD for gmsh to put the
 edge midpoints on, so :func:`_place_midpoints` moves them onto the exact spheres and circles
-(then :func:`.curved.curve_mesh` pulls back any that invert a cell).
+(then :func:`.curved.curve_mesh` pulls back any that invert a cell). With
+``MeshOptions.electrolyte_only`` only the pore regions are meshed (:func:`pore_regions`).
 What it does not do (use the default ``"auto"`` route): core-shell particles, more than one
 solid phase, contact facets between particles (the solid of each cluster is one volume, so
 ``interface_tag(p, p)`` is absent), 2D.
@@ -68,6 +69,8 @@ def check_supported(particles: Particles, options: MeshOptions) -> None:
         why = "core-shell particles are not supported"
     elif len(np.unique(particles.phase)) > 1:
         why = "the particles must all be of one phase"
+    if why and options.electrolyte_only:
+        raise ValueError(f"mesh.electrolyte_only: the discrete route makes it, and {why}")
     if why:
         raise ValueError(f"mesh.geometry_route = 'discrete': {why}; use 'auto'")
 
@@ -150,6 +153,26 @@ def regions(x: np.ndarray, pieces: list) -> tuple[list, list]:
     return surfaces, volumes
 
 
+def _enclosed(x: np.ndarray, surfaces: list, volumes: list) -> float:
+    """The volume of the pore regions ``volumes`` (their triangles': the straight geometry)."""
+    total = 0.0
+    for _, shells in volumes:
+        for shell in shells:
+            for k in shell:  # sphere patches point out of the solid, into the pore
+                v = _signed_volume(x, surfaces[k][2])
+                total += -v if surfaces[k][0] == "sphere" else v
+    return total
+
+
+def pore_regions(surfaces: list, volumes: list) -> tuple[list, list]:
+    """The pore regions of :func:`regions` alone, with the surfaces they use (renumbered)."""
+    volumes = [v for v in volumes if v[0] == 0]
+    used = sorted({k for _, shells in volumes for shell in shells for k in shell})
+    index = {k: i for i, k in enumerate(used)}
+    volumes = [(side, [[index[k] for k in shell] for shell in shells]) for side, shells in volumes]
+    return [surfaces[k] for k in used], volumes
+
+
 def build_and_mesh_discrete(
     particles: Particles,
     options: MeshOptions,
@@ -172,6 +195,8 @@ def build_and_mesh_discrete(
     x = surface.build()
     t_surface = time.perf_counter()
     surfaces, volumes = regions(x, surface.pieces)
+    if options.electrolyte_only:
+        surfaces, volumes = pore_regions(surfaces, volumes)
     t_regions = time.perf_counter()
     phase = int(particles.phase[0])
 
@@ -244,6 +269,8 @@ def build_and_mesh_discrete(
         "route": "discrete",
         "box_volume": particles.box.volume,
     }
+    if options.electrolyte_only:
+        info["meshed_volume"] = _enclosed(x, surfaces, volumes)
     gmsh.model.setAttribute(ATTRIBUTE, [json.dumps(info)])
     split = {"surface": t_surface - t0, "regions": t_regions - t_surface, "volume": t_end - t_mesh}
     if options.order == 2:

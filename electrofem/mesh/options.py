@@ -63,6 +63,12 @@ class MeshOptions:
             for 3D packings of at least :data:`electrofem.mesh.build.AUTO_DISCRETE_PARTICLES`
             particles that it can mesh, where the OCC glue grows ~quadratically, and
             ``"occ"`` otherwise.
+        electrolyte_only: 3D, discrete route: mesh the electrolyte (pore) phase alone; the
+            particles are holes bounded by the interface facets. For the electrolyte's
+            steady transport (tortuosity, effective ionic conductivity): it skips the solid
+            cells (~40 % less volume meshing and import on a 0.4-porous pack). Not for the
+            jobs that need the solid (discharge, the solid's conductivity, SIA's masses from
+            the mesh). ``"auto"`` then takes the discrete route at any particle count.
     """
 
     size: float = 1.0
@@ -74,6 +80,7 @@ class MeshOptions:
     verbose: bool = False
     order: int = 1
     geometry_route: str = "auto"
+    electrolyte_only: bool = False
 
     def validate(self) -> None:
         """Raise ValueError naming the offending field."""
@@ -97,7 +104,12 @@ class MeshOptions:
                 f"mesh.geometry_route: must be one of {GEOMETRY_ROUTES}, "
                 f"got {self.geometry_route!r}"
             )
-        for name in ("optimize", "verbose"):
+        if self.electrolyte_only is True and self.geometry_route not in ("auto", "discrete"):
+            raise ValueError(
+                "mesh.electrolyte_only: needs geometry_route = 'discrete' or 'auto', got "
+                f"{self.geometry_route!r}"
+            )
+        for name in ("optimize", "verbose", "electrolyte_only"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"mesh.{name}: must be true or false, got {getattr(self, name)!r}")
 
