@@ -178,29 +178,37 @@ def test_cli_curved_mesh_generate_then_transport(shared_tmp):
         assert (out / "fields.xdmf").is_file()
 
 
+def generate_then_transport(tmp: Path, name: str, mesh_lines: str):
+    """``electrofem generate`` of a 14 µm cube of 5 µm spheres (porosity 0.55) with
+    ``mesh_lines`` in its ``[mesh]`` table, then ``electrofem transport`` along z:
+    ``(summary.json, transport.json, the transport folder)``."""
+    cfg = tmp / f"{name}.toml"
+    if COMM.rank == 0:
+        cfg.write_text(
+            "seed = 4\n[box]\nwidth = 14.0\ndepth = 14.0\nheight = 14.0\n"
+            "[[layers]]\nporosity = 0.55\n[[layers.particles]]\ndiameter = 5.0\n"
+            f"[mesh]\nsize = 1.0\n{mesh_lines}"
+        )
+    COMM.barrier()
+    gen = tmp / f"gen-{name}"
+    assert main(["generate", str(cfg), "-o", str(gen), "-q"]) == 0
+    out = tmp / f"t-{name}"
+    argv = ["transport", str(gen / "mesh.xdmf"), "-o", str(out), "-q", "--direction", "z"]
+    assert main(argv) == 0
+    summary = json.loads((gen / "summary.json").read_text())
+    return summary, json.loads((out / "transport.json").read_text()), out
+
+
 def test_cli_discrete_route_generate_then_transport(shared_tmp):
     """``mesh.geometry_route = "discrete"`` through the jobs (serial and on 2 ranks): generate
     writes the mesh, transport solves on it, and τ is the OCC route's to the straight-facet
     error (both routes' porosity sits ~1-2 % above the exact one)."""
     taus = {}
     for route in ("auto", "discrete"):
-        cfg = shared_tmp / f"{route}.toml"
-        if COMM.rank == 0:
-            cfg.write_text(
-                "seed = 4\n[box]\nwidth = 14.0\ndepth = 14.0\nheight = 14.0\n"
-                "[[layers]]\nporosity = 0.55\n[[layers.particles]]\ndiameter = 5.0\n"
-                f'[mesh]\nsize = 1.0\ngeometry_route = "{route}"\n'
-            )
-        COMM.barrier()
-        gen = shared_tmp / f"gen-{route}"
-        assert main(["generate", str(cfg), "-o", str(gen), "-q"]) == 0
-        summary = json.loads((gen / "summary.json").read_text())
+        summary, m, _ = generate_then_transport(shared_tmp, route, f'geometry_route = "{route}"\n')
         exact, on_mesh = summary["porosity"], summary["mesh"]["porosity_mesh"]
         assert 0 < on_mesh - exact < 0.03 * exact
-        out = shared_tmp / f"t-{route}"
-        argv = ["transport", str(gen / "mesh.xdmf"), "-o", str(out), "-q", "--direction", "z"]
-        assert main(argv) == 0
-        m = json.loads((out / "transport.json").read_text())["directions"]["z"]
+        m = m["directions"]["z"]
         assert m["flux_imbalance"] < 1e-6
         taus[route] = m["tortuosity"]
     assert taus["discrete"] == pytest.approx(taus["auto"], rel=0.02)
@@ -212,24 +220,13 @@ def test_cli_electrolyte_only_mesh_then_transport(shared_tmp):
     discrete mesh's τ, porosity and a_s within 1e-3 and derives the solid's volume as the
     box's complement (volume fractions add to one, PyBaMM's active fraction is 1 - ε); the
     discharge refuses the mesh with a one-line error."""
-    ms = {}
-    for only in ("false", "true"):
-        cfg = shared_tmp / f"eo-{only}.toml"
-        if COMM.rank == 0:
-            cfg.write_text(
-                "seed = 4\n[box]\nwidth = 14.0\ndepth = 14.0\nheight = 14.0\n"
-                "[[layers]]\nporosity = 0.55\n[[layers.particles]]\ndiameter = 5.0\n"
-                f'[mesh]\nsize = 1.0\ngeometry_route = "discrete"\nelectrolyte_only = {only}\n'
-            )
-        COMM.barrier()
-        gen = shared_tmp / f"gen-eo-{only}"
-        assert main(["generate", str(cfg), "-o", str(gen), "-q"]) == 0
-        summary = json.loads((gen / "summary.json").read_text())
-        out = shared_tmp / f"t-eo-{only}"
-        argv = ["transport", str(gen / "mesh.xdmf"), "-o", str(out), "-q", "--direction", "z"]
-        assert main(argv) == 0
-        ms[only] = (summary, json.loads((out / "transport.json").read_text()))
-    (s_full, m_full), (s_pore, m_pore) = ms["false"], ms["true"]
+    ms = {
+        only: generate_then_transport(
+            shared_tmp, f"eo-{only}", f'geometry_route = "discrete"\nelectrolyte_only = {only}\n'
+        )
+        for only in ("false", "true")
+    }
+    (s_full, m_full, _), (s_pore, m_pore, out) = ms["false"], ms["true"]
     assert s_pore["mesh"]["n_cells"] < 0.7 * s_full["mesh"]["n_cells"]
     assert s_pore["mesh"]["porosity_mesh"] == pytest.approx(
         s_full["mesh"]["porosity_mesh"], rel=1e-9
