@@ -318,16 +318,17 @@ def test_a_pore_its_cells_do_not_fill_is_reported(caplog):
     h = 4 µm on the τ pack the pore's cells fill 3.9e-5 of the box less than its triangles
     enclose): silent when the cells fill the enclosed volume, a warning naming the gap
     otherwise."""
-    from electrofem.mesh.discrete import _check_embedded
+    from electrofem.mesh.discrete import _check_embedded, _enclosed
     from electrofem.mesh.options import GeometryReport
 
     x = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
     tri = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])  # outward
-    surfaces, volumes = [("pore", 0, tri)], [(0, [[0]])]
+    enclosed = _enclosed(x, [("pore", 0, tri)], [(0, [[0]])])
+    assert enclosed == pytest.approx(1 / 6, rel=1e-14)
     for filled, warned in ((1 / 6, False), (1 / 6 - 1e-3, True)):
         caplog.clear()
         report = GeometryReport(n_volumes=1, phase_volumes={tags.ELECTROLYTE: filled})
         with caplog.at_level("WARNING", logger="electrofem.mesh"):
-            _check_embedded(report, x, surfaces, volumes, box_volume=1.0)
+            _check_embedded(report, enclosed, box_volume=1.0)
         assert ("not embedded" in caplog.text) == warned, caplog.text
     assert "0.001 µm³ less" in caplog.text

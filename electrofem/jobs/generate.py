@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -187,7 +186,7 @@ def run_generate(
     vols = emesh.phase_volumes()  # collective: every rank calls it
     if comm.rank == 0:
         # an electrolyte-only mesh fills the pore alone: the porosity is over the box
-        total = math.prod(parts.box.size) if cfg.mesh.electrolyte_only else sum(vols.values())
+        total = parts.box.volume if cfg.mesh.electrolyte_only else sum(vols.values())
         summary.update(
             {
                 "version": __version__,

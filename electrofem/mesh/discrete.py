@@ -269,8 +269,9 @@ def build_and_mesh_discrete(
         "route": "discrete",
         "box_volume": particles.box.volume,
     }
+    pore_volume = _enclosed(x, surfaces, [v for v in volumes if v[0] == 0])
     if options.electrolyte_only:
-        info["meshed_volume"] = _enclosed(x, surfaces, volumes)
+        info["meshed_volume"] = pore_volume
     gmsh.model.setAttribute(ATTRIBUTE, [json.dumps(info)])
     split = {"surface": t_surface - t0, "regions": t_regions - t_surface, "volume": t_end - t_mesh}
     if options.order == 2:
@@ -278,7 +279,7 @@ def build_and_mesh_discrete(
         split["curve"] = t_curve
     stats = mesh_stats(options, info, t_end - t_mesh, split, straightened)
     report = _report(x, surfaces, by_phase, by_facet)
-    _check_embedded(report, x, surfaces, volumes, particles.box.volume)
+    _check_embedded(report, pore_volume, particles.box.volume)
     log.info(
         "geometry: discrete surface of %d particle instances, %d surfaces, %d regions in %.2f s",
         surface.n,
@@ -289,14 +290,12 @@ def build_and_mesh_discrete(
     return report, stats
 
 
-def _check_embedded(report, x, surfaces, volumes, box_volume: float) -> None:
-    """Warn when the pore's cells do not fill what its triangles enclose (to 1e-6 of the
-    box): the surface crosses itself somewhere (very coarse meshes, README), and the solid
-    takes up the difference, which the box-volume check cannot see."""
-    pore = [v for v in volumes if v[0] == 0]
-    if not pore:
-        return
-    leak = report.phase_volumes.get(tags.ELECTROLYTE, 0.0) - _enclosed(x, surfaces, pore)
+def _check_embedded(report: GeometryReport, pore_volume: float, box_volume: float) -> None:
+    """Warn when the pore's cells do not fill what its triangles enclose (``pore_volume``,
+    :func:`_enclosed`), to 1e-6 of the box: the surface crosses itself somewhere (very coarse
+    meshes, README), and the solid takes up the difference, which the box-volume check
+    cannot see."""
+    leak = report.phase_volumes.get(tags.ELECTROLYTE, 0.0) - pore_volume
     if abs(leak) > 1e-6 * box_volume:
         log.warning(
             "mesh: the electrolyte's cells fill %.3g µm³ %s than its surface encloses "
