@@ -21,6 +21,8 @@ With ``--case`` (issue 14), one case per process, the full split written to
   ``bench_transport``'s h = 1 µm options;
 * ``ls3d``: paper 002's 3D L-S section, 146 x 50 x 50 µm, d = 11.3 / 4.5 µm, porosity 0.40,
   laterally periodic, h = 1 µm.
+* ``pack40x2``, ``ls3dx2``: the same with the smaller particles of phase ``second``: two
+  solid phases that meet on contact faces (paper 003's SIA needs their area).
 
 Under ``mpirun -n N`` the ranks share the OCC cuts and rank 0 meshes, as
 ``electrofem generate`` does (:mod:`electrofem.mesh.parallel`); the mesh hash must not change.
@@ -46,6 +48,7 @@ import gmsh
 import numpy as np
 from mpi4py import MPI
 
+from electrofem import analysis
 from electrofem.mesh import ElectrodeMesh, MeshOptions, build_and_mesh
 from electrofem.mesh.build import resolve_route
 from electrofem.mesh.parallel import RankCutSharing, help_mesh
@@ -84,8 +87,34 @@ def run(name, spec, opts):
     return em
 
 
+def two_phases(spec):
+    """The recipe with its smallest particles (by median radius) of phase ``second``."""
+    import dataclasses
+
+    from electrofem import tags
+
+    def radius(p):
+        return getattr(p.size, "mean", getattr(p.size, "radius", None))
+
+    small = min(radius(p) for layer in spec.layers for p in layer.populations)
+    layers = tuple(
+        dataclasses.replace(
+            layer,
+            populations=tuple(
+                dataclasses.replace(p, phase=tags.SECOND) if radius(p) == small else p
+                for p in layer.populations
+            ),
+        )
+        for layer in spec.layers
+    )
+    return dataclasses.replace(spec, layers=layers)
+
+
 def case_spec(case: str):
     """``(recipe, MeshOptions)`` of an issue-14 case."""
+    if case.endswith("x2"):
+        spec, opts = case_spec(case[:-2])
+        return two_phases(spec), opts
     if case == "pack40":  # issue 3's laterally periodic pack at its h = 1 µm
         import bench_transport
 
@@ -167,6 +196,7 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
     em = ElectrodeMesh.from_gmsh(comm, dim)
     t_imp = time.perf_counter() - t
     vols = em.phase_volumes()  # collective
+    areas, sia = analysis.interface_areas(em), analysis.sia(em)  # collective
     if comm.rank == 0:
         gmsh.finalize()
     t_write = None
@@ -196,6 +226,9 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
         "porosity": summarize(parts)["porosity"],
         "porosity_mesh": vols.get(1, 0.0) / float(np.prod(parts.box.size)),
         "route": info.get("route"),
+        "phase_volumes": {str(k): v for k, v in sorted(vols.items())},
+        "interface_areas": {str(k): v for k, v in sorted(areas.items())},
+        "sia_m2_g": sia,
         "cells": st.n_cells,
         "nodes": st.n_nodes,
         "seconds": {
@@ -235,7 +268,9 @@ def parse_overrides(items):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--case", choices=["box400", "box50", "ls2d", "pack40", "ls3d"])
+    ap.add_argument(
+        "--case", choices=["box400", "box50", "ls2d", "pack40", "ls3d", "pack40x2", "ls3dx2"]
+    )
     ap.add_argument("--gmsh", action="append", metavar="NAME=VALUE", help="gmsh option")
     ap.add_argument("--mesh", action="append", metavar="NAME=VALUE", help="MeshOptions field")
     ap.add_argument("--label", default="", help="suffix of the JSON file name")

@@ -42,11 +42,12 @@ def test_surface_is_closed_and_its_nodes_are_on_the_exact_geometry():
         radii=[2.0, 1.5, 1.2],
     )
     s, x = surface_of(p, size=0.8)
-    by_kind = {k: [t for kind, _, t in s.pieces if kind == k] for k in ("sphere", "pore", "solid")}
+    kinds = ("sphere", "pore", "solid")
+    by_kind = {k: [t for kind, _, t, _ in s.pieces if kind == k] for k in kinds}
     sphere = np.concatenate(by_kind["sphere"])
     assert closed_edges(np.concatenate([sphere, *by_kind["pore"]]))
     assert closed_edges(np.concatenate([sphere, *by_kind["solid"]]))
-    for kind, owner, tri in s.pieces:
+    for kind, owner, tri, _ in s.pieces:
         pts = x[np.unique(tri)]
         if kind == "sphere":
             d = np.linalg.norm(pts - s.c[owner], axis=1) - s.r[owner]
@@ -56,7 +57,7 @@ def test_surface_is_closed_and_its_nodes_are_on_the_exact_geometry():
             assert np.max(np.abs(pts[:, ax] - side * 10.0)) < 1e-12
     # the bottom face's solid part is the regular polygon inscribed in the circle of radius
     # sqrt(r^2 - zc^2), with the circle's segments
-    solid = [t for kind, owner, t in s.pieces if kind == "solid" and owner == 4][0]
+    solid = [t for kind, owner, t, _ in s.pieces if kind == "solid" and owner == 4][0]
     a, b, c = x[solid[:, 0]], x[solid[:, 1]], x[solid[:, 2]]
     area = np.linalg.norm(np.cross(b - a, c - a), axis=1).sum() / 2
     (loop,) = s.arcs[(0, s.n + 4)]
@@ -148,7 +149,6 @@ def test_a_periodic_pack_is_closed_across_its_lateral_faces(session):
 @pytest.mark.parametrize(
     "kwargs, options, match",
     [
-        ({"phase": [tags.ACTIVE, tags.BINDER]}, {}, "one phase"),
         ({"shell_thickness": [0.5, 0.5], "shell_phase": [3, 3]}, {}, "core-shell"),
     ],
 )
@@ -257,16 +257,16 @@ def test_two_face_circles_passing_close_leave_the_surface_closed(session, gap):
         [r_a, r_b],
     )
     s, x = surface_of(p, size=1.0)
-    sphere = np.concatenate([t for kind, _, t in s.pieces if kind == "sphere"])
+    sphere = np.concatenate([t for kind, _, t, _ in s.pieces if kind == "sphere"])
     for side in ("pore", "solid"):
-        assert closed_edges(np.concatenate([sphere, *[t for k, _, t in s.pieces if k == side]]))
+        assert closed_edges(np.concatenate([sphere, *[t for k, _, t, _ in s.pieces if k == side]]))
     _, stats = build_and_mesh(p, MeshOptions(size=1.0, geometry_route="discrete"))
     assert stats.min_quality > 0.1
 
 
 def test_auto_takes_the_discrete_route_for_large_packings(session, monkeypatch, caplog):
     """``geometry_route = "auto"``: the discrete route from AUTO_DISCRETE_PARTICLES particles
-    on (when it can mesh them), OCC below it, for two phases, and when ``"occ"`` is asked."""
+    on (when it can mesh them, two phases too), OCC below it and when ``"occ"`` is asked."""
     import json
     import logging
 
@@ -286,7 +286,7 @@ def test_auto_takes_the_discrete_route_for_large_packings(session, monkeypatch, 
         assert route(one) == "discrete"
     assert "the discrete route" in caplog.text
     assert route(one, "occ") == "glue"
-    assert route(two) == "glue"  # two phases: the discrete route cannot mesh them
+    assert route(two) == "discrete"  # two phases: contact faces between them
 
 
 def test_auto_falls_back_to_occ_when_the_discrete_route_fails(session, monkeypatch, caplog):

@@ -67,12 +67,15 @@ def check_supported(particles: Particles, options: MeshOptions) -> None:
         why = "it is 3D only"
     elif np.any(_effective_shell(particles) > 0):
         why = "core-shell particles are not supported"
-    elif len(np.unique(particles.phase)) > 1:
-        why = "the particles must all be of one phase"
     if why and options.electrolyte_only:
         raise ValueError(f"mesh.electrolyte_only: the discrete route makes it, and {why}")
     if why:
         raise ValueError(f"mesh.geometry_route = 'discrete': {why}; use 'auto'")
+    if options.electrolyte_only and len(np.unique(particles.phase)) > 1:
+        raise ValueError(
+            "mesh.electrolyte_only: the particles must all be of one phase (without the "
+            "solid's cells, the volume of each solid phase is not known)"
+        )
 
 
 def _signed_volume(x: np.ndarray, tri: np.ndarray) -> float:
@@ -98,26 +101,42 @@ def _inside(x: np.ndarray, tri: np.ndarray, point: np.ndarray) -> bool:
     return bool(np.sum(ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)) % 2)
 
 
+def _side_sign(surface: tuple, side: int) -> float:
+    """+1 when the triangles of ``surface`` point out of the regions of ``side`` (0: the
+    pore, else a solid phase), -1 when they point in, 0 when it does not bound them."""
+    kind, _, _, phase = surface
+    if side == 0:
+        return {"sphere": -1.0, "pore": 1.0}.get(kind, 0.0)
+    if kind in ("sphere", "solid"):
+        return 1.0 if phase == side else 0.0
+    if kind == "contact":  # oriented out of its first instance
+        return 1.0 if phase[0] == side else (-1.0 if phase[1] == side else 0.0)
+    return 0.0
+
+
 def regions(x: np.ndarray, pieces: list) -> tuple[list, list]:
     """Split the pieces of :class:`.union.UnionSurface` into connected surfaces and find the
     regions they bound.
 
-    Returns ``(surfaces, volumes)``: surfaces ``[(kind, owner, triangles)]``, volumes
-    ``[(phase, [shell, ...])]`` with phase 0 (pore) or 1 (solid) and each shell a list of
-    surface indices, the outer one first. Raises RuntimeError when a hole lies in no region.
+    Returns ``(surfaces, volumes)``: surfaces ``[(kind, owner, triangles, phase)]``, volumes
+    ``[(side, [shell, ...])]`` with side 0 (pore) or the solid phase id, and each shell a
+    list of surface indices, the outer one first. Raises RuntimeError when a hole lies in no
+    region.
     """
     m = len(x) + 1
     surfaces = []
-    for kind, owner, tri in pieces:
+    for kind, owner, tri, phase in pieces:
         if len(tri):
             lab = join_by_codes(edge_codes(tri, m), np.tile(np.arange(len(tri)), 3), len(tri))
-            surfaces += [(kind, owner, tri[lab == c]) for c in range(lab.max() + 1)]
-    codes = [edge_codes(tri, m) for _, _, tri in surfaces]
+            surfaces += [(kind, owner, tri[lab == c], phase) for c in range(lab.max() + 1)]
+    codes = [edge_codes(surf[2], m) for surf in surfaces]
     owners = np.concatenate([np.full(len(c), k) for k, c in enumerate(codes)])
     codes = np.concatenate(codes)
+    solid = sorted({int(s[3]) for s in surfaces if s[0] in ("sphere", "solid")})
     volumes = []
-    for phase, kinds in ((0, ("sphere", "pore")), (1, ("sphere", "solid"))):
-        member = np.array([s[0] in kinds for s in surfaces])
+    for side in [0, *solid]:
+        sign = np.array([_side_sign(surf, side) for surf in surfaces])
+        member = sign != 0
         sel = member[owners]
         labels = join_by_codes(codes[sel], owners[sel], len(surfaces))
         shells: dict[int, list[int]] = {}
@@ -125,23 +144,21 @@ def regions(x: np.ndarray, pieces: list) -> tuple[list, list]:
             shells.setdefault(int(labels[k]), []).append(int(k))
         outer, holes = [], []
         for members in shells.values():
-            vol = 0.0
-            for k in members:
-                v = _signed_volume(x, surfaces[k][2])
-                vol += -v if (phase == 0 and surfaces[k][0] == "sphere") else v
+            vol = sum(sign[k] * _signed_volume(x, surfaces[k][2]) for k in members)
             (outer if vol > 0 else holes).append((abs(vol), members))
         outer.sort(key=lambda a: a[1][0])
         inner: list[list] = [[] for _ in outer]
         for _, members in holes:
             best = 0 if len(outer) == 1 else None
             if best is None:
-                tri = surfaces[members[0]][2][:1]
+                k0 = members[0]
+                tri = surfaces[k0][2][:1]
                 a, b, cc = x[tri[0]]
                 nrm = np.cross(b - a, cc - a)
                 step = 1e-3 * np.linalg.norm(b - a) * nrm / np.linalg.norm(nrm)
-                # a sphere patch points out of the solid: the pore region around a floating
-                # cluster is on its + side, the cluster around a pore pocket on its - side
-                point = (a + b + cc) / 3 + (step if phase == 0 else -step)
+                # a point just inside the region around the hole: against the region's
+                # outward normal, which points into the hole
+                point = (a + b + cc) / 3 - sign[k0] * step
                 for i, (vol, shell) in enumerate(outer):
                     shell_tri = np.concatenate([surfaces[k][2] for k in shell])
                     if _inside(x, shell_tri, point) and (best is None or vol < outer[best][0]):
@@ -149,7 +166,7 @@ def regions(x: np.ndarray, pieces: list) -> tuple[list, list]:
             if best is None:
                 raise RuntimeError("discrete route: a closed shell lies in no region")
             inner[best].append(members)
-        volumes += [(phase, [shell, *inner[i]]) for i, (_, shell) in enumerate(outer)]
+        volumes += [(side, [shell, *inner[i]]) for i, (_, shell) in enumerate(outer)]
     return surfaces, volumes
 
 
@@ -187,8 +204,15 @@ def build_and_mesh_discrete(
     t0 = time.perf_counter()
     plan = _plan(particles)
     grid = _size_grid(options, particles, plan)
+    phases = particles.phase[[plan.inst[k].particle for k in plan.live]]
     surface = UnionSurface(
-        plan, particles.box.size, grid, options.size, SIZE_FACTOR_3D, options.neck_factor
+        plan,
+        particles.box.size,
+        grid,
+        options.size,
+        SIZE_FACTOR_3D,
+        options.neck_factor,
+        phase=phases,
     )
     if surface.n == 0:
         raise ValueError("mesh.geometry_route = 'discrete': no particle in the box; use 'auto'")
@@ -198,32 +222,36 @@ def build_and_mesh_discrete(
     if options.electrolyte_only:
         surfaces, volumes = pore_regions(surfaces, volumes)
     t_regions = time.perf_counter()
-    phase = int(particles.phase[0])
 
     if model_name in gmsh.model.list():
         gmsh.model.setCurrent(model_name)
         gmsh.model.remove()
     gmsh.model.add(model_name)
-    used = np.unique(np.concatenate([tri.ravel() for _, _, tri in surfaces]))
+    used = np.unique(np.concatenate([surf[2].ravel() for surf in surfaces]))
     new = np.full(len(x), -1)
     new[used] = np.arange(1, len(used) + 1)
     for k in range(len(surfaces)):
         gmsh.model.addDiscreteEntity(2, k + 1)
     gmsh.model.mesh.addNodes(2, 1, np.arange(1, len(used) + 1), x[used].ravel())
-    for k, (_, _, tri) in enumerate(surfaces):
-        gmsh.model.mesh.addElementsByType(k + 1, 2, [], new[tri].ravel())
+    for k, surf in enumerate(surfaces):
+        gmsh.model.mesh.addElementsByType(k + 1, 2, [], new[surf[2]].ravel())
     for v, (_, shells) in enumerate(volumes):
         loops = [gmsh.model.geo.addSurfaceLoop([k + 1 for k in shell]) for shell in shells]
         gmsh.model.geo.addVolume(loops, v + 1)
     gmsh.model.geo.synchronize()
     by_phase: dict[int, list[int]] = {}
     for v, (side, _) in enumerate(volumes):
-        by_phase.setdefault(tags.ELECTROLYTE if side == 0 else phase, []).append(v + 1)
+        by_phase.setdefault(tags.ELECTROLYTE if side == 0 else side, []).append(v + 1)
     for p in sorted(by_phase):
         gmsh.model.addPhysicalGroup(3, by_phase[p], tag=p, name=tags.phase_name(p))
     by_facet: dict[int, list[int]] = {}
-    for k, (kind, owner, _) in enumerate(surfaces):
-        ftag = tags.interface_tag(tags.ELECTROLYTE, phase) if kind == "sphere" else FACE_TAGS[owner]
+    for k, (kind, owner, _, phase) in enumerate(surfaces):
+        if kind == "sphere":
+            ftag = tags.interface_tag(tags.ELECTROLYTE, phase)
+        elif kind == "contact":
+            ftag = tags.interface_tag(*phase)
+        else:
+            ftag = FACE_TAGS[owner]
         by_facet.setdefault(ftag, []).append(k + 1)
     names = {v: k for k, v in tags.BOUNDARIES.items()}
     for ftag in sorted(by_facet):
@@ -322,7 +350,9 @@ def _place_midpoints(surface: UnionSurface, surfaces: list) -> None:
     small patch) and edges on box faces stay straight."""
     n = surface.n
     nodes, owners = [], []
-    for k, (kind, owner, _) in enumerate(surfaces):
+    for k, (kind, owner, _, _) in enumerate(surfaces):
+        if kind == "contact":  # flat: its midpoints stay, but those on arcs (spheres')
+            continue
         _, tri = gmsh.model.mesh.getElementsByType(9, k + 1)
         mid = np.asarray(tri, np.int64).reshape(-1, 6)[:, 3:].ravel()
         nodes.append(mid)

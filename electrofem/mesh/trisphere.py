@@ -126,3 +126,24 @@ def edge_codes(tri: np.ndarray, m: int) -> np.ndarray:
     """The edges of triangles ``(n, 3)`` (edges 01, then 12, then 20) as ``lo * m + hi``."""
     e = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
     return e[:, 0].astype(np.int64) * m + e[:, 1]
+
+
+def chord_codes(arcs: list, gid: np.ndarray) -> np.ndarray:
+    """The arc chords of a patch (global ids in ``arcs``) as :func:`edge_codes` of its local
+    indices (``gid``: the local points' global ids, negative for the patch's own points)."""
+    local = {int(g): k for k, g in enumerate(gid) if g >= 0}
+    m = len(gid) + 1
+    a = np.array([local[int(i)] for arc in arcs for i in arc[:-1]])
+    b = np.array([local[int(i)] for arc in arcs for i in arc[1:]])
+    return np.minimum(a, b).astype(np.int64) * m + np.maximum(a, b)
+
+
+def missing_chords(arcs: list, gid: np.ndarray, tri: np.ndarray, n_points: int) -> list:
+    """The chords of ``arcs`` that are not edges of the triangles (global point ids)."""
+    m = n_points + 1
+    have = np.unique(edge_codes(gid[tri], m))
+    a = np.concatenate([arc[:-1] for arc in arcs])
+    b = np.concatenate([arc[1:] for arc in arcs])
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    lost = ~np.isin(lo.astype(np.int64) * m + hi, have)
+    return list(zip(lo[lost].tolist(), hi[lost].tolist(), strict=True))

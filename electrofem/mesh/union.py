@@ -40,7 +40,17 @@ import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 from scipy.spatial import ConvexHull, Delaunay, cKDTree
 
-from .trisphere import cross, edge_codes, geodesic, icosahedron, subdivide, vote
+from .. import tags
+from .contacts import ContactFaces
+from .trisphere import (
+    chord_codes,
+    cross,
+    geodesic,
+    icosahedron,
+    missing_chords,
+    subdivide,
+    vote,
+)
 
 if TYPE_CHECKING:
     from .plan import _Plan
@@ -64,7 +74,7 @@ class SurfaceError(RuntimeError):
     """The union's surface could not be closed (a chord stayed missing)."""
 
 
-class UnionSurface:
+class UnionSurface(ContactFaces):
     """The triangulated boundary of the particles' union in the box, and the box faces.
 
     Args:
@@ -89,6 +99,7 @@ class UnionSurface:
         size: float,
         size_factor: float = 1.0,
         neck_factor: float = 0.5,
+        phase: np.ndarray | None = None,
     ):
         t0 = time.perf_counter()
         self.L = np.asarray(box, float)
@@ -97,6 +108,8 @@ class UnionSurface:
         self.c = np.array([plan.inst[k].center for k in live]).reshape(-1, 3)
         self.r = np.array([plan.inst[k].radius for k in live])
         self.n = len(live)
+        #: solid phase id of each live instance (one phase: no contact faces)
+        self.phase = np.full(self.n, tags.ACTIVE) if phase is None else np.asarray(phase, int)
         self.tree = cKDTree(self.c)
         self.rmax = float(self.r.max()) if self.n else 0.0
         #: cutters of each sphere: cutter id -> (point, normal pointing out of the cell);
@@ -146,7 +159,7 @@ class UnionSurface:
             return np.full(len(x), self.size)
         return self._interp(np.clip(x, 0.0, self.L))
 
-    def _add(self, x) -> int:
+    def add_point(self, x) -> int:
         self.points.append(np.asarray(x, float))
         return len(self.points) - 1
 
@@ -210,10 +223,10 @@ class UnionSurface:
         for w, t in enumerate((-h, h)):
             pt = x0 + t * d
             if self.outside(pt, set(spheres)):
-                out[w] = self._vertex(pt)
+                out[w] = self.vertex(pt)
         return out
 
-    def _vertex(self, x: np.ndarray) -> int:
+    def vertex(self, x: np.ndarray) -> int:
         """A triple point's id; four or more surfaces through one point (a degenerate packing,
         e.g. four equal spheres on a square) give it once, within MERGE."""
         cell = np.floor(x / MERGE).astype(int)
@@ -221,7 +234,7 @@ class UnionSurface:
             for pid in self._vertices.get(tuple(cell + np.array(off) - 1), ()):
                 if np.linalg.norm(self.points[pid] - x) < MERGE:
                     return pid
-        pid = self._add(x)
+        pid = self.add_point(x)
         self._vertices.setdefault(tuple(cell), []).append(pid)
         return pid
 
@@ -236,7 +249,7 @@ class UnionSurface:
         e1 /= np.linalg.norm(e1)
         return cen, nrm, rad, e1, cross(nrm, e1)
 
-    def _segments(self, xs: np.ndarray, length: float, angle: float) -> int:
+    def divisions(self, xs: np.ndarray, length: float, angle: float) -> int:
         """Segments of a curve of ``length`` (sampled at ``xs``): one smallest local size
         each, and for an arc of ``angle`` at least ``per_circle`` per full circle: 12 with
         the default ``neck_factor`` (0.5), down to 7 for a neck factor of 1 or more. The size
@@ -271,8 +284,8 @@ class UnionSurface:
         if not ids:
             if rad > 0 and self.outside(at(np.float64(0.0)), exclude):
                 th = np.linspace(0, 2 * math.pi, 9)
-                m = max(self._segments(at(th), 2 * math.pi * rad, 2 * math.pi), 3)
-                loop = [self._add(x) for x in at(2 * math.pi * np.arange(m) / m)]
+                m = max(self.divisions(at(th), 2 * math.pi * rad, 2 * math.pi), 3)
+                loop = [self.add_point(x) for x in at(2 * math.pi * np.arange(m) / m)]
                 out.append(np.array(loop + loop[:1]))
         else:
             th = [math.atan2((self.points[i] - cen) @ e2, (self.points[i] - cen) @ e1) for i in ids]
@@ -283,8 +296,8 @@ class UnionSurface:
                 a0, a1 = th[j], th[(j + 1) % len(ids)] + (2 * math.pi if j == len(ids) - 1 else 0)
                 if a1 - a0 < 1e-12 or not self.outside(at(np.float64(0.5 * (a0 + a1))), exclude):
                     continue
-                k = self._segments(at(np.linspace(a0, a1, 9)), rad * (a1 - a0), a1 - a0)
-                inner = [self._add(x) for x in at(a0 + (a1 - a0) * np.arange(1, k) / k)]
+                k = self.divisions(at(np.linspace(a0, a1, 9)), rad * (a1 - a0), a1 - a0)
+                inner = [self.add_point(x) for x in at(a0 + (a1 - a0) * np.arange(1, k) / k)]
                 out.append(np.array([ids[j], *inner, ids[(j + 1) % len(ids)]]))
         self.arcs[key] = out
         return out
@@ -292,7 +305,7 @@ class UnionSurface:
     def corner(self, x: np.ndarray) -> int:
         key = tuple(np.round(x, 9))
         if key not in self._corners:
-            self._corners[key] = self._add(x)
+            self._corners[key] = self.add_point(x)
         return self._corners[key]
 
     def edge(self, b1: int, b2: int) -> list[int]:
@@ -310,11 +323,14 @@ class UnionSurface:
                 for pid in self.triples(tuple(sorted((s, b1, b2)))):
                     if pid is not None:
                         marks.append((float(self.points[pid][ax]), pid))
+        for pid in self.edge_marks.get((b1, b2), []):  # contact faces ending on the edge
+            if pid not in [m[1] for m in marks]:
+                marks.append((float(self.points[pid][ax]), pid))
         marks.sort()
         out = [marks[0][1]]
         for (t0, _), (t1, pid) in zip(marks[:-1], marks[1:], strict=True):
-            k = self._segments(base + np.outer(np.linspace(t0, t1, 9), e), t1 - t0, 0.0)
-            out += [self._add(base + e * (t0 + (t1 - t0) * q / k)) for q in range(1, k)]
+            k = self.divisions(base + np.outer(np.linspace(t0, t1, 9), e), t1 - t0, 0.0)
+            out += [self.add_point(base + e * (t0 + (t1 - t0) * q / k)) for q in range(1, k)]
             out.append(pid)
         self.edges[(b1, b2)] = out
         return out
@@ -325,7 +341,7 @@ class UnionSurface:
         return [(min(b, o), max(b, o)) for o in others]
 
     # -- patches ---------------------------------------------------------------------------
-    def _boundary(self, arcs: list) -> tuple[np.ndarray, np.ndarray]:
+    def boundary(self, arcs: list) -> tuple[np.ndarray, np.ndarray]:
         """The distinct point ids of ``arcs`` and the longest chord at each (µm)."""
         ids = np.concatenate(arcs)
         x = np.array([self.points[i] for i in ids])
@@ -340,32 +356,13 @@ class UnionSurface:
         np.maximum.at(ell, inv, chord)
         return uniq, ell
 
-    def _guarded(self, cand: np.ndarray, ids: np.ndarray, ell: np.ndarray) -> np.ndarray:
+    def guarded(self, cand: np.ndarray, ids: np.ndarray, ell: np.ndarray) -> np.ndarray:
         """The candidates farther than GUARD chords (and half a local size) from the arcs."""
         if len(ids) == 0 or len(cand) == 0:
             return cand
         x = np.array([self.points[i] for i in ids])
         dist, near = cKDTree(x).query(cand)
         return cand[dist > np.maximum(GUARD * ell[near], HALO * self.local_size(cand))]
-
-    @staticmethod
-    def _chord_codes(arcs: list, gid: np.ndarray) -> np.ndarray:
-        """The arc chords of a patch as :func:`.trisphere.edge_codes` of local indices."""
-        local = {int(g): k for k, g in enumerate(gid) if g >= 0}
-        m = len(gid) + 1
-        a = np.array([local[int(i)] for arc in arcs for i in arc[:-1]])
-        b = np.array([local[int(i)] for arc in arcs for i in arc[1:]])
-        return np.minimum(a, b).astype(np.int64) * m + np.maximum(a, b)
-
-    def _missing(self, arcs: list, gid: np.ndarray, tri: np.ndarray) -> list[tuple[int, int]]:
-        """Arc chords that are not edges of the triangles (global point ids)."""
-        m = len(self.points) + 1
-        have = np.unique(edge_codes(gid[tri], m))
-        a = np.concatenate([arc[:-1] for arc in arcs])
-        b = np.concatenate([arc[1:] for arc in arcs])
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
-        lost = ~np.isin(lo.astype(np.int64) * m + hi, have)
-        return list(zip(lo[lost].tolist(), hi[lost].tolist(), strict=True))
 
     def _row(self, s: int, arcs: list, ids: np.ndarray, ell: np.ndarray):
         """A row of points along the arcs, one per chord, an equilateral height inside the
@@ -416,8 +413,8 @@ class UnionSurface:
         base = geodesic(v, f, math.ceil(1.3 * r / float(np.max(self.local_size(c + r * v)))))
         cand = c + r * subdivide(base, split_where, unit=True)
         cand = cand[self.in_cell(s, cand)]
-        ids, ell = self._boundary(arcs) if arcs else (np.zeros(0, int), np.zeros(0))
-        cand = self._guarded(cand, ids, ell)
+        ids, ell = self.boundary(arcs) if arcs else (np.zeros(0, int), np.zeros(0))
+        cand = self.guarded(cand, ids, ell)
         if arcs:
             row, row_ell = self._row(s, arcs, ids, ell)
             if len(row):
@@ -436,12 +433,12 @@ class UnionSurface:
         proj = c + r * cen / np.linalg.norm(cen, axis=1)[:, None]
         keep = facing_out & self.in_cell(s, proj)
         if arcs:
-            keep = vote(tri, x, self._chord_codes(arcs, gid), len(x) + 1, keep)
+            keep = vote(tri, x, chord_codes(arcs, gid), len(x) + 1, keep)
         tri = tri[keep]
         nrm = cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])
         flip = np.einsum("ij,ij->i", nrm, x[tri[:, 0]] - c) < 0
         tri[flip] = tri[flip][:, [0, 2, 1]]
-        return gid, cand, tri, (self._missing(arcs, gid, tri) if arcs else [])
+        return gid, cand, tri, (missing_chords(arcs, gid, tri, len(self.points)) if arcs else [])
 
     def face(self, b: int):
         """``(ids, interior points, triangles, solid mask, missing chords)`` of box face ``b``."""
@@ -451,6 +448,7 @@ class UnionSurface:
         arcs = [np.array(self.edge(*e)) for e in self.face_edges(b)]
         inside = [s for s in range(self.n) if b in self.cut[s]]
         arcs += [a for s in inside for a in self.arcs_of((s, b))]
+        arcs += self.box_segments(b)
 
         def to3(q):
             x = np.zeros((len(q), 3))
@@ -473,8 +471,8 @@ class UnionSurface:
         squares = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
         q = subdivide(q0[squares], split_where, unit=False)
         q = q[(q[:, 0] > TOL) & (q[:, 0] < lu - TOL) & (q[:, 1] > TOL) & (q[:, 1] < lv - TOL)]
-        ids, ell = self._boundary(arcs)
-        cand = self._guarded(to3(q), ids, ell)
+        ids, ell = self.boundary(arcs)
+        cand = self.guarded(to3(q), ids, ell)
         x = np.vstack([np.array([self.points[i] for i in ids]), cand])
         gid = np.concatenate([ids, -1 - np.arange(len(cand))])
         # far ghosts make the rectangle's edges interior edges of the Delaunay triangulation
@@ -483,6 +481,8 @@ class UnionSurface:
         tri = tri[np.all(tri < len(x), axis=1)]
         cen = x[tri].mean(axis=1)
         solid = np.zeros(len(tri), bool)
+        power = np.full(len(tri), np.inf)  # each triangle's owner: the least power
+        owner = np.zeros(len(tri), int)
         if inside and len(tri):
             # each cut sphere tests only the centroids within its radius (in the face's plane)
             near = cKDTree(cen[:, [u, v]]).query_ball_point(
@@ -490,12 +490,16 @@ class UnionSurface:
             )
             for s, rows in zip(inside, near, strict=True):
                 rows = np.asarray(rows, dtype=np.int64)
-                solid[rows] |= np.sum((cen[rows] - self.c[s]) ** 2, axis=1) < self.r[s] ** 2
-        solid = vote(tri, x, self._chord_codes(arcs, gid), len(x) + 1, solid)
+                pw = np.sum((cen[rows] - self.c[s]) ** 2, axis=1) - self.r[s] ** 2
+                solid[rows] |= pw < 0
+                better = pw < power[rows]
+                power[rows[better]], owner[rows[better]] = pw[better], s
+        solid = vote(tri, x, chord_codes(arcs, gid), len(x) + 1, solid)
         nrm = cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])[:, ax]
         flip = nrm * (1 if side else -1) < 0
         tri[flip] = tri[flip][:, [0, 2, 1]]
-        return gid, cand, tri, solid, self._missing(arcs, gid, tri)
+        phase = np.where(solid, self.phase[owner], -1)
+        return gid, cand, tri, phase, missing_chords(arcs, gid, tri, len(self.points))
 
     def _split(self, chords) -> set:
         """Insert the exact midpoint of each missing chord into its arc (or box edge); returns
@@ -508,25 +512,32 @@ class UnionSurface:
         for key, pts in self.edges.items():
             for i, j in zip(pts[:-1], pts[1:], strict=True):
                 where[(min(i, j), max(i, j))] = (("edge",) + key, 0)
+        for key, pts in self.segs.items():
+            for i, j in zip(pts[:-1].tolist(), pts[1:].tolist(), strict=True):
+                where[(min(i, j), max(i, j))] = (("seg",) + key, 0)
         dirty = set()
         for chord in sorted(set(chords)):
             if chord not in where:
                 continue
             key, k = where[chord]
-            arc = list(self.edges[key[1:]] if key[0] == "edge" else self.arcs[key][k])
+            straight = {"edge": self.edges, "seg": self.segs}.get(key[0])
+            arc = list(straight[key[1:]] if straight is not None else self.arcs[key][k])
             pos = next(q for q in range(len(arc) - 1) if {arc[q], arc[q + 1]} == set(chord))
             mid = 0.5 * (self.points[arc[pos]] + self.points[arc[pos + 1]])
             if key[0] == "edge":
                 dirty |= {("f", key[1]), ("f", key[2])}
+            elif key[0] == "seg":
+                dirty |= self.contact_dirty(key)
             else:
                 cen, nrm, rad, _, _ = self.circle(key)
                 w = mid - cen - ((mid - cen) @ nrm) * nrm
                 mid = cen + rad * w / np.linalg.norm(w)
                 s, cutter = key
                 dirty |= {("s", s), ("f", cutter) if self._is_box(cutter) else ("s", cutter)}
-            arc.insert(pos + 1, self._add(mid))
-            if key[0] == "edge":
-                self.edges[key[1:]] = arc
+                dirty |= self.contact_dirty(key)
+            arc.insert(pos + 1, self.add_point(mid))
+            if straight is not None:
+                straight[key[1:]] = arc if key[0] == "edge" else np.array(arc)
             else:
                 self.arcs[key][k] = np.array(arc)
         return dirty
@@ -537,17 +548,20 @@ class UnionSurface:
         for s in range(self.n):  # every arc first, so that their points are global
             for cutter in self.cut[s]:
                 self.arcs_of(self._key(s, cutter))
+        self.prepare_contacts()  # before the box edges: a contact face can end on one
         for b in range(self.n, self.n + 6):
             for e in self.face_edges(b):
                 self.edge(*e)
         t1 = time.perf_counter()
         self.seconds["arcs"] = t1 - t0
         todo = {("s", s) for s in range(self.n)} | {("f", b) for b in range(self.n, self.n + 6)}
+        todo |= {("c", f) for f in range(len(self.faces))}
         patches: dict = {}
         for _ in range(ROUNDS + 1):
             missing = []
             for kind, w in sorted(todo):
-                got = self.sphere_patch(w) if kind == "s" else self.face(w)
+                make = {"s": self.sphere_patch, "f": self.face, "c": self.contact_patch}[kind]
+                got = make(w)
                 patches[(kind, w)] = got
                 missing += [] if got is None else got[-1]
             if not missing:
@@ -570,10 +584,14 @@ class UnionSurface:
             self.points.extend(cand)
             g = np.where(gid >= 0, gid, base - 1 - gid)[tri]
             if kind == "s":
-                self.pieces.append(("sphere", w, g))
+                self.pieces.append(("sphere", w, g, int(self.phase[w])))
+            elif kind == "c":
+                a, b = self.faces[w].a, self.faces[w].b
+                self.pieces.append(("contact", (a, b), g, (int(self.phase[a]), int(self.phase[b]))))
             else:
-                solid = got[3]
-                self.pieces.append(("pore", w - self.n, g[~solid]))
-                self.pieces.append(("solid", w - self.n, g[solid]))
+                phase = got[3]
+                self.pieces.append(("pore", w - self.n, g[phase < 0], None))
+                for p in np.unique(phase[phase >= 0]):
+                    self.pieces.append(("solid", w - self.n, g[phase == p], int(p)))
         self.seconds["surface"] = time.perf_counter() - t0
         return np.array(self.points)
