@@ -134,6 +134,18 @@ def two_phase_pack() -> Particles:
     return generate(spec)
 
 
+@pytest.mark.serial
+def test_a_face_has_one_segment_per_cutter():
+    """The face is convex: each cutter gives it one segment at most. A box plane that cuts
+    both particles, or a sphere that overlaps both (one line, the radical axis), is clipped
+    once: clipped twice on one line, the polygon got a vertex anywhere along it, and the
+    pack's mesh a cell of quality 0.06 next to it (this pack had one such face)."""
+    s, _ = surface_of(two_phase_pack(), size=1.0)
+    assert len(s.faces) > 50
+    for face in s.faces:
+        assert len(face.cutters) == len(set(face.cutters)), (face.a, face.b, face.cutters)
+
+
 @pytest.mark.mpi
 def test_the_sia_of_a_two_phase_pack_matches_the_occ_route():
     """Paper 003's SIA = S_12/(m_1 + m_2) on a laterally periodic two-phase pack: the
@@ -155,3 +167,17 @@ def test_the_sia_of_a_two_phase_pack_matches_the_occ_route():
         out[route] = analysis.sia(em)["active|second"]
     assert out["discrete"] > 0
     assert out["discrete"] == pytest.approx(out["occ"], rel=0.015), out
+
+
+@pytest.mark.serial
+def test_the_same_particles_give_the_same_mesh(session):
+    """Determinism with contact faces: two builds give the same nodes and cells."""
+
+    def mesh():
+        build_and_mesh(particles("four"), MeshOptions(size=0.5, geometry_route="discrete"))
+        _, xyz, _ = gmsh.model.mesh.getNodes()
+        _, _, cells = gmsh.model.mesh.getElements(3)
+        return np.asarray(xyz), np.concatenate([np.asarray(c) for c in cells])
+
+    (x1, c1), (x2, c2) = mesh(), mesh()
+    assert np.array_equal(x1, x2) and np.array_equal(c1, c2)

@@ -44,7 +44,8 @@ class ContactError(RuntimeError):
 @dataclass
 class ContactFace:
     """The face where instances ``a < b`` (different phases) meet; ``segs``: the keys of its
-    straight segments in :attr:`ContactFaces.segs`. The normal ``nrm`` points out of ``a``."""
+    straight segments in :attr:`ContactFaces.segs`, ``cutters`` the cutter each lies on (one
+    segment per cutter: the face is convex). The normal ``nrm`` points out of ``a``."""
 
     a: int
     b: int
@@ -55,6 +56,7 @@ class ContactFace:
     e2: np.ndarray
     lines: list = field(default_factory=list)  # (c0, du, dv): inside where c0+u du+v dv < 0
     segs: list = field(default_factory=list)
+    cutters: list = field(default_factory=list)  # the cutter of each segment
 
     def to3(self, q: np.ndarray) -> np.ndarray:
         return self.cen + q[:, :1] * self.e1 + q[:, 1:2] * self.e2
@@ -122,10 +124,15 @@ class ContactFaces:
         big = 2.0 * rad
         poly = [np.array(p) for p in ((-big, -big), (big, -big), (big, big), (-big, big))]
         labels: list = [None] * 4
-        for s, other in ((a, b), (b, a)):
+        seen = {a, b}
+        for s in (a, b):
             for k, (p, n) in sorted(self.cut[s].items()):
-                if k == other:
+                # a box plane cuts both; a sphere cutting both meets the plane on one line
+                # (the radical axis), once from each: clipping twice on one line would put
+                # a vertex anywhere along it
+                if k in seen:
                     continue
+                seen.add(k)
                 line = (float((cen - p) @ n), float(e1 @ n), float(e2 @ n))
                 if math.hypot(line[1], line[2]) < PARALLEL:
                     if line[0] >= 0:
@@ -160,6 +167,7 @@ class ContactFaces:
                 else self._arc_end(face, p + t1 * d, ends)
             )
             face.segs.append(self._segment(start, end, k))
+            face.cutters.append(k)
         if not face.segs and not len(ends) and not self.arcs_of((a, b)):
             return None  # the polygon misses the disk: the lens lies in other particles
         return face

@@ -18,9 +18,12 @@ With ``MeshOptions.order = 2`` the cells are curved: the model has no CAD for gm
 edge midpoints on, so :func:`_place_midpoints` moves them onto the exact spheres and circles
 (then :func:`.curved.curve_mesh` pulls back any that invert a cell). With
 ``MeshOptions.electrolyte_only`` only the pore regions are meshed (:func:`pore_regions`).
-What it does not do (use the default ``"auto"`` route): core-shell particles, more than one
-solid phase, contact facets between particles (the solid of each cluster is one volume, so
-``interface_tag(p, p)`` is absent), 2D.
+Particles of different solid phases meet on contact faces (:mod:`.contacts`): each solid
+phase's regions are bounded by its sphere patches, its part of the box faces and its contact
+faces (:func:`regions`), and the faces carry ``interface_tag(a, b)``. What it does not do
+(use the default ``"auto"`` route): core-shell particles, contact facets between particles of
+one phase (the solid of a one-phase cluster is one volume, so ``interface_tag(p, p)`` is
+absent), 2D; the pore alone (``electrolyte_only``) with several solid phases.
 """
 
 from __future__ import annotations

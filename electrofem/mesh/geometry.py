@@ -11,8 +11,8 @@ This module is the front door: it re-exports the public names of
 * :mod:`.occ` -- :func:`build_geometry` (the boolean, classification, physical groups);
 * :mod:`.glue` -- the glued 3D construction (box-cut pieces glued, the pore a discrete volume);
 * :mod:`.sizing` -- :func:`mesh_geometry` (size field, gmsh options);
-* :mod:`.union`, :mod:`.discrete` -- the discrete route (the packing's surface triangulated
-  directly, no OCC boolean);
+* :mod:`.union`, :mod:`.contacts`, :mod:`.discrete` -- the discrete route (the packing's
+  surface and the contact faces between phases triangulated directly, no OCC boolean);
 * :mod:`.build` -- :func:`build_and_mesh`, which picks the route;
 * :mod:`.tetra` -- the 3D surface and volume meshes and their optimisation.
 

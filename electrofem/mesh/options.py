@@ -56,8 +56,8 @@ class MeshOptions:
             ``"occ"`` glues the box-cut pieces in 3D and makes the pore a discrete volume
             (:mod:`electrofem.mesh.glue`, 3x cheaper than the fragment on 400 spheres),
             falling back to the box fragment when the pore's shells need it; ``"fragment"``
-            fragments the box with the pieces (the only route in 2D); ``"discrete"`` (3D, one
-            solid phase, no shells) triangulates the packing's surface itself and
+            fragments the box with the pieces (the only route in 2D); ``"discrete"`` (3D, no
+            shells) triangulates the packing's surface itself and
             has HXT mesh the regions (:mod:`electrofem.mesh.discrete`; 2-4.5x faster on large
             packings, no ``interface_tag(p, p)`` contact facets). ``"auto"`` is ``"discrete"``
             for 3D packings of at least :data:`electrofem.mesh.build.AUTO_DISCRETE_PARTICLES`

@@ -26,7 +26,8 @@ surface is a circle where a sphere meets one cutter:
 * **box faces**: the same in the plane (scipy's Delaunay), each triangle solid when its
   centroid is inside a particle.
 
-Limits: one solid phase without core-shell particles, straight cells (the nodes lie on the
+Several solid phases meet on contact faces (:mod:`.contacts`, mixed in). Limits: no
+core-shell particles, straight cells (the nodes lie on the
 exact spheres, circles and planes, the facets between them are flat), 3D.
 """
 
