@@ -72,7 +72,7 @@ class ContactFace:
         return ok
 
 
-def _clip(poly: list, labels: list, line: tuple, label: int) -> tuple[list, list]:
+def clip_polygon(poly: list, labels: list, line: tuple, label: int) -> tuple[list, list]:
     """Sutherland-Hodgman: the convex polygon ``poly`` (2D points; ``labels[i]`` names the
     cutter of the edge from vertex i) on the side ``c0 + u du + v dv < 0`` of ``line``."""
     c0, du, dv = line
@@ -139,7 +139,7 @@ class ContactFaces:
                         return None  # the whole plane is beyond this cutter
                     continue
                 face.lines.append(line)
-                poly, labels = _clip(poly, labels, line, k)
+                poly, labels = clip_polygon(poly, labels, line, k)
                 if len(poly) < 3:
                     return None
         poly, labels = self._merge(poly, labels, COINCIDE * rad)
