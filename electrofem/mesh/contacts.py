@@ -94,7 +94,8 @@ class ContactFaces:
     """The contact-face half of :class:`.union.UnionSurface` (see the module docstring).
 
     Needs the surface's ``phase`` (per instance), ``plane``, ``cut``, ``arcs_of``,
-    ``circle``, ``local_size``, ``_vertex``, ``_add``, ``_segments`` and the patch helpers.
+    ``circle``, ``local_size``, ``vertex``, ``add_point``, ``divisions``, ``boundary`` and
+    ``guarded``.
     """
 
     def prepare_contacts(self) -> None:
@@ -174,8 +175,8 @@ class ContactFaces:
 
     @staticmethod
     def _merge(poly: list, labels: list, tol: float) -> tuple[list, list]:
-        """Drop a vertex within ``tol`` of the one before it (a cutter met twice: the radical
-        axis of three spheres is the line of two of the face's cutters)."""
+        """Drop a vertex within ``tol`` of the one before it (three cutters through one
+        point leave an edge of round-off length between two of them)."""
         out, lab = [], []
         for p, k in zip(poly, labels, strict=True):
             if out and np.linalg.norm(p - out[-1]) < tol:
