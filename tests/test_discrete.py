@@ -332,3 +332,21 @@ def test_a_pore_its_cells_do_not_fill_is_reported(caplog):
             _check_embedded(report, enclosed, box_volume=1.0)
         assert ("not embedded" in caplog.text) == warned, caplog.text
     assert "0.001 µm³ less" in caplog.text
+
+
+def test_a_row_point_keeps_off_the_other_arc_at_a_box_edge(session):
+    """A sphere crossing two side faces near their edge (periodic image): the arcs on the two
+    faces meet at the edge with chords of 0.25 and 0.61 µm. A row point off the short
+    chord was as near to the corner (long chord's guard) as to the short chord's end, and the
+    nearest-point test read the short guard: it sat 0.01 µm off the long chord, and a cell
+    of quality 0.038 formed there (OCC: 0.197). The guards now read the three nearest arc
+    points. (bench_discrete_phases.py, seed 7.)"""
+    pops = tuple(
+        Population(LogNormal(m, 0.3), phase=p, volume_fraction=1 / 3)
+        for m, p in ((2.4376432, tags.ACTIVE), (2.8458207, tags.SECOND), (2.6635285, tags.BINDER))
+    )
+    side = 15.351243139943552
+    spec = Electrode(Box((side,) * 3, periodic=True), (Layer(1.0, 0.5090216, pops),), seed=7)
+    p = generate(spec)
+    _, stats = build_and_mesh(p, MeshOptions(size=1.124132067237757, geometry_route="discrete"))
+    assert stats.min_quality > 0.15  # measured 0.201

@@ -43,15 +43,7 @@ from scipy.spatial import ConvexHull, Delaunay, cKDTree
 
 from .. import tags
 from .contacts import ContactFaces
-from .trisphere import (
-    chord_codes,
-    cross,
-    geodesic,
-    icosahedron,
-    missing_chords,
-    subdivide,
-    vote,
-)
+from .trisphere import chord_codes, cross, geodesic, icosahedron, missing_chords, subdivide, vote
 
 if TYPE_CHECKING:
     from .plan import _Plan
@@ -63,6 +55,8 @@ SPLIT = 1.5
 GUARD = 0.75
 #: ... and this many local sizes.
 HALO = 0.5
+#: ... from each of their this many nearest arc points.
+NEAR = 3
 #: Rounds of chord splitting before the surface is declared not closed.
 ROUNDS = 12
 #: Slack of the inside/outside tests, µm.
@@ -362,8 +356,10 @@ class UnionSurface(ContactFaces):
         if len(ids) == 0 or len(cand) == 0:
             return cand
         x = np.array([self.points[i] for i in ids])
-        dist, near = cKDTree(x).query(cand)
-        return cand[dist > np.maximum(GUARD * ell[near], HALO * self.local_size(cand))]
+        dist, near = cKDTree(x).query(cand, k=min(NEAR, len(x)))
+        dist, near = dist.reshape(len(cand), -1), near.reshape(len(cand), -1)
+        halo = HALO * self.local_size(cand)[:, None]
+        return cand[np.all(dist > np.maximum(GUARD * ell[near], halo), axis=1)]
 
     def _row(self, s: int, arcs: list, ids: np.ndarray, ell: np.ndarray):
         """A row of points along the arcs, one per chord, an equilateral height inside the
@@ -386,8 +382,10 @@ class UnionSurface(ContactFaces):
         if len(y) == 0:
             return np.zeros((0, 3)), np.zeros(0)
         x = np.array([self.points[i] for i in ids])
-        dist, near = cKDTree(x).query(y)
-        ok = dist > GUARD * np.maximum(ell[near], chord)
+        # NEAR points: at a corner the longer chord's guard keeps a row point off that chord
+        dist, near = cKDTree(x).query(y, k=min(NEAR, len(x)))
+        dist, near = dist.reshape(len(y), -1), near.reshape(len(y), -1)
+        ok = np.all(dist > GUARD * np.maximum(ell[near], chord[:, None]), axis=1)
         y, chord = y[ok], chord[ok]
         keep = []  # greedy: no two row points closer than GUARD chords
         tree = cKDTree(y) if len(y) else None
