@@ -339,8 +339,8 @@ def test_a_row_point_keeps_off_the_other_arc_at_a_box_edge(session):
     faces meet at the edge with chords of 0.25 and 0.61 µm. A row point off the short
     chord was as near to the corner (long chord's guard) as to the short chord's end, and the
     nearest-point test read the short guard: it sat 0.01 µm off the long chord, and a cell
-    of quality 0.038 formed there (OCC: 0.197). The guards now read the three nearest arc
-    points. (bench_discrete_phases.py, seed 7.)"""
+    of quality 0.038 formed there (OCC: 0.197). A row point now also keeps a quarter of a
+    chord off every arc chord (union.OFF_CHORD). (bench_discrete_phases.py, seed 7.)"""
     pops = tuple(
         Population(LogNormal(m, 0.3), phase=p, volume_fraction=1 / 3)
         for m, p in ((2.4376432, tags.ACTIVE), (2.8458207, tags.SECOND), (2.6635285, tags.BINDER))

@@ -147,3 +147,11 @@ def missing_chords(arcs: list, gid: np.ndarray, tri: np.ndarray, n_points: int) 
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     lost = ~np.isin(lo.astype(np.int64) * m + hi, have)
     return list(zip(lo[lost].tolist(), hi[lost].tolist(), strict=True))
+
+
+def off_chords(y: np.ndarray, p: np.ndarray, q: np.ndarray, factor: float) -> np.ndarray:
+    """Points ``y`` (m, 3) farther than ``factor`` lengths from every segment ``p -> q``."""
+    e = q - p
+    t = np.clip(np.einsum("mjk,jk->mj", y[:, None] - p, e) / np.sum(e * e, axis=1), 0.0, 1.0)
+    dist = np.linalg.norm(y[:, None] - (p + t[..., None] * e), axis=2)
+    return np.all(dist > factor * np.linalg.norm(e, axis=1), axis=1)

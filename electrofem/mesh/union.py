@@ -42,8 +42,9 @@ from scipy.interpolate import RegularGridInterpolator
 from scipy.spatial import ConvexHull, Delaunay, cKDTree
 
 from .. import tags
+from . import trisphere as ts
 from .contacts import ContactFaces
-from .trisphere import chord_codes, cross, geodesic, icosahedron, missing_chords, subdivide, vote
+from .trisphere import cross
 
 if TYPE_CHECKING:
     from .plan import _Plan
@@ -55,8 +56,9 @@ SPLIT = 1.5
 GUARD = 0.75
 #: ... and this many local sizes.
 HALO = 0.5
-#: ... from each of their this many nearest arc points.
-NEAR = 3
+#: A row point keeps this many chord lengths off every arc chord: at a corner, one as near to
+#: a long chord's end as to a short one's passes the nearest point's guard (GUARD).
+OFF_CHORD = 0.25
 #: Rounds of chord splitting before the surface is declared not closed.
 ROUNDS = 12
 #: Slack of the inside/outside tests, µm.
@@ -356,10 +358,8 @@ class UnionSurface(ContactFaces):
         if len(ids) == 0 or len(cand) == 0:
             return cand
         x = np.array([self.points[i] for i in ids])
-        dist, near = cKDTree(x).query(cand, k=min(NEAR, len(x)))
-        dist, near = dist.reshape(len(cand), -1), near.reshape(len(cand), -1)
-        halo = HALO * self.local_size(cand)[:, None]
-        return cand[np.all(dist > np.maximum(GUARD * ell[near], halo), axis=1)]
+        dist, near = cKDTree(x).query(cand)
+        return cand[dist > np.maximum(GUARD * ell[near], HALO * self.local_size(cand))]
 
     def _row(self, s: int, arcs: list, ids: np.ndarray, ell: np.ndarray):
         """A row of points along the arcs, one per chord, an equilateral height inside the
@@ -382,10 +382,9 @@ class UnionSurface(ContactFaces):
         if len(y) == 0:
             return np.zeros((0, 3)), np.zeros(0)
         x = np.array([self.points[i] for i in ids])
-        # NEAR points: at a corner the longer chord's guard keeps a row point off that chord
-        dist, near = cKDTree(x).query(y, k=min(NEAR, len(x)))
-        dist, near = dist.reshape(len(y), -1), near.reshape(len(y), -1)
-        ok = np.all(dist > GUARD * np.maximum(ell[near], chord[:, None]), axis=1)
+        dist, near = cKDTree(x).query(y)
+        ok = dist > GUARD * np.maximum(ell[near], chord)
+        ok[ok] = ts.off_chords(y[ok], p, q, OFF_CHORD)
         y, chord = y[ok], chord[ok]
         keep = []  # greedy: no two row points closer than GUARD chords
         tree = cKDTree(y) if len(y) else None
@@ -402,15 +401,15 @@ class UnionSurface(ContactFaces):
         """``(ids, interior points, triangles, missing chords)`` of sphere ``s``, or None."""
         arcs = [a for cutter in self.cut[s] for a in self.arcs_of(self._key(s, cutter))]
         c, r = self.c[s], self.r[s]
-        v, f = icosahedron()
+        v, f = ts.icosahedron()
 
         def split_where(t):
             cen = t.mean(axis=1)
             cen = c + r * cen / np.linalg.norm(cen, axis=1)[:, None]
             return np.linalg.norm(t[:, 0] - t[:, 1], axis=1) * r > SPLIT * self.local_size(cen)
 
-        base = geodesic(v, f, math.ceil(1.3 * r / float(np.max(self.local_size(c + r * v)))))
-        cand = c + r * subdivide(base, split_where, unit=True)
+        base = ts.geodesic(v, f, math.ceil(1.3 * r / float(np.max(self.local_size(c + r * v)))))
+        cand = c + r * ts.subdivide(base, split_where, unit=True)
         cand = cand[self.in_cell(s, cand)]
         ids, ell = self.boundary(arcs) if arcs else (np.zeros(0, int), np.zeros(0))
         cand = self.guarded(cand, ids, ell)
@@ -432,12 +431,12 @@ class UnionSurface(ContactFaces):
         proj = c + r * cen / np.linalg.norm(cen, axis=1)[:, None]
         keep = facing_out & self.in_cell(s, proj)
         if arcs:
-            keep = vote(tri, x, chord_codes(arcs, gid), len(x) + 1, keep)
+            keep = ts.vote(tri, x, ts.chord_codes(arcs, gid), len(x) + 1, keep)
         tri = tri[keep]
         nrm = cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])
         flip = np.einsum("ij,ij->i", nrm, x[tri[:, 0]] - c) < 0
         tri[flip] = tri[flip][:, [0, 2, 1]]
-        return gid, cand, tri, (missing_chords(arcs, gid, tri, len(self.points)) if arcs else [])
+        return gid, cand, tri, (ts.missing_chords(arcs, gid, tri, len(self.points)) if arcs else [])
 
     def face(self, b: int):
         """``(ids, interior points, triangles, solid mask, missing chords)`` of box face ``b``."""
@@ -468,7 +467,7 @@ class UnionSurface(ContactFaces):
         b, c = a + 1, a + n0 + 1
         d = c + 1
         squares = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
-        q = subdivide(q0[squares], split_where, unit=False)
+        q = ts.subdivide(q0[squares], split_where, unit=False)
         q = q[(q[:, 0] > TOL) & (q[:, 0] < lu - TOL) & (q[:, 1] > TOL) & (q[:, 1] < lv - TOL)]
         ids, ell = self.boundary(arcs)
         cand = self.guarded(to3(q), ids, ell)
@@ -493,12 +492,12 @@ class UnionSurface(ContactFaces):
                 solid[rows] |= pw < 0
                 better = pw < power[rows]
                 power[rows[better]], owner[rows[better]] = pw[better], s
-        solid = vote(tri, x, chord_codes(arcs, gid), len(x) + 1, solid)
+        solid = ts.vote(tri, x, ts.chord_codes(arcs, gid), len(x) + 1, solid)
         nrm = cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])[:, ax]
         flip = nrm * (1 if side else -1) < 0
         tri[flip] = tri[flip][:, [0, 2, 1]]
         phase = np.where(solid, self.phase[owner], -1)
-        return gid, cand, tri, phase, missing_chords(arcs, gid, tri, len(self.points))
+        return gid, cand, tri, phase, ts.missing_chords(arcs, gid, tri, len(self.points))
 
     def _split(self, chords) -> set:
         """Insert the exact midpoint of each missing chord into its arc (or box edge); returns
