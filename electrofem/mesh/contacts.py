@@ -27,9 +27,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.spatial import Delaunay
 
-from .trisphere import chord_codes, cross, missing_chords, subdivide, vote
+from .trisphere import chord_codes, cross, missing_chords, planar_delaunay, vote
 
 #: A clipping line whose normal, in the plane, is shorter than this is parallel to it.
 PARALLEL = 1e-12
@@ -94,8 +93,8 @@ class ContactFaces:
     """The contact-face half of :class:`.union.UnionSurface` (see the module docstring).
 
     Needs the surface's ``phase`` (per instance), ``plane``, ``cut``, ``arcs_of``,
-    ``circle``, ``local_size``, ``vertex``, ``add_point``, ``divisions``, ``boundary`` and
-    ``guarded``.
+    ``circle``, ``vertex``, ``add_point``, ``divisions``, ``boundary``, ``guarded`` and
+    ``planar_seeds``.
     """
 
     def prepare_contacts(self) -> None:
@@ -242,28 +241,13 @@ class ContactFaces:
         arcs = list(self.arcs_of((face.a, face.b))) + [self.segs[k] for k in face.segs]
         ids, ell = self.boundary(arcs)
         rad = face.rad
-        n0 = max(1, math.ceil(2 * rad / self.size))
-        g = np.linspace(-rad, rad, n0 + 1)
-        q0 = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
-        k = np.arange(n0 * n0)
-        i, j = divmod(k, n0)
-        s0 = i * (n0 + 1) + j
-        squares = np.concatenate(
-            [np.stack([s0, s0 + 1, s0 + n0 + 2], 1), np.stack([s0, s0 + n0 + 2, s0 + n0 + 1], 1)]
-        )
-
-        def split_where(t):
-            e = np.max(np.linalg.norm(t - np.roll(t, 1, axis=1), axis=2), axis=1)
-            return e > 1.5 * self.local_size(face.to3(t.mean(axis=1)))
-
-        q = subdivide(q0[squares], split_where, unit=False)
+        corner = np.array([rad, rad])
+        q = self.planar_seeds(-corner, corner, face.to3)
         q = q[face.inside(q, 1e-9 * rad)]
         cand = self.guarded(face.to3(q), ids, ell) if len(q) else np.zeros((0, 3))
         x = np.vstack([np.array([self.points[i] for i in ids]), cand])
         gid = np.concatenate([ids, -1 - np.arange(len(cand))])
-        ghost = 3 * rad * np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
-        tri = Delaunay(np.vstack([face.to2(x), ghost])).simplices
-        tri = tri[np.all(tri < len(x), axis=1)]
+        tri = planar_delaunay(face.to2(x), -corner, corner)
         keep = face.inside(face.to2(x[tri].mean(axis=1)))
         keep = vote(tri, x, chord_codes(arcs, gid), len(x) + 1, keep)
         tri = tri[keep]

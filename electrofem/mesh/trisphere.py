@@ -155,3 +155,16 @@ def off_chords(y: np.ndarray, p: np.ndarray, q: np.ndarray, factor: float) -> np
     t = np.clip(np.einsum("mjk,jk->mj", y[:, None] - p, e) / np.sum(e * e, axis=1), 0.0, 1.0)
     dist = np.linalg.norm(y[:, None] - (p + t[..., None] * e), axis=2)
     return np.all(dist > factor * np.linalg.norm(e, axis=1), axis=1)
+
+
+def planar_delaunay(xy: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Delaunay triangles of the 2D points ``xy`` inside the rectangle ``lo``-``hi``, with
+    four far ghosts (dropped) that make the points on its border interior to the
+    triangulation, so its edges can be recovered as constraints."""
+    from scipy.spatial import Delaunay
+
+    span = hi - lo
+    a, b = lo - span, hi + span
+    ghost = np.array([[a[0], a[1]], [b[0], a[1]], [b[0], b[1]], [a[0], b[1]]])
+    tri = Delaunay(np.vstack([xy, ghost])).simplices
+    return tri[np.all(tri < len(xy), axis=1)]

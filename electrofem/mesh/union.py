@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.interpolate import RegularGridInterpolator
-from scipy.spatial import ConvexHull, Delaunay, cKDTree
+from scipy.spatial import ConvexHull, cKDTree
 
 from .. import tags
 from . import trisphere as ts
@@ -438,6 +438,25 @@ class UnionSurface(ContactFaces):
         tri[flip] = tri[flip][:, [0, 2, 1]]
         return gid, cand, tri, (ts.missing_chords(arcs, gid, tri, len(self.points)) if arcs else [])
 
+    def planar_seeds(self, lo: np.ndarray, hi: np.ndarray, to3) -> np.ndarray:
+        """Seed points over the rectangle ``lo``-``hi`` of a plane (2D coordinates; ``to3``
+        maps them to space): a grid of the largest size, its squares split in two triangles
+        and those split where an edge is longer than SPLIT local sizes."""
+        n0 = max(1, math.ceil(float(np.max(hi - lo)) / self.size))
+        axes = [np.linspace(lo[k], hi[k], n0 + 1) for k in range(2)]
+        q0 = np.stack(np.meshgrid(*axes), -1).reshape(-1, 2)
+
+        def split_where(t):
+            e = np.max(np.linalg.norm(t - np.roll(t, 1, axis=1), axis=2), axis=1)
+            return e > SPLIT * self.local_size(to3(t.mean(axis=1)))
+
+        i, j = divmod(np.arange(n0 * n0), n0)  # square (i, j): corners a, b (row i), c, d
+        a = i * (n0 + 1) + j
+        b, c = a + 1, a + n0 + 1
+        d = c + 1
+        squares = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
+        return ts.subdivide(q0[squares], split_where, unit=False)
+
     def face(self, b: int):
         """``(ids, interior points, triangles, solid mask, missing chords)`` of box face ``b``."""
         ax, side = divmod(b - self.n, 2)
@@ -453,30 +472,13 @@ class UnionSurface(ContactFaces):
             x[:, ax], x[:, u], x[:, v] = side * self.L[ax], q[:, 0], q[:, 1]
             return x
 
-        n0 = max(1, math.ceil(max(lu, lv) / self.size))
-        g = np.stack(np.meshgrid(np.linspace(0, lu, n0 + 1), np.linspace(0, lv, n0 + 1)), -1)
-        q0 = g.reshape(-1, 2)
-
-        def split_where(t):
-            e = np.max(np.linalg.norm(t - np.roll(t, 1, axis=1), axis=2), axis=1)
-            return e > SPLIT * self.local_size(to3(t.mean(axis=1)))
-
-        k = np.arange(n0 * n0)
-        i, j = divmod(k, n0)  # square (i, j) of the grid: corners a, b (row i), c, d (row i+1)
-        a = i * (n0 + 1) + j
-        b, c = a + 1, a + n0 + 1
-        d = c + 1
-        squares = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
-        q = ts.subdivide(q0[squares], split_where, unit=False)
+        q = self.planar_seeds(np.zeros(2), np.array([lu, lv]), to3)
         q = q[(q[:, 0] > TOL) & (q[:, 0] < lu - TOL) & (q[:, 1] > TOL) & (q[:, 1] < lv - TOL)]
         ids, ell = self.boundary(arcs)
         cand = self.guarded(to3(q), ids, ell)
         x = np.vstack([np.array([self.points[i] for i in ids]), cand])
         gid = np.concatenate([ids, -1 - np.arange(len(cand))])
-        # far ghosts make the rectangle's edges interior edges of the Delaunay triangulation
-        ghost = np.array([[-lu, -lv], [2 * lu, -lv], [2 * lu, 2 * lv], [-lu, 2 * lv]])
-        tri = Delaunay(np.vstack([x[:, [u, v]], ghost])).simplices
-        tri = tri[np.all(tri < len(x), axis=1)]
+        tri = ts.planar_delaunay(x[:, [u, v]], np.zeros(2), np.array([lu, lv]))
         cen = x[tri].mean(axis=1)
         solid = np.zeros(len(tri), bool)
         power = np.full(len(tri), np.inf)  # each triangle's owner: the least power
