@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import sys
-import time
+
+from bench_discharge_krylov import STEPS, fixed_steps
 
 #: ``DischargeOptions.petsc_options`` of each variant (the block PC's own prefix).
 VARIANTS = {
@@ -51,15 +52,8 @@ def main(argv: list[str]) -> None:
             current_density_A_m2=18.0, linear_solver="iterative", petsc_options=VARIANTS[name]
         )
         with HalfCell(em, options=opts) as cell:
-            secs, steps = 0.0, []
-            for _ in range(3):
-                t = time.perf_counter()
-                ok, _, why = cell.step(30.0)
-                secs += time.perf_counter() - t
-                if not ok:
-                    raise RuntimeError(f"{name}: {why}")
-                r = cell.records[-1]
-                steps.append((r.newton_iterations, r.linear_iterations))
+            secs = sum(fixed_steps(cell, name))
+            steps = [(r.newton_iterations, r.linear_iterations) for r in cell.records[-STEPS:]]
             newton = sum(a for a, _ in steps)
             row = dict(
                 v=name,
