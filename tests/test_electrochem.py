@@ -282,6 +282,37 @@ def test_lagged_jacobian_gives_the_same_steps(emesh, solver):
             assert abs(b.interface_current / b.applied_current - 1) < 1e-6
 
 
+def test_the_iterative_solver_keeps_its_preconditioner(emesh):
+    """``pc_rebuild_growth``: the bordered preconditioner is set up once and kept across
+    Newton matrices and steps (0: set up for every matrix); GMRES solves each system with the
+    current matrix, so the states agree to the Newton tolerance. A switch to constant voltage
+    sets it up again."""
+    records, pcs = {}, {}
+    for growth in (0.0, 1.5):
+        opts = DischargeOptions(
+            current_density_A_m2=30.0, linear_solver="iterative", pc_rebuild_growth=growth
+        )
+        with HalfCell(emesh, CellParams(), opts) as cell:
+            for _ in range(3):
+                ok, _, why = cell.step(1.0)
+                assert ok, why
+            built = cell.preconditioner.built
+            cell.set_potentiostatic(cell.records[-1].voltage_V - 0.01)
+            ok, _, why = cell.step(1.0)
+            assert ok, why
+            records[growth] = list(cell.records)
+            pcs[growth] = (built, cell.preconditioner.built, cell.preconditioner.kept)
+    newton = [r.newton_iterations for r in records[0.0]]
+    assert pcs[0.0] == (sum(newton[:3]), sum(newton), 0)
+    built, after, kept = pcs[1.5]
+    assert built == 1 and after == 2, pcs[1.5]  # once, and again for the voltage hold
+    assert kept == sum(r.newton_iterations for r in records[1.5]) - 2
+    for a, b in zip(records[0.0], records[1.5], strict=True):
+        assert a.newton_iterations == b.newton_iterations
+        assert abs(a.voltage_V - b.voltage_V) < 1e-9, (a.voltage_V, b.voltage_V)
+        assert abs(a.collector_current - b.collector_current) < 1e-7 * abs(a.collector_current)
+
+
 def test_iterative_solver_with_the_carbon_binder_network(emesh):
     """Six fields (φ_cb joins the potentials' group): the iterative solver gives MUMPS's
     records to the Newton tolerance, and conserves the current."""

@@ -10,8 +10,9 @@ case, the fields that differ from it. One field was changed in the pin since:
 ``infiltration.curvature`` is ``"fit"``, the default from issue 16 on; the wetting and coupled
 tables of BENCHMARKS.md made before it ran ``"projection"`` (``--set
 'infiltration.curvature="projection"'`` reproduces them). Two fields were added since, at
-values that run as before: ``discharge.jacobian_lag = 1`` (full Newton) and
-``mesh.geometry_route = "auto"`` (these studies are 2D, where it fragments the box). No
+values that run as before: ``discharge.jacobian_lag = 1`` (full Newton),
+``mesh.geometry_route = "auto"`` (these studies are 2D, where it fragments the box) and
+``discharge.pc_rebuild_growth = 1.5`` (the iterative solver's; these 2D runs use MUMPS). No
 solving here."""
 
 from __future__ import annotations

@@ -162,9 +162,13 @@ class HalfCell:
         )
         #: the Newton Jacobian's callback (:class:`LaggedJacobian`: its lag and count)
         self.jacobian = LaggedJacobian(self.problem.solver, self.options.jacobian_lag)
-        self._bordered = None
+        #: the iterative solver's :class:`~.krylov.BorderedPC` (its ``built``/``kept`` counts);
+        #: None with LU
+        self.preconditioner = None
         if iterative:
-            self._bordered = use_bordered_preconditioner(self.problem, spaces, COLLECTOR)
+            self.preconditioner = use_bordered_preconditioner(
+                self.problem, spaces, COLLECTOR, self.options.pc_rebuild_growth
+            )
         self._set_initial_state()
         self._li_forms = (
             fem.form(c * dom.dx_e, entity_maps=dom.entity_maps),
@@ -190,10 +194,17 @@ class HalfCell:
         """Hold the collector at ``voltage_V`` (vs Li metal) from the next step on (CV)."""
         self.V_hold.value = float(voltage_V)
         self._galv.value = 0.0
+        self._invalidate_preconditioner()
 
     def set_galvanostatic(self) -> None:
         """Back to the constant current of ``options.current_density_A_m2`` (the default)."""
         self._galv.value = 1.0
+        self._invalidate_preconditioner()
+
+    def _invalidate_preconditioner(self) -> None:
+        """The iterative solver sets its preconditioner up again at the next Newton matrix."""
+        if self.preconditioner is not None:
+            self.preconditioner.invalidate()
 
     def collector_current(self) -> float:
         """Current through the collector contacts of the current state (A, or A/m in 2D)."""
@@ -209,7 +220,7 @@ class HalfCell:
         Leaving them to the garbage collector can deadlock under MPI (see
         :mod:`electrofem.physics._petsc`); the context manager calls this on exit.
         """
-        destroy(getattr(self, "problem", None), getattr(self, "_bordered", None))
+        destroy(getattr(self, "problem", None), getattr(self, "preconditioner", None))
 
     def __enter__(self) -> HalfCell:
         return self
@@ -316,6 +327,7 @@ class HalfCell:
             its += its2  # the record counts both tries
             linear += snes.getLinearSolveIterations()
         if not ok:
+            self._invalidate_preconditioner()
             return False, its, why
         self.time += dt
         current = self.collector_current() if self.potentiostatic else float(self.I_app.value)
@@ -391,6 +403,7 @@ class HalfCell:
         """Back to the initial rest state (uniform ``c0``, ``x0``, the OCP); time, charge and
         records cleared."""
         self._set_initial_state()
+        self._invalidate_preconditioner()
         self.time = 0.0
         self.charge = 0.0
         self.records = []

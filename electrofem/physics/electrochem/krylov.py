@@ -23,6 +23,15 @@ tolerance is on the true residual), is a *bordered* block factorisation:
   Galerkin products of smoothed aggregation follow the pattern (coarse operators became
   dense: operator complexity 25, setup 80x slower).
 
+* **The preconditioner is kept** across Newton matrices and time steps while it stays good:
+  it is set up again only when a linear solve took more than ``rebuild_growth`` times the
+  iterations of the first solve after the last set-up (or after :meth:`BorderedPC.invalidate`:
+  a failed step, a switch between constant current and voltage). GMRES still solves every
+  Newton system to ``ksp_rtol`` with the *current* matrix, so Newton's iterates are unchanged
+  within that tolerance; only the iteration count moves. On the issue-16 electrode class
+  (4·10⁵ unknowns) the smoothed-aggregation set-up (dense coarse Galerkin products) was 28 %
+  of a Newton step (BENCHMARKS.md, issue 16, seventh part).
+
 Options live under the problem's PETSc prefix + ``bordered_`` (e.g.
 ``-<prefix>bordered_fieldsplit_P_pc_gamg_threshold``); ``DischargeOptions.petsc_options``
 sets them without the prefix (``{"bordered_fieldsplit_P_pc_gamg_threshold": 0.05}``).
@@ -83,10 +92,25 @@ def field_ranges(sizes: list[int], comm: MPI.Comm) -> list[np.ndarray]:
 class BorderedPC:
     """A petsc4py ``python`` PC: the bordered block factorisation of the module docstring."""
 
-    def __init__(self, sizes: list[int], comm: MPI.Comm, prefix: str, collector: int | None):
+    def __init__(
+        self,
+        sizes: list[int],
+        comm: MPI.Comm,
+        prefix: str,
+        collector: int | None,
+        rebuild_growth: float = 0.0,
+    ):
         from petsc4py import PETSc
 
         self.comm = comm
+        #: set up again when a solve takes > rebuild_growth x the baseline its (0: always)
+        self.rebuild_growth = float(rebuild_growth)
+        self.last_its = 0  #: iterations of the last linear solve
+        self.baseline: int | None = None  #: its of the first solve after the last set-up
+        self.built = 0  #: set-ups done
+        self.kept = 0  #: Newton matrices that kept the preconditioner
+        self._fresh = False  # the last setUp call built
+        self._stale = True
         rows = field_ranges(sizes, comm)
         field = [k for k in range(len(sizes)) if k != collector]
         self.is_u = PETSc.IS().createGeneral(np.concatenate([rows[k] for k in field]), comm=comm)
@@ -104,9 +128,28 @@ class BorderedPC:
         self.y0 = None
         self.S = 1.0
 
+    def invalidate(self) -> None:
+        """Set the preconditioner up again at the next Newton matrix."""
+        self._stale = True
+
+    def _keep(self) -> bool:
+        """Whether the next Newton matrix keeps the current preconditioner (see module)."""
+        last = self.last_its
+        if self._fresh:
+            self.baseline = max(last, 1)
+        self._fresh = False
+        if self._stale or self.rebuild_growth <= 0 or self.baseline is None:
+            return False
+        return last <= self.rebuild_growth * self.baseline
+
     def setUp(self, pc) -> None:
         from petsc4py import PETSc
 
+        if self._keep():
+            self.kept += 1
+            return
+        self._stale, self._fresh = False, True
+        self.built += 1
         A, _ = pc.getOperators()
         reuse = self.A00 is not None
         self.A00 = A.createSubMatrix(self.is_u, self.is_u, submat=self.A00 if reuse else None)
@@ -135,30 +178,39 @@ class BorderedPC:
             self._border(A)
 
     def _border(self, A) -> None:
-        """``w = P⁻¹ a01``, ``a10`` and the scalar Schur complement ``S`` of the collector."""
-        a01 = A.createSubMatrix(self.is_u, self.is_v)
-        a10 = A.createSubMatrix(self.is_v, self.is_u)
-        a11 = A.createSubMatrix(self.is_v, self.is_v)
-        col = self.A00.createVecLeft()
-        e = a01.createVecRight()
-        e.set(1.0)
-        a01.mult(e, col)
-        if self.a10 is None:
-            self.a10 = self.A00.createVecLeft()
-        f = a10.createVecLeft()
-        f.set(1.0)
-        a10.multTranspose(f, self.a10)
-        d = a11.createVecLeft()
-        a11.mult(e, d)
-        a11_value = d.sum()  # collective: the one entry, on every rank
+        """``w = P⁻¹ a01``, ``a10`` and the scalar Schur complement ``S`` of the collector.
+
+        The border column and row are the products ``A e_V`` and ``Aᵀ e_V``. The first apply
+        of the inner PC sets up its GAMG hierarchies."""
+        e = A.createVecRight()
+        e.set(0.0)
+        ev = e.getSubVector(self.is_v)
+        ev.set(1.0)
+        e.restoreSubVector(self.is_v, ev)
+        full = A.createVecLeft()
+        A.mult(e, full)
+        col = full.getSubVector(self.is_u)
+        colv = full.getSubVector(self.is_v)
+        a11_value = colv.sum()  # collective: the one entry, on every rank
+        full.restoreSubVector(self.is_v, colv)
         if self.w is None:
             self.w = self.A00.createVecLeft()
         self.inner.apply(col, self.w)
+        full.restoreSubVector(self.is_u, col)
+        A.multTranspose(e, full)
+        if self.a10 is None:
+            self.a10 = self.A00.createVecLeft()
+        row = full.getSubVector(self.is_u)
+        row.copy(self.a10)
+        full.restoreSubVector(self.is_u, row)
         self.S = a11_value - self.a10.dot(self.w)
-        for obj in (a01, a10, a11, col, e, f, d):
+        for obj in (e, full):
             obj.destroy()
         if not np.isfinite(self.S) or self.S == 0.0:
             raise RuntimeError(f"bordered preconditioner: collector Schur complement {self.S}")
+
+    def postSolve(self, pc, ksp, b, x) -> None:  # noqa: N802 (petsc4py's name)
+        self.last_its = ksp.getIterationNumber()
 
     def apply(self, pc, r, y) -> None:
         r0 = r.getSubVector(self.is_u)
@@ -194,11 +246,19 @@ class BorderedPC:
         self.is_u = self.is_v = None
 
 
-def use_bordered_preconditioner(problem, spaces, collector: int | None) -> BorderedPC:
+def use_bordered_preconditioner(
+    problem, spaces, collector: int | None, rebuild_growth: float = 0.0
+) -> BorderedPC:
     """Give a dolfinx ``NonlinearProblem`` (``kind="mpi"``, created with
     :data:`ITERATIVE_PETSC_OPTIONS`) its :class:`BorderedPC`. Call before the first solve."""
     ksp = problem.solver.getKSP()
-    ctx = BorderedPC(owned_sizes(spaces), spaces[0].mesh.comm, ksp.getOptionsPrefix(), collector)
+    ctx = BorderedPC(
+        owned_sizes(spaces),
+        spaces[0].mesh.comm,
+        ksp.getOptionsPrefix(),
+        collector,
+        rebuild_growth,
+    )
     pc = ksp.getPC()
     if pc.getType() != "python":
         raise ValueError(f"the problem's PC type is {pc.getType()!r}, not 'python'")

@@ -246,6 +246,14 @@ class DischargeOptions:
         "with a lag is retried once with 1. Same answers within the Newton tolerance",
         check=at_least(1),
     )
+    pc_rebuild_growth: float = param(
+        1.5,
+        doc="the iterative solver keeps its preconditioner across Newton matrices and steps "
+        "until a linear solve takes more than this factor times the iterations of the first "
+        "solve after its last set-up (0: set it up for every matrix). GMRES solves each "
+        "system with the current matrix, so answers agree within ksp_rtol",
+        check=nonneg,
+    )
     petsc_options: dict = param(doc="overrides of the Newton/linear solver options", factory=dict)
 
     def __post_init__(self):
