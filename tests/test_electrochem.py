@@ -313,6 +313,30 @@ def test_the_iterative_solver_keeps_its_preconditioner(emesh):
         assert abs(a.collector_current - b.collector_current) < 1e-7 * abs(a.collector_current)
 
 
+def test_a_step_missed_with_a_kept_preconditioner_is_retried_with_a_fresh_one(emesh):
+    """A preconditioner kept from dt = 1 s needs ~6x the iterations at dt = 200 s. With
+    ``ksp_max_it`` 100 (a fresh one needs < 70) and no rebuild by growth, the step's linear
+    solve fails; the step is retried with a fresh preconditioner, at the same dt, and its
+    record counts both tries."""
+    opts = DischargeOptions(
+        current_density_A_m2=30.0,
+        linear_solver="iterative",
+        pc_rebuild_growth=100.0,
+        petsc_options={"ksp_max_it": 100},
+    )
+    with HalfCell(emesh, CellParams(), opts) as cell:
+        for _ in range(3):
+            ok, _, why = cell.step(1.0)
+            assert ok, why
+        assert cell.preconditioner.built == 1
+        ok, its, why = cell.step(200.0)
+        assert ok, why
+        assert cell.preconditioner.built == 2
+        rec = cell.records[-1]
+        assert rec.dt_s == 200.0 and rec.linear_iterations > 100
+        assert abs(rec.interface_current / rec.applied_current - 1) < 1e-6
+
+
 def test_iterative_solver_with_the_carbon_binder_network(emesh):
     """Six fields (φ_cb joins the potentials' group): the iterative solver gives MUMPS's
     records to the Newton tolerance, and conserves the current."""

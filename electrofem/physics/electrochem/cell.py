@@ -316,9 +316,13 @@ class HalfCell:
         self.I_app.value = self.current_density_A_m2 * self.cross_section
         snes = self.problem.solver
         lag = self.jacobian.lag
+        pc = self.preconditioner
+        kept = pc.kept if pc is not None else 0
         ok, its, why = self._solve(saved)
         linear = snes.getLinearSolveIterations()
-        if not ok and lag > 1:  # a lagged Jacobian can miss a hard step: once more in full
+        # a lagged Jacobian or a kept preconditioner can miss a hard step: once more in full
+        if not ok and (lag > 1 or (pc is not None and pc.kept > kept)):
+            self._invalidate_preconditioner()
             self.jacobian.lag = 1
             try:
                 ok, its2, why = self._solve(saved)

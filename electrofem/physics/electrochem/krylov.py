@@ -26,7 +26,8 @@ tolerance is on the true residual), is a *bordered* block factorisation:
 * **The preconditioner is kept** across Newton matrices and time steps while it stays good:
   it is set up again only when a linear solve took more than ``rebuild_growth`` times the
   iterations of the first solve after the last set-up (or after :meth:`BorderedPC.invalidate`:
-  a failed step, a switch between constant current and voltage). GMRES still solves every
+  a failed step, which the half cell then retries once with a fresh one, and a switch between
+  constant current and voltage). GMRES still solves every
   Newton system to ``ksp_rtol`` with the *current* matrix, so Newton's iterates are unchanged
   within that tolerance; only the iteration count moves. On the issue-16 electrode class
   (4·10⁵ unknowns) the smoothed-aggregation set-up (dense coarse Galerkin products) was 28 %

@@ -251,7 +251,8 @@ class DischargeOptions:
         doc="the iterative solver keeps its preconditioner across Newton matrices and steps "
         "until a linear solve takes more than this factor times the iterations of the first "
         "solve after its last set-up (0: set it up for every matrix). GMRES solves each "
-        "system with the current matrix, so answers agree within ksp_rtol",
+        "system with the current matrix, so answers agree within ksp_rtol. A step that "
+        "fails with a kept preconditioner is retried once with a fresh one",
         check=nonneg,
     )
     petsc_options: dict = param(doc="overrides of the Newton/linear solver options", factory=dict)
