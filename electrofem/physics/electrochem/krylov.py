@@ -27,9 +27,9 @@ tolerance is on the true residual), is a *bordered* block factorisation:
   it is set up again only when a linear solve took more than ``rebuild_growth`` times the
   iterations of the first solve after the last set-up (or after :meth:`BorderedPC.invalidate`:
   a failed step, which the half cell then retries once with a fresh one, and a switch between
-  constant current and voltage). GMRES still solves every
-  Newton system to ``ksp_rtol`` with the *current* matrix, so Newton's iterates are unchanged
-  within that tolerance; only the iteration count moves. On the issue-16 electrode class
+  constant current and voltage). GMRES still solves every Newton system to ``ksp_rtol`` with
+  the *current* matrix, so Newton's iterates are unchanged within that tolerance; only the
+  iteration count moves. On the issue-16 electrode class
   (4·10⁵ unknowns) the smoothed-aggregation set-up (dense coarse Galerkin products) was 28 %
   of a Newton step (BENCHMARKS.md, issue 16, seventh part).
 
@@ -180,32 +180,27 @@ class BorderedPC:
 
     def _border(self, A) -> None:
         """``w = P⁻¹ a01``, ``a10`` and the scalar Schur complement ``S`` of the collector.
-
-        The border column and row are the products ``A e_V`` and ``Aᵀ e_V``. The first apply
-        of the inner PC sets up its GAMG hierarchies."""
-        e = A.createVecRight()
-        e.set(0.0)
-        ev = e.getSubVector(self.is_v)
-        ev.set(1.0)
-        e.restoreSubVector(self.is_v, ev)
-        full = A.createVecLeft()
-        A.mult(e, full)
-        col = full.getSubVector(self.is_u)
-        colv = full.getSubVector(self.is_v)
-        a11_value = colv.sum()  # collective: the one entry, on every rank
-        full.restoreSubVector(self.is_v, colv)
+        The first apply of the inner PC sets up its GAMG hierarchies."""
+        a01 = A.createSubMatrix(self.is_u, self.is_v)
+        a10 = A.createSubMatrix(self.is_v, self.is_u)
+        a11 = A.createSubMatrix(self.is_v, self.is_v)
+        col = self.A00.createVecLeft()
+        e = a01.createVecRight()
+        e.set(1.0)
+        a01.mult(e, col)
+        if self.a10 is None:
+            self.a10 = self.A00.createVecLeft()
+        f = a10.createVecLeft()
+        f.set(1.0)
+        a10.multTranspose(f, self.a10)
+        d = a11.createVecLeft()
+        a11.mult(e, d)
+        a11_value = d.sum()  # collective: the one entry, on every rank
         if self.w is None:
             self.w = self.A00.createVecLeft()
         self.inner.apply(col, self.w)
-        full.restoreSubVector(self.is_u, col)
-        A.multTranspose(e, full)
-        if self.a10 is None:
-            self.a10 = self.A00.createVecLeft()
-        row = full.getSubVector(self.is_u)
-        row.copy(self.a10)
-        full.restoreSubVector(self.is_u, row)
         self.S = a11_value - self.a10.dot(self.w)
-        for obj in (e, full):
+        for obj in (a01, a10, a11, col, e, f, d):
             obj.destroy()
         if not np.isfinite(self.S) or self.S == 0.0:
             raise RuntimeError(f"bordered preconditioner: collector Schur complement {self.S}")
