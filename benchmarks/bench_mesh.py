@@ -242,6 +242,7 @@ def run_case(case: str, overrides: dict, label: str, write: bool, mesh_kw: dict)
             "regions": split.get("regions"),
             "optimize": split.get("optimize"),
             "sliver_repair": split.get("repair"),
+            "mend": split.get("mend"),
             "mesh": st.seconds_mesh,
             "import": t_imp,
             "write": t_write,

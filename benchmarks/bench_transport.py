@@ -78,8 +78,9 @@ def spec() -> Electrode:
 
 
 def mesh_options(
-    h: float, order: int = 1, route: str = "auto", electrolyte_only: bool = False
+    h: float, order: int = 1, route: str = "auto", electrolyte_only: bool = False, **kw
 ) -> MeshOptions:
+    """The case's sizes at ``h``; ``kw``: other MeshOptions fields."""
     return MeshOptions(
         size=h,
         radius_factor=0.25 * h,
@@ -88,6 +89,7 @@ def mesh_options(
         order=order,
         geometry_route=route,
         electrolyte_only=electrolyte_only,
+        **kw,
     )
 
 
@@ -124,14 +126,16 @@ def solve(em, degree: int = 1) -> tuple[object, float]:
     return d, time.perf_counter() - t
 
 
-def mesh_case(parts: Particles, h: float, order: int = 1, route: str = "auto", eo: bool = False):
+def mesh_case(
+    parts: Particles, h: float, order: int = 1, route: str = "auto", eo: bool = False, **kw
+):
     """Mesh the current gmsh geometry (rank 0) at h and distribute; returns em, stats, time.
     The discrete route builds its surface here, at h (it has no separate geometry)."""
     COMM.barrier()
     t = time.perf_counter()
     st = None
     if COMM.rank == 0:
-        options = mesh_options(h, order, route, eo)
+        options = mesh_options(h, order, route, eo, **kw)
         if route == "discrete":
             st = build_and_mesh(parts, options)[1]
         else:

@@ -51,6 +51,39 @@ def shared_tmp():
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _phase_pack(means: tuple, side: float, porosity: float, seed: int):
+    """A laterally periodic cube of three solid phases (lognormal radii of these means, σ 0.3),
+    as benchmarks/bench_discrete_phases.py draws them."""
+    from electrofem import tags
+    from electrofem.microstructure import Box, Electrode, Layer, LogNormal, Population, generate
+
+    phases = (tags.ACTIVE, tags.SECOND, tags.BINDER)
+    pops = tuple(
+        Population(LogNormal(m, 0.3), phase=p, volume_fraction=1 / 3)
+        for p, m in zip(phases, means, strict=True)
+    )
+    box = Box((side,) * 3, periodic=True)
+    return generate(Electrode(box, (Layer(1.0, porosity, pops),), seed=seed))
+
+
+@pytest.fixture(scope="session")
+def poor_neck_pack():
+    """benchmarks/bench_discrete_phases.py's seed 11 (three solid phases, 39 particles, a
+    14.2 µm cube) and its mesh size: on the discrete route its first mesh has a cell of quality
+    0.0975, below ``MeshOptions.quality_warn``, so the route mends it
+    (``MeshOptions.mend_rounds``). Returns ``(particles, size)``."""
+    means = (1.6928553041537995, 2.2489167936601726, 2.402247536435036)
+    return _phase_pack(means, 14.172134050231668, 0.48923039099506926, 11), 1.1569266137762217
+
+
+@pytest.fixture(scope="session")
+def poor_occ_pack():
+    """bench_discrete_phases.py's seed 1 (three phases, 100 particles, a 19.7 µm cube) and its
+    mesh size: on the OCC route its first mesh has a cell of quality 0.094."""
+    means = (2.267732437050385, 2.925695544488903, 1.7162394190794505)
+    return _phase_pack(means, 19.69189668282346, 0.5105380887613631, 1), 0.8539958693835454
+
+
 @pytest.fixture
 def session():
     """An initialised gmsh (terminal output off) for one test; finalized after it."""

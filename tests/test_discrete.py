@@ -1,6 +1,7 @@
 """The discrete route (electrofem.mesh.union, electrofem.mesh.discrete): the packing's surface
 triangulated directly, against closed forms, the OCC route and its own topology rules."""
 
+import dataclasses
 import math
 
 import gmsh
@@ -350,3 +351,24 @@ def test_a_row_point_keeps_off_the_other_arc_at_a_box_edge(session):
     p = generate(spec)
     _, stats = build_and_mesh(p, MeshOptions(size=1.124132067237757, geometry_route="discrete"))
     assert stats.min_quality > 0.15  # measured 0.201
+
+
+def test_a_mesh_below_the_quality_goal_is_meshed_again_refined_around_its_poor_cells(
+    session, caplog, poor_neck_pack
+):
+    """The first mesh of ``poor_neck_pack`` has a cell of 0.0975, below ``quality_warn``
+    (0.1), with its four nodes on the surface where a neck is finer than the sizes around
+    it. The route meshes again with the sizes refined around the cells below 0.2
+    (``mend_rounds``), and the minimum rises to ~0.2."""
+    p, size = poor_neck_pack
+    options = MeshOptions(size=size, geometry_route="discrete", mend_rounds=0)
+    _, first = build_and_mesh(p, options)
+    assert first.min_quality < 0.1  # the case still needs the mend: measured 0.0975
+    assert "mend" not in first.seconds_split
+    with caplog.at_level("INFO", logger="electrofem.mesh"):
+        report, mended = build_and_mesh(p, dataclasses.replace(options, mend_rounds=2))
+    assert "meshing again with the sizes refined" in caplog.text
+    assert mended.min_quality > 0.15  # measured 0.199
+    assert mended.seconds_split["mend"] > 0
+    assert first.n_cells < mended.n_cells < 1.2 * first.n_cells  # measured +9.6 %
+    assert sum(report.phase_volumes.values()) == pytest.approx(p.box.volume, rel=1e-9)

@@ -78,6 +78,18 @@ def test_same_mesh_node_for_node_in_two_sessions(particles, route):
     assert s1.min_quality >= 0.1
 
 
+def test_a_mended_mesh_is_the_same_in_two_sessions(poor_neck_pack):
+    """The discrete route's mend (``MeshOptions.mend_rounds``) meshes again from the first
+    mesh's poor cells: the same particles still give the same mesh, node for node."""
+    p, size = poor_neck_pack
+    options = MeshOptions(size=size, geometry_route="discrete")
+    (s1, tags1, x1, cells1), _ = _mesh(p, options=options)
+    (s2, tags2, x2, cells2), _ = _mesh(p, options=options)
+    assert "mend" in s1.seconds_split and s1.min_quality >= 0.1
+    assert np.array_equal(tags1, tags2) and np.array_equal(x1, x2)
+    assert all(np.array_equal(a, b) for a, b in zip(cells1, cells2, strict=True))
+
+
 @ROUTES
 def test_distributed_mesh_is_the_rank0_mesh(particles, route):
     """Every cell of the distributed mesh (all ranks) is a tetrahedron of rank 0's gmsh mesh,

@@ -9,11 +9,11 @@ those modules): per study a common record (a Config's dataclasses as a flat
 case, the fields that differ from it. One field was changed in the pin since:
 ``infiltration.curvature`` is ``"fit"``, the default from issue 16 on; the wetting and coupled
 tables of BENCHMARKS.md made before it ran ``"projection"`` (``--set
-'infiltration.curvature="projection"'`` reproduces them). Two fields were added since, at
+'infiltration.curvature="projection"'`` reproduces them). Fields were added since, at
 values that run as before: ``discharge.jacobian_lag = 1`` (full Newton),
 ``mesh.geometry_route = "auto"`` (these studies are 2D, where it fragments the box) and
-``discharge.pc_rebuild_growth = 1.5`` (the iterative solver's; these 2D runs use MUMPS). No
-solving here."""
+``discharge.pc_rebuild_growth = 1.5`` (the iterative solver's; these 2D runs use MUMPS) and
+``mesh.mend_rounds = 2`` (the 3D discrete route's; these meshes are 2D). No solving here."""
 
 from __future__ import annotations
 

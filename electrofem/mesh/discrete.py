@@ -42,7 +42,15 @@ from .curved import curve_mesh
 from .occ import ATTRIBUTE
 from .options import GeometryReport, MeshOptions, MeshStats
 from .plan import _effective_shell, _fingerprint, _hint_text, _plan
-from .sizing import SIZE_FACTOR_3D, _set_mesh_options, _size_grid, mesh_stats, structured_field
+from .sizing import (
+    SIZE_FACTOR_3D,
+    _set_mesh_options,
+    _size_grid,
+    cell_quality,
+    mend_grid,
+    mesh_stats,
+    structured_field,
+)
 from .trisphere import edge_codes, join_by_codes
 from .union import UnionSurface
 
@@ -208,6 +216,72 @@ def build_and_mesh_discrete(
     plan = _plan(particles)
     grid = _size_grid(options, particles, plan)
     phases = particles.phase[[plan.inst[k].particle for k in plan.live]]
+    t_prep = time.perf_counter() - t0  # the plan and the size grid
+    mended = []
+    for attempt in range(options.mend_rounds + 1):
+        t_start = time.perf_counter()
+        built = _mesh_once(particles, options, plan, grid, phases, model_name, gmsh_options)
+        if attempt == options.mend_rounds or grid is None:
+            break
+        quality, centres = cell_quality()
+        if quality.min() >= options.quality_warn:
+            break
+        grid = mend_grid(grid, quality, centres, options, attempt)
+        mended.append(time.perf_counter() - t_start)
+    surface, x, surfaces, volumes, by_phase, by_facet = built["model"]
+    t_surface, t_regions, t_mesh = (t_start + built[k] for k in ("surface", "regions", "mesh"))
+    straightened = 0
+    if options.order == 2:
+        t = time.perf_counter()
+        straightened = curve_mesh(3, place=lambda: _place_midpoints(surface, surfaces))[
+            "straightened"
+        ]
+        t_curve = time.perf_counter() - t
+    t_end = time.perf_counter()
+
+    info = {
+        "dim": 3,
+        "particles": _fingerprint(particles),
+        "hints": plan.hints,
+        "seconds_geometry": t_prep + t_regions - t_start,
+        "seconds_cut": 0.0,
+        "seconds_fragment": 0.0,
+        "route": "discrete",
+        "box_volume": particles.box.volume,
+    }
+    pore_volume = _enclosed(x, surfaces, [v for v in volumes if v[0] == 0])
+    if options.electrolyte_only:
+        info["meshed_volume"] = pore_volume
+    gmsh.model.setAttribute(ATTRIBUTE, [json.dumps(info)])
+    split = {
+        "surface": t_prep + t_surface - t_start,
+        "regions": t_regions - t_surface,
+        "volume": t_end - t_mesh,
+    }
+    if options.order == 2:
+        split["volume"] -= t_curve
+        split["curve"] = t_curve
+    if mended:  # the passes meshed again (their surfaces, regions and volumes)
+        split["mend"] = sum(mended)
+    stats = mesh_stats(options, info, t_end - t_mesh + sum(mended), split, straightened)
+    report = _report(x, surfaces, by_phase, by_facet)
+    _check_embedded(report, pore_volume, particles.box.volume)
+    log.info(
+        "geometry: discrete surface of %d particle instances, %d surfaces, %d regions in %.2f s",
+        surface.n,
+        len(surfaces),
+        len(volumes),
+        t_prep + t_regions - t_start,
+    )
+    return report, stats
+
+
+def _mesh_once(particles, options, plan, grid, phases, model_name, gmsh_options) -> dict:
+    """One pass of the route: the union's surface on ``grid``'s sizes, its regions, the gmsh
+    model and its volume mesh. Returns ``{"model": (surface, x, surfaces, volumes,
+    by_phase, by_facet), "surface" | "regions" | "mesh": seconds from the start to the end
+    of the surface, of the regions, and to the start of the volume mesh}``."""
+    t0 = time.perf_counter()
     surface = UnionSurface(
         plan,
         particles.box.size,
@@ -281,44 +355,12 @@ def build_and_mesh_discrete(
             gmsh.model.mesh.field.remove(fid)
         if path is not None:
             os.remove(path)
-    straightened = 0
-    if options.order == 2:
-        t = time.perf_counter()
-        straightened = curve_mesh(3, place=lambda: _place_midpoints(surface, surfaces))[
-            "straightened"
-        ]
-        t_curve = time.perf_counter() - t
-    t_end = time.perf_counter()
-
-    info = {
-        "dim": 3,
-        "particles": _fingerprint(particles),
-        "hints": plan.hints,
-        "seconds_geometry": t_regions - t0,
-        "seconds_cut": 0.0,
-        "seconds_fragment": 0.0,
-        "route": "discrete",
-        "box_volume": particles.box.volume,
+    return {
+        "model": (surface, x, surfaces, volumes, by_phase, by_facet),
+        "surface": t_surface - t0,
+        "regions": t_regions - t0,
+        "mesh": t_mesh - t0,
     }
-    pore_volume = _enclosed(x, surfaces, [v for v in volumes if v[0] == 0])
-    if options.electrolyte_only:
-        info["meshed_volume"] = pore_volume
-    gmsh.model.setAttribute(ATTRIBUTE, [json.dumps(info)])
-    split = {"surface": t_surface - t0, "regions": t_regions - t_surface, "volume": t_end - t_mesh}
-    if options.order == 2:
-        split["volume"] -= t_curve
-        split["curve"] = t_curve
-    stats = mesh_stats(options, info, t_end - t_mesh, split, straightened)
-    report = _report(x, surfaces, by_phase, by_facet)
-    _check_embedded(report, pore_volume, particles.box.volume)
-    log.info(
-        "geometry: discrete surface of %d particle instances, %d surfaces, %d regions in %.2f s",
-        surface.n,
-        len(surfaces),
-        len(volumes),
-        t_regions - t0,
-    )
-    return report, stats
 
 
 def _check_embedded(report: GeometryReport, pore_volume: float, box_volume: float) -> None:

@@ -47,6 +47,9 @@ class MeshOptions:
         optimize: 3D: HXT's and gmsh's optimisation of the tetrahedra (off: gmsh's sliver
             removal only).
         quality_warn: log a warning when the minimum element quality (minSICN) is below this.
+        mend_rounds: 3D: when the minimum quality is below ``quality_warn``, mesh again, up
+            to this many times, with the sizes refined around the cells below 0.2
+            (:data:`electrofem.mesh.sizing.MEND_BELOW`; both routes). 0: keep the first mesh.
         verbose: print gmsh's own output.
         order: geometry order of the cells: 1 (straight) or 2 (edge midpoints on the exact
             spheres, contact circles and box faces; :mod:`electrofem.mesh.curved`). Order 2
@@ -77,6 +80,7 @@ class MeshOptions:
     size_min: float = 0.05
     optimize: bool = True
     quality_warn: float = 0.1
+    mend_rounds: int = 2
     verbose: bool = False
     order: int = 1
     geometry_route: str = "auto"
@@ -95,6 +99,9 @@ class MeshOptions:
         q = self.quality_warn
         if not (_is_number(q) and 0 <= q <= 1):
             raise ValueError(f"mesh.quality_warn: must be in [0, 1], got {q!r}")
+        m = self.mend_rounds
+        if not (isinstance(m, int) and not isinstance(m, bool) and m >= 0):
+            raise ValueError(f"mesh.mend_rounds: must be an integer >= 0, got {m!r}")
         if not (isinstance(self.order, int) and not isinstance(self.order, bool)) or (
             self.order not in (1, 2)
         ):
