@@ -286,7 +286,8 @@ def main():
     if args.case:
         mesh_kw = {}
         for k, v in parse_overrides(args.mesh).items():
-            mesh_kw[k] = bool(v) if k in ("optimize", "verbose") else int(v) if k == "order" else v
+            flags = ("optimize", "verbose", "electrolyte_only", "same_phase_contacts")
+            mesh_kw[k] = bool(v) if k in flags else int(v) if k in ("order", "mend_rounds") else v
         mesh_kw["geometry_route"] = args.route
         res = run_case(
             args.case, parse_overrides(args.gmsh), args.label, not args.no_write, mesh_kw

@@ -51,6 +51,7 @@ marked::
     order = 1               # 2: curved cells (transport and conductivity only)
     electrolyte_only = false  # 3D: mesh the pore alone (electrolyte transport only)
     mend_rounds = 2         # 3D: mesh again, refined, while a cell is below quality 0.1
+    same_phase_contacts = false  # 3D discrete route: active|active contact facets too
 
     [transport]             # see electrofem.physics.transport.TransportOptions
     phase = "electrolyte"   # or "solid", or "active,second"

@@ -102,23 +102,23 @@ def test_each_phase_is_closed_and_the_faces_are_on_their_planes(name):
 @pytest.mark.parametrize("name", ["pair", "four", "edge"])
 def test_volumes_and_areas_match_the_occ_route(session, name):
     """Phase volumes, interface and contact areas within the straight facets' error (1 %) of
-    the OCC route's exact ones, and below them (the facets are inscribed); the same physical
-    groups but the one-phase contacts (``interface_tag(p, p)``), which this route leaves out."""
+    the OCC route's exact ones, and below them (the facets are inscribed); with
+    ``same_phase_contacts`` the same physical groups, the one-phase contacts
+    (``interface_tag(p, p)``) included."""
     p = particles(name)
     options = dict(size=0.5, radius_factor=0.1)
-    rep, stats = build_and_mesh(p, MeshOptions(geometry_route="discrete", **options))
+    discrete = MeshOptions(geometry_route="discrete", same_phase_contacts=True, **options)
+    rep, stats = build_and_mesh(p, discrete)
     groups = set(gmsh.model.getPhysicalGroups())
     ref, _ = build_and_mesh(p, MeshOptions(geometry_route="occ", **options))
-    same = {tags.interface_tag(q, q) for q in tags.SOLID_PHASES}
     assert stats.min_quality > 0.15
-    assert groups == {g for g in gmsh.model.getPhysicalGroups() if g[1] not in same}
+    assert groups == set(gmsh.model.getPhysicalGroups())
     assert sum(rep.phase_volumes.values()) == pytest.approx(12.0**3, rel=1e-12)
     for ph, v in ref.phase_volumes.items():
         if ph != tags.ELECTROLYTE:
             assert 0.99 * v < rep.phase_volumes[ph] < v, ph
     for t, area in ref.interface_areas.items():
-        if t not in same:
-            assert 0.99 * area < rep.interface_areas[t] < area * (1 + 1e-9), t
+        assert 0.99 * area < rep.interface_areas[t] < area * (1 + 1e-9), t
     if name == "pair":  # the disk of radius a, inscribed
         (c1, c2), (r1, r2) = np.array(CASES["pair"][0], float), CASES["pair"][1]
         d = float(np.linalg.norm(c2 - c1))

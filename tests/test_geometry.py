@@ -96,6 +96,8 @@ def test_mesh_options_validate():
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match=r"mesh\.mend_rounds"):
             MeshOptions(mend_rounds=bad).validate()
+    with pytest.raises(ValueError, match=r"mesh\.same_phase_contacts"):
+        MeshOptions(same_phase_contacts=1).validate()
 
 
 def test_tangency_hints():

@@ -13,7 +13,8 @@ tables of BENCHMARKS.md made before it ran ``"projection"`` (``--set
 values that run as before: ``discharge.jacobian_lag = 1`` (full Newton),
 ``mesh.geometry_route = "auto"`` (these studies are 2D, where it fragments the box) and
 ``discharge.pc_rebuild_growth = 1.5`` (the iterative solver's; these 2D runs use MUMPS) and
-``mesh.mend_rounds = 2`` (the 3D discrete route's; these meshes are 2D). No solving here."""
+``mesh.mend_rounds = 2`` and ``mesh.same_phase_contacts = false`` (3D meshing's; these meshes
+are 2D). No solving here."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Contact faces between particles of different phases, for the discrete route.
+"""Contact faces between particles, for the discrete route.
 
-Two overlapping particles of different solid phases meet on their radical plane, as on the
+Two overlapping particles meet on their radical plane, as on the
 OCC route (:mod:`.geometry`, step 3): the face is the part of the plane inside both balls and
 on both particles' sides of every other cutter (radical planes, box planes). It is the disk of
 the two spheres' circle clipped by a convex polygon, so it is convex, and its boundary is
@@ -17,8 +17,8 @@ the two spheres' circle clipped by a convex polygon, so it is convex, and its bo
 finds the faces and divides their segments once (every face along a segment gets the same
 points), :meth:`contact_patch` triangulates a face like a box face (graded points, planar
 Delaunay, kept by their centroid, missing chords split by the surface's rounds).
-Faces between particles of one phase are not made: the solid of a one-phase cluster is one
-volume (no ``interface_tag(p, p)``).
+Faces between particles of one phase are made when the surface's ``same_phase_contacts`` is
+set (``MeshOptions.same_phase_contacts``: every particle is then its own region).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class ContactError(RuntimeError):
 
 @dataclass
 class ContactFace:
-    """The face where instances ``a < b`` (different phases) meet; ``segs``: the keys of its
+    """The face where instances ``a < b`` meet; ``segs``: the keys of its
     straight segments in :attr:`ContactFaces.segs`, ``cutters`` the cutter each lies on (one
     segment per cutter: the face is convex). The normal ``nrm`` points out of ``a``."""
 
@@ -98,7 +98,8 @@ class ContactFaces:
     """
 
     def prepare_contacts(self) -> None:
-        """Find the faces between instances of different phases and divide their segments;
+        """Find the faces between instances (of different phases, and of one phase with
+        ``same_phase_contacts``) and divide their segments;
         after every arc exists, before the box edges (a face can end on one)."""
         self.faces: list[ContactFace] = []
         self.segs: dict[tuple[int, int], np.ndarray] = {}
@@ -107,7 +108,7 @@ class ContactFaces:
         self.edge_marks: dict[tuple[int, int], list[int]] = {}
         self.face_of: dict[tuple[int, int], int] = {}
         for a, b in sorted(self.plane):
-            if self.phase[a] == self.phase[b]:
+            if self.phase[a] == self.phase[b] and not self.same_phase_contacts:
                 continue
             face = self._contact_face(a, b)
             if face is not None:

@@ -20,10 +20,13 @@ edge midpoints on, so :func:`_place_midpoints` moves them onto the exact spheres
 ``MeshOptions.electrolyte_only`` only the pore regions are meshed (:func:`pore_regions`).
 Particles of different solid phases meet on contact faces (:mod:`.contacts`): each solid
 phase's regions are bounded by its sphere patches, its part of the box faces and its contact
-faces (:func:`regions`), and the faces carry ``interface_tag(a, b)``. What it does not do
-(use the default ``"auto"`` route): core-shell particles, contact facets between particles of
-one phase (the solid of a one-phase cluster is one volume, so ``interface_tag(p, p)`` is
-absent), 2D; the pore alone (``electrolyte_only``) with several solid phases.
+faces (:func:`regions`), and the faces carry ``interface_tag(a, b)``. With
+``MeshOptions.same_phase_contacts`` particles of one phase meet on faces too
+(``interface_tag(p, p)``, as on the OCC route) and every particle instance is its own region;
+where those faces cannot be made (exactly symmetric arrangements: four radical planes through
+one line), the route warns and meshes each phase's clusters as one region without them. What
+it does not do (use the default ``"auto"`` route): core-shell particles, 2D; the pore alone
+(``electrolyte_only``) with several solid phases.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import gmsh
 import numpy as np
 
 from .. import tags
+from .contacts import ContactError
 from .curved import curve_mesh
 from .occ import ATTRIBUTE
 from .options import GeometryReport, MeshOptions, MeshStats
@@ -52,7 +56,7 @@ from .sizing import (
     structured_field,
 )
 from .trisphere import edge_codes, join_by_codes
-from .union import UnionSurface
+from .union import SurfaceError, UnionSurface
 
 if TYPE_CHECKING:
     from ..microstructure.particles import Particles
@@ -125,7 +129,9 @@ def _side_sign(surface: tuple, side: int) -> float:
     return 0.0
 
 
-def regions(x: np.ndarray, pieces: list) -> tuple[list, list]:
+def regions(
+    x: np.ndarray, pieces: list, piece_instance: list | None = None, phase=None
+) -> tuple[list, list]:
     """Split the pieces of :class:`.union.UnionSurface` into connected surfaces and find the
     regions they bound.
 
@@ -133,18 +139,27 @@ def regions(x: np.ndarray, pieces: list) -> tuple[list, list]:
     ``[(side, [shell, ...])]`` with side 0 (pore) or the solid phase id, and each shell a
     list of surface indices, the outer one first. Raises RuntimeError when a hole lies in no
     region.
+
+    With ``piece_instance`` (the particle instance of each piece, None but for sphere and
+    solid box pieces; :attr:`.union.UnionSurface.piece_instance`) every particle instance is
+    its own solid region, of phase ``phase[instance]``: its sphere patches, its contact faces
+    and its part of the box faces close it (its kept part of the ball is convex).
     """
     m = len(x) + 1
-    surfaces = []
-    for kind, owner, tri, phase in pieces:
+    surfaces, source = [], []
+    for i, (kind, owner, tri, ph) in enumerate(pieces):
         if len(tri):
             lab = join_by_codes(edge_codes(tri, m), np.tile(np.arange(len(tri)), 3), len(tri))
-            surfaces += [(kind, owner, tri[lab == c], phase) for c in range(lab.max() + 1)]
+            surfaces += [(kind, owner, tri[lab == c], ph) for c in range(lab.max() + 1)]
+            source += [i] * (lab.max() + 1)
     codes = [edge_codes(surf[2], m) for surf in surfaces]
     owners = np.concatenate([np.full(len(c), k) for k, c in enumerate(codes)])
     codes = np.concatenate(codes)
     solid = sorted({int(s[3]) for s in surfaces if s[0] in ("sphere", "solid")})
     volumes = []
+    if piece_instance is not None:
+        volumes = _particle_regions(surfaces, source, piece_instance, phase)
+        solid = []
     for side in [0, *solid]:
         sign = np.array([_side_sign(surf, side) for surf in surfaces])
         member = sign != 0
@@ -178,7 +193,20 @@ def regions(x: np.ndarray, pieces: list) -> tuple[list, list]:
                 raise RuntimeError("discrete route: a closed shell lies in no region")
             inner[best].append(members)
         volumes += [(side, [shell, *inner[i]]) for i, (_, shell) in enumerate(outer)]
+    volumes.sort(key=lambda v: v[0] != 0)  # the pore's first, as without piece_instance
     return surfaces, volumes
+
+
+def _particle_regions(surfaces: list, source: list, piece_instance: list, phase) -> list:
+    """Each particle instance's region: ``[(phase, [shell])]`` (see :func:`regions`)."""
+    shells: dict[int, list[int]] = {}
+    for k, (kind, owner, _, _) in enumerate(surfaces):
+        if kind == "contact":
+            for s in owner:
+                shells.setdefault(int(s), []).append(k)
+        elif kind in ("sphere", "solid"):
+            shells.setdefault(int(piece_instance[source[k]]), []).append(k)
+    return [(int(phase[s]), [shell]) for s, shell in sorted(shells.items())]
 
 
 def _enclosed(x: np.ndarray, surfaces: list, volumes: list) -> float:
@@ -276,13 +304,8 @@ def build_and_mesh_discrete(
     return report, stats
 
 
-def _mesh_once(particles, options, plan, grid, phases, model_name, gmsh_options) -> dict:
-    """One pass of the route: the union's surface on ``grid``'s sizes, its regions, the gmsh
-    model and its volume mesh. Returns ``{"model": (surface, x, surfaces, volumes,
-    by_phase, by_facet), "surface" | "regions" | "mesh": seconds from the start to the end
-    of the surface, of the regions, and to the start of the volume mesh}``."""
-    t0 = time.perf_counter()
-    surface = UnionSurface(
+def _union(particles, options, plan, grid, phases, same: bool) -> UnionSurface:
+    return UnionSurface(
         plan,
         particles.box.size,
         grid,
@@ -290,12 +313,36 @@ def _mesh_once(particles, options, plan, grid, phases, model_name, gmsh_options)
         SIZE_FACTOR_3D,
         options.neck_factor,
         phase=phases,
+        same_phase_contacts=same,
     )
+
+
+def _mesh_once(particles, options, plan, grid, phases, model_name, gmsh_options) -> dict:
+    """One pass of the route: the union's surface on ``grid``'s sizes, its regions, the gmsh
+    model and its volume mesh. Returns ``{"model": (surface, x, surfaces, volumes,
+    by_phase, by_facet), "surface" | "regions" | "mesh": seconds from the start to the end
+    of the surface, of the regions, and to the start of the volume mesh}``."""
+    t0 = time.perf_counter()
+    same = options.same_phase_contacts and not options.electrolyte_only
+    surface = _union(particles, options, plan, grid, phases, same)
     if surface.n == 0:
         raise ValueError("mesh.geometry_route = 'discrete': no particle in the box; use 'auto'")
-    x = surface.build()
+    try:
+        x = surface.build()
+    except (ContactError, SurfaceError) as err:
+        if not same:
+            raise
+        log.warning(
+            "mesh: the contact faces between particles of one phase could not be made (%s); "
+            "the discrete route meshes each phase's clusters as one volume, without "
+            "interface_tag(p, p) facets",
+            err,
+        )
+        surface = _union(particles, options, plan, grid, phases, False)
+        x = surface.build()
     t_surface = time.perf_counter()
-    surfaces, volumes = regions(x, surface.pieces)
+    particles_of = surface.piece_instance if surface.same_phase_contacts else None
+    surfaces, volumes = regions(x, surface.pieces, particles_of, surface.phase)
     if options.electrolyte_only:
         surfaces, volumes = pore_regions(surfaces, volumes)
     t_regions = time.perf_counter()

@@ -62,7 +62,8 @@ class MeshOptions:
             fragments the box with the pieces (the only route in 2D); ``"discrete"`` (3D, no
             shells) triangulates the packing's surface itself and
             has HXT mesh the regions (:mod:`electrofem.mesh.discrete`; 2-4.5x faster on large
-            packings, no ``interface_tag(p, p)`` contact facets). ``"auto"`` is ``"discrete"``
+            packings; ``interface_tag(p, p)`` contact facets only with
+            ``same_phase_contacts``). ``"auto"`` is ``"discrete"``
             for 3D packings of at least :data:`electrofem.mesh.build.AUTO_DISCRETE_PARTICLES`
             particles that it can mesh, where the OCC glue grows ~quadratically, and
             ``"occ"`` otherwise.
@@ -85,6 +86,7 @@ class MeshOptions:
     order: int = 1
     geometry_route: str = "auto"
     electrolyte_only: bool = False
+    same_phase_contacts: bool = False
 
     def validate(self) -> None:
         """Raise ValueError naming the offending field."""
@@ -116,7 +118,7 @@ class MeshOptions:
                 "mesh.electrolyte_only: needs geometry_route = 'discrete' or 'auto', got "
                 f"{self.geometry_route!r}"
             )
-        for name in ("optimize", "verbose", "electrolyte_only"):
+        for name in ("optimize", "verbose", "electrolyte_only", "same_phase_contacts"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"mesh.{name}: must be true or false, got {getattr(self, name)!r}")
 

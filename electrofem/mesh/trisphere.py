@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Slack of the discrete surface's inside/outside tests, µm.
+TOL = 1e-9
+
 
 def icosahedron() -> tuple[np.ndarray, np.ndarray]:
     t = (1 + 5**0.5) / 2

@@ -23,10 +23,10 @@ surface is a circle where a sphere meets one cutter:
   when it faces away from the centre and its centroid, projected on the sphere, is in the
   cell. An arc chord missing from the hull is split at the arc's exact midpoint (in every
   patch that shares the arc) until none is missing;
-* **box faces**: the same in the plane (scipy's Delaunay), each triangle solid when its
-  centroid is inside a particle.
+* **box faces** (:mod:`.boxfaces`, mixed in): the same in the plane (scipy's Delaunay), each
+  triangle solid when its centroid is inside a particle.
 
-Several solid phases meet on contact faces (:mod:`.contacts`, mixed in). Limits: no
+Overlapping particles meet on contact faces (:mod:`.contacts`, mixed in). Limits: no
 core-shell particles, straight cells (the nodes lie on the
 exact spheres, circles and planes, the facets between them are flat), 3D.
 """
@@ -43,8 +43,9 @@ from scipy.spatial import ConvexHull, cKDTree
 
 from .. import tags
 from . import trisphere as ts
+from .boxfaces import BoxFaces
 from .contacts import ContactFaces
-from .trisphere import cross
+from .trisphere import TOL, cross
 
 if TYPE_CHECKING:
     from .plan import _Plan
@@ -61,8 +62,6 @@ HALO = 0.5
 OFF_CHORD = 0.25
 #: Rounds of chord splitting before the surface is declared not closed.
 ROUNDS = 12
-#: Slack of the inside/outside tests, µm.
-TOL = 1e-9
 #: Triple points closer than this are one point, µm.
 MERGE = 1e-6
 
@@ -71,7 +70,7 @@ class SurfaceError(RuntimeError):
     """The union's surface could not be closed (a chord stayed missing)."""
 
 
-class UnionSurface(ContactFaces):
+class UnionSurface(ContactFaces, BoxFaces):
     """The triangulated boundary of the particles' union in the box, and the box faces.
 
     Args:
@@ -97,6 +96,7 @@ class UnionSurface(ContactFaces):
         size_factor: float = 1.0,
         neck_factor: float = 0.5,
         phase: np.ndarray | None = None,
+        same_phase_contacts: bool = False,
     ):
         t0 = time.perf_counter()
         self.L = np.asarray(box, float)
@@ -105,8 +105,10 @@ class UnionSurface(ContactFaces):
         self.c = np.array([plan.inst[k].center for k in live]).reshape(-1, 3)
         self.r = np.array([plan.inst[k].radius for k in live])
         self.n = len(live)
-        #: solid phase id of each live instance (one phase: no contact faces)
+        #: solid phase id of each live instance
         self.phase = np.full(self.n, tags.ACTIVE) if phase is None else np.asarray(phase, int)
+        #: contact faces between particles of one phase too (``interface_tag(p, p)``)
+        self.same_phase_contacts = same_phase_contacts
         self.tree = cKDTree(self.c)
         self.rmax = float(self.r.max()) if self.n else 0.0
         #: cutters of each sphere: cutter id -> (point, normal pointing out of the cell);
@@ -145,6 +147,9 @@ class UnionSurface(ContactFaces):
         self._corners: dict[tuple, int] = {}
         self._vertices: dict[tuple, list[int]] = {}
         self.pieces: list[tuple[str, int, np.ndarray]] = []
+        #: the particle instance of each piece (sphere pieces, and solid box pieces when
+        #: ``same_phase_contacts``), else None
+        self.piece_instance: list[int | None] = []
         self.rounds = 0
         self.seconds = {"setup": time.perf_counter() - t0}
 
@@ -299,44 +304,6 @@ class UnionSurface(ContactFaces):
         self.arcs[key] = out
         return out
 
-    def corner(self, x: np.ndarray) -> int:
-        key = tuple(np.round(x, 9))
-        if key not in self._corners:
-            self._corners[key] = self.add_point(x)
-        return self._corners[key]
-
-    def edge(self, b1: int, b2: int) -> list[int]:
-        """Point ids along the box edge where box planes ``b1 < b2`` meet."""
-        if (b1, b2) in self.edges:
-            return self.edges[(b1, b2)]
-        (ax1, s1), (ax2, s2) = divmod(b1 - self.n, 2), divmod(b2 - self.n, 2)
-        ax = 3 - ax1 - ax2
-        base = np.zeros(3)
-        base[ax1], base[ax2] = s1 * self.L[ax1], s2 * self.L[ax2]
-        e = np.eye(3)[ax]
-        marks = [(0.0, self.corner(base)), (self.L[ax], self.corner(base + self.L[ax] * e))]
-        for s in range(self.n):
-            if b1 in self.cut[s] and b2 in self.cut[s]:
-                for pid in self.triples(tuple(sorted((s, b1, b2)))):
-                    if pid is not None:
-                        marks.append((float(self.points[pid][ax]), pid))
-        for pid in self.edge_marks.get((b1, b2), []):  # contact faces ending on the edge
-            if pid not in [m[1] for m in marks]:
-                marks.append((float(self.points[pid][ax]), pid))
-        marks.sort()
-        out = [marks[0][1]]
-        for (t0, _), (t1, pid) in zip(marks[:-1], marks[1:], strict=True):
-            k = self.divisions(base + np.outer(np.linspace(t0, t1, 9), e), t1 - t0, 0.0)
-            out += [self.add_point(base + e * (t0 + (t1 - t0) * q / k)) for q in range(1, k)]
-            out.append(pid)
-        self.edges[(b1, b2)] = out
-        return out
-
-    def face_edges(self, b: int) -> list[tuple[int, int]]:
-        ax = divmod(b - self.n, 2)[0]
-        others = [o for o in range(self.n, self.n + 6) if divmod(o - self.n, 2)[0] != ax]
-        return [(min(b, o), max(b, o)) for o in others]
-
     # -- patches ---------------------------------------------------------------------------
     def boundary(self, arcs: list) -> tuple[np.ndarray, np.ndarray]:
         """The distinct point ids of ``arcs`` and the longest chord at each (µm)."""
@@ -457,50 +424,6 @@ class UnionSurface(ContactFaces):
         squares = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
         return ts.subdivide(q0[squares], split_where, unit=False)
 
-    def face(self, b: int):
-        """``(ids, interior points, triangles, solid mask, missing chords)`` of box face ``b``."""
-        ax, side = divmod(b - self.n, 2)
-        u, v = (ax + 1) % 3, (ax + 2) % 3
-        lu, lv = self.L[u], self.L[v]
-        arcs = [np.array(self.edge(*e)) for e in self.face_edges(b)]
-        inside = [s for s in range(self.n) if b in self.cut[s]]
-        arcs += [a for s in inside for a in self.arcs_of((s, b))]
-        arcs += self.box_segments(b)
-
-        def to3(q):
-            x = np.zeros((len(q), 3))
-            x[:, ax], x[:, u], x[:, v] = side * self.L[ax], q[:, 0], q[:, 1]
-            return x
-
-        q = self.planar_seeds(np.zeros(2), np.array([lu, lv]), to3)
-        q = q[(q[:, 0] > TOL) & (q[:, 0] < lu - TOL) & (q[:, 1] > TOL) & (q[:, 1] < lv - TOL)]
-        ids, ell = self.boundary(arcs)
-        cand = self.guarded(to3(q), ids, ell)
-        x = np.vstack([np.array([self.points[i] for i in ids]), cand])
-        gid = np.concatenate([ids, -1 - np.arange(len(cand))])
-        tri = ts.planar_delaunay(x[:, [u, v]], np.zeros(2), np.array([lu, lv]))
-        cen = x[tri].mean(axis=1)
-        solid = np.zeros(len(tri), bool)
-        power = np.full(len(tri), np.inf)  # each triangle's owner: the least power
-        owner = np.zeros(len(tri), int)
-        if inside and len(tri):
-            # each cut sphere tests only the centroids within its radius (in the face's plane)
-            near = cKDTree(cen[:, [u, v]]).query_ball_point(
-                self.c[inside][:, [u, v]], self.r[inside]
-            )
-            for s, rows in zip(inside, near, strict=True):
-                rows = np.asarray(rows, dtype=np.int64)
-                pw = np.sum((cen[rows] - self.c[s]) ** 2, axis=1) - self.r[s] ** 2
-                solid[rows] |= pw < 0
-                better = pw < power[rows]
-                power[rows[better]], owner[rows[better]] = pw[better], s
-        solid = ts.vote(tri, x, ts.chord_codes(arcs, gid), len(x) + 1, solid)
-        nrm = cross(x[tri[:, 1]] - x[tri[:, 0]], x[tri[:, 2]] - x[tri[:, 0]])[:, ax]
-        flip = nrm * (1 if side else -1) < 0
-        tri[flip] = tri[flip][:, [0, 2, 1]]
-        phase = np.where(solid, self.phase[owner], -1)
-        return gid, cand, tri, phase, ts.missing_chords(arcs, gid, tri, len(self.points))
-
     def _split(self, chords) -> set:
         """Insert the exact midpoint of each missing chord into its arc (or box edge); returns
         the patches that use a changed arc."""
@@ -585,13 +508,23 @@ class UnionSurface(ContactFaces):
             g = np.where(gid >= 0, gid, base - 1 - gid)[tri]
             if kind == "s":
                 self.pieces.append(("sphere", w, g, int(self.phase[w])))
+                self.piece_instance.append(w)
             elif kind == "c":
                 a, b = self.faces[w].a, self.faces[w].b
                 self.pieces.append(("contact", (a, b), g, (int(self.phase[a]), int(self.phase[b]))))
+                self.piece_instance.append(None)
             else:
-                phase = got[3]
-                self.pieces.append(("pore", w - self.n, g[phase < 0], None))
-                for p in np.unique(phase[phase >= 0]):
-                    self.pieces.append(("solid", w - self.n, g[phase == p], int(p)))
+                own = got[3]
+                self.pieces.append(("pore", w - self.n, g[own < 0], None))
+                self.piece_instance.append(None)
+                phase = np.where(own >= 0, self.phase[own], -1)
+                if self.same_phase_contacts:  # a piece per particle instance
+                    for s in np.unique(own[own >= 0]):
+                        self.pieces.append(("solid", w - self.n, g[own == s], int(self.phase[s])))
+                        self.piece_instance.append(int(s))
+                else:
+                    for p in np.unique(phase[phase >= 0]):
+                        self.pieces.append(("solid", w - self.n, g[phase == p], int(p)))
+                        self.piece_instance.append(None)
         self.seconds["surface"] = time.perf_counter() - t0
         return np.array(self.points)
