@@ -54,20 +54,30 @@ def case(seed: int) -> tuple[Particles, float]:
     return generate(spec), float(rng.uniform(0.6, 1.2))
 
 
-def mesh(p: Particles, size: float, route: str) -> dict:
+def mesh(p: Particles, size: float, route: str, same: bool = False) -> dict:
+    """One mesh; ``same``: the discrete route's ``same_phase_contacts``."""
     t = time.perf_counter()
-    rep, st = build_and_mesh(p, MeshOptions(size=size, geometry_route=route))
+    options = MeshOptions(size=size, geometry_route=route, same_phase_contacts=same)
+    rep, st = build_and_mesh(p, options)
+    same_tags = {tags.interface_tag(q, q) for q in tags.SOLID_PHASES}
     return dict(
         seconds=time.perf_counter() - t,
         cells=st.n_cells,
         min_quality=st.min_quality,
         contact_area=rep.interface_areas.get(tags.interface_tag(tags.ACTIVE, tags.SECOND), 0.0),
+        same_phase_area=sum(a for k, a in rep.interface_areas.items() if k in same_tags),
     )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", nargs=2, type=int, default=[0, 12])
+    ap.add_argument(
+        "--same-phase",
+        action="store_true",
+        help="the discrete meshes with same_phase_contacts; the last column is then the "
+        "one-phase contact area against the OCC route's (writes ..._samephase.json)",
+    )
     args = ap.parse_args()
     gmsh.initialize()
     gmsh.option.setNumber("General.Terminal", 0)
@@ -89,12 +99,13 @@ def main() -> None:
         )
         for name, q in (("discrete", p), ("occ", p), ("discrete_one", one), ("occ_one", one)):
             try:
-                row[name] = mesh(q, size, name.split("_")[0])
+                row[name] = mesh(q, size, name.split("_")[0], args.same_phase)
             except Exception as err:  # a failure is a result here
                 row[name] = dict(error=f"{type(err).__name__}: {err}"[:300])
         rows.append(row)
         d, o = row["discrete"], row["occ"]
         ok = "error" not in d and "error" not in o
+        key = "same_phase_area" if args.same_phase else "contact_area"
         print(
             f"| {seed} | {row['phases']} | {row['periodic']} | {len(p)} | {size:.2f} | "
             + (
@@ -110,21 +121,19 @@ def main() -> None:
             )
             + f" | {row['discrete_one'].get('min_quality', float('nan')):.3f}, "
             f"{row['occ_one'].get('min_quality', float('nan')):.3f} | "
-            + (
-                f"{d['contact_area'] / o['contact_area'] - 1:+.4f}"
-                if ok and o["contact_area"]
-                else ""
-            )
+            + (f"{d[key] / o[key] - 1:+.4f}" if ok and o[key] else "")
             + " |",
             flush=True,
         )
     gmsh.finalize()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_discrete_phases.json").write_text(
+    tag = "_samephase" if args.same_phase else ""
+    (RESULTS / f"bench_discrete_phases{tag}.json").write_text(
         json.dumps(
             dict(
                 command="python benchmarks/bench_discrete_phases.py --seeds "
-                + " ".join(map(str, args.seeds)),
+                + " ".join(map(str, args.seeds))
+                + (" --same-phase" if args.same_phase else ""),
                 version=__version__,
                 rows=rows,
             ),
