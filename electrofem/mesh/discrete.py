@@ -50,9 +50,9 @@ from .sizing import (
     SIZE_FACTOR_3D,
     _set_mesh_options,
     _size_grid,
-    cell_quality,
     mend_grid,
     mesh_stats,
+    node_xyz,
     structured_field,
 )
 from .trisphere import edge_codes, join_by_codes
@@ -157,8 +157,7 @@ def regions(
     codes = np.concatenate(codes)
     solid = sorted({int(s[3]) for s in surfaces if s[0] in ("sphere", "solid")})
     volumes = []
-    if piece_instance is not None:
-        volumes = _particle_regions(surfaces, source, piece_instance, phase)
+    if piece_instance is not None:  # the pore's regions here, the particles' below
         solid = []
     for side in [0, *solid]:
         sign = np.array([_side_sign(surf, side) for surf in surfaces])
@@ -193,7 +192,8 @@ def regions(
                 raise RuntimeError("discrete route: a closed shell lies in no region")
             inner[best].append(members)
         volumes += [(side, [shell, *inner[i]]) for i, (_, shell) in enumerate(outer)]
-    volumes.sort(key=lambda v: v[0] != 0)  # the pore's first, as without piece_instance
+    if piece_instance is not None:
+        volumes += _particle_regions(surfaces, source, piece_instance, phase)
     return surfaces, volumes
 
 
@@ -251,10 +251,10 @@ def build_and_mesh_discrete(
         built = _mesh_once(particles, options, plan, grid, phases, model_name, gmsh_options)
         if attempt == options.mend_rounds or grid is None:
             break
-        quality, centres = cell_quality()
-        if quality.min() >= options.quality_warn:
+        refined = mend_grid(grid, options, attempt)
+        if refined is None:
             break
-        grid = mend_grid(grid, quality, centres, options, attempt)
+        grid = refined
         mended.append(time.perf_counter() - t_start)
     surface, x, surfaces, volumes, by_phase, by_facet = built["model"]
     t_surface, t_regions, t_mesh = (t_start + built[k] for k in ("surface", "regions", "mesh"))
@@ -427,14 +427,6 @@ def _check_embedded(report: GeometryReport, pore_volume: float, box_volume: floa
         )
 
 
-def _node_xyz() -> np.ndarray:
-    """The coordinates of the current model's nodes, a row per node tag (row 0 unused)."""
-    ids, coords, _ = gmsh.model.mesh.getNodes()
-    xyz = np.zeros((int(ids.max()) + 1, 3))
-    xyz[ids.astype(np.int64)] = np.asarray(coords).reshape(-1, 3)
-    return xyz
-
-
 def _place_midpoints(surface: UnionSurface, surfaces: list) -> None:
     """Move the midpoint of every surface edge onto the exact geometry: onto its sphere
     (radially) inside a sphere patch, onto the circle where two spheres or a sphere and a box
@@ -456,7 +448,7 @@ def _place_midpoints(surface: UnionSurface, surfaces: list) -> None:
     b = np.where(count == 2, pairs[np.minimum(first + 1, len(pairs) - 1), 1], -1)
     one = (count == 1) & (a < n)  # inside a sphere patch
     two = (count == 2) & (a < n)  # an arc: sphere-sphere or sphere-box (a < b)
-    p = _node_xyz()[node]
+    p = node_xyz()[node]
     new = p.copy()
     sa = np.where(a < n, a, 0)
     c, r = surface.c[sa], surface.r[sa]
@@ -487,7 +479,7 @@ def _place_midpoints(surface: UnionSurface, surfaces: list) -> None:
 def _report(x, surfaces, by_phase, by_facet) -> GeometryReport:
     """Phase volumes from the cells, facet areas from the triangles (the straight geometry)."""
     report = GeometryReport(n_volumes=sum(len(v) for v in by_phase.values()))
-    xyz = _node_xyz()
+    xyz = node_xyz()
     for p, vols in by_phase.items():
         total = 0.0
         for v in vols:

@@ -142,16 +142,21 @@ def _size_grid(options: MeshOptions, particles: Particles, plan: _Plan):
     return spacing, grid
 
 
+def node_xyz() -> np.ndarray:
+    """The coordinates of the current model's nodes, a row per node tag (row 0 unused)."""
+    ids, coords, _ = gmsh.model.mesh.getNodes()
+    xyz = np.zeros((int(ids.max()) + 1, 3))
+    xyz[ids.astype(np.int64)] = np.asarray(coords).reshape(-1, 3)
+    return xyz
+
+
 def cell_quality() -> tuple[np.ndarray, np.ndarray]:
     """The current model's tetrahedra: their quality (minSICN) and their centroids."""
     _, etags, enodes = gmsh.model.mesh.getElements(3)
     cells = np.concatenate(etags)
     quality = np.asarray(gmsh.model.mesh.getElementQualities(cells, "minSICN"))
     tets = np.concatenate([np.asarray(n, np.int64).reshape(-1, 4) for n in enodes])
-    ids, coords, _ = gmsh.model.mesh.getNodes()
-    xyz = np.zeros((int(ids.max()) + 1, 3))
-    xyz[ids.astype(np.int64)] = np.asarray(coords).reshape(-1, 3)
-    return quality, xyz[tets].mean(axis=1)
+    return quality, node_xyz()[tets].mean(axis=1)
 
 
 def refined_grid(grid: tuple, centres: np.ndarray) -> tuple:
@@ -415,12 +420,10 @@ def mesh_geometry(
                 t = time.perf_counter()
                 gmsh.model.mesh.generate(dim)
                 split["surface"] = time.perf_counter() - t
-            if attempt == rounds:
+            refined = mend_grid(grid, options, attempt) if attempt < rounds else None
+            if refined is None:
                 break
-            quality, centres = cell_quality()
-            if quality.min() >= options.quality_warn:
-                break
-            grid = mend_grid(grid, quality, centres, options, attempt)
+            grid = refined
             gmsh.model.mesh.clear()
             _remove_fields(path)
             path = None
@@ -468,9 +471,13 @@ def _remove_fields(path: str | None) -> None:
         os.remove(path)
 
 
-def mend_grid(grid, quality, centres, options: MeshOptions, attempt: int):
-    """Log the mend of a mesh below ``quality_warn`` and return the grid refined around its
-    cells below :data:`MEND_BELOW` (both routes)."""
+def mend_grid(grid, options: MeshOptions, attempt: int):
+    """None when the current model's minimum quality meets ``quality_warn``; else log the
+    mend and return the grid refined around its cells below :data:`MEND_BELOW` (both
+    routes)."""
+    quality, centres = cell_quality()
+    if quality.min() >= options.quality_warn:
+        return None
     poor = centres[quality < MEND_BELOW]
     log.info(
         "mesh: minimum quality %.3g below %.3g: meshing again with the sizes refined "
