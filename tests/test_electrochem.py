@@ -34,6 +34,7 @@ from electrofem.physics.electrochem import (
     equation_scales,
     interface_current,
 )
+from electrofem.physics.electrochem.diagnostics import InterfaceCurrentField
 from electrofem.physics.electrochem.krylov import (
     ITERATIVE_PETSC_OPTIONS,
     use_bordered_preconditioner,
@@ -367,7 +368,7 @@ def test_interface_current_field(emesh):
         cell.run()
         jf = cell.interface_current_field()
         assert jf.name == "j_interface"
-        _, mass = cell._jfield_forms
+        mass = InterfaceCurrentField(cell).mass
         n = jf.function_space.dofmap.index_map.size_local
         on = mass[:n] > 0
         vals = jf.x.array[:n]

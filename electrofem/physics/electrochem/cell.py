@@ -13,12 +13,25 @@ from ... import LENGTH_UNIT_M
 from .._petsc import choose_linear_solver, destroy
 from ..materials import FARADAY
 from ..state import gather, match, owned_values_and_coordinates
+from .diagnostics import InterfaceCurrentField
 from .domain import CoupledDomain
 from .forms import coupled_residuals, equation_scales, li_metal_current
 from .krylov import COLLECTOR, ITERATIVE_PETSC_OPTIONS, use_bordered_preconditioner
+from .newton import LaggedJacobian, snes_reason
 from .options import DEFAULT_PETSC_OPTIONS, ITERATIVE_MIN_DOFS, CellParams, DischargeOptions
-from .protocol import CV_LANDING_TOL_V, Observer, Phase, PhaseOutcome, StepInfo, event
+from .protocol import (
+    CV_LANDING_TOL_V,
+    LANDING_FRACTION,
+    MAX_LANDINGS,
+    Observer,
+    Phase,
+    PhaseOutcome,
+    StepInfo,
+    event,
+    event_crossing,
+)
 from .records import DischargeResult, ElectrochemError, StepRecord
+from .timestep import TimeScheme
 
 #: Unique, rank-independent PETSc options prefixes (one per HalfCell).
 _PREFIX_COUNTER = itertools.count()
@@ -87,8 +100,13 @@ class HalfCell:
         self.u = [fem.Function(V, name=n) for V, n in zip(spaces, names, strict=True)]
         self.ce_old = fem.Function(Ve, name="c_hat_old")
         self.xs_old = fem.Function(Vs, name="x_old")
+        # the state before the old one (BDF2 only) and the storage terms' weights
+        self.ce_old2 = fem.Function(Ve, name="c_hat_old2")
+        self.xs_old2 = fem.Function(Vs, name="x_old2")
+        self.rate = (fem.Constant(dom.mesh, 1.0), fem.Constant(dom.mesh, 0.0))
+        #: the time discretisation (:class:`~.timestep.TimeScheme`): weights, history, error
+        self.scheme = TimeScheme(self.options.time_scheme, self.options.time_tolerance, self.comm)
         tests = ufl.TestFunctions(W)
-        self.dt = fem.Constant(dom.mesh, 1.0)
 
         # geometry: cross-section (collector) area and contact area, SI
         box = emesh.box_um()
@@ -103,9 +121,8 @@ class HalfCell:
         self.V_hold = fem.Constant(dom.mesh, 0.0)
 
         ce, pe, xs, ps, V = self.u[:5]
-        F, self._j = coupled_residuals(
-            dom, (ce, pe, xs, ps), tests[:4], p, self.dt, (self.ce_old, self.xs_old)
-        )
+        old = (self.ce_old, self.xs_old, self.ce_old2, self.xs_old2)
+        F, self.j_interface = coupled_residuals(dom, (ce, pe, xs, ps), tests[:4], p, self.rate, old)
         S = equation_scales(p, dom.tdim)
         wc, ve, _, vs, r = tests[:5]
         c = el.c0_mol_m3 * ce
@@ -175,10 +192,11 @@ class HalfCell:
             fem.form(am.c_max_mol_m3 * xs * dom.dx_s, entity_maps=dom.entity_maps),
         )
         self._current_forms = (
-            fem.form(-self._j * dom.dS_i, entity_maps=dom.entity_maps),
+            fem.form(-self.j_interface * dom.dS_i, entity_maps=dom.entity_maps),
             fem.form(sum(icc_forms), entity_maps=dom.entity_maps),
             fem.form(self._jli * dom.ds_top, entity_maps=dom.entity_maps),
         )
+        self._jfield = None  # the interface current's output projection, made when asked
         self.solid_volume = dom.assemble(fem.Constant(dom.mesh, 1.0) * dom.dx_s)
         self.time = 0.0
         self.charge = 0.0
@@ -233,8 +251,9 @@ class HalfCell:
         u0 = float(am.ocp_V(am.x0))
         for f, v in zip(self.u, (1.0, 0.0, am.x0, u0, u0, u0), strict=False):
             f.x.array[:] = v
-        self.ce_old.x.array[:] = 1.0
-        self.xs_old.x.array[:] = am.x0
+        for f, v in ((self.ce_old, 1.0), (self.xs_old, am.x0)):
+            f.x.array[:] = v
+        self._restart_history(0.0, 0.0)
 
     def scalar(self, form) -> float:
         from dolfinx import fem
@@ -242,45 +261,12 @@ class HalfCell:
         return self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM)
 
     def interface_current_field(self, out=None):
-        """The Butler--Volmer current density ``j`` (A/m², anodic positive: negative on
-        discharge) as a P1 field on the active submesh, for output.
-
-        ``j`` lives on the particle|electrolyte interface only. It is transferred to the particle
-        surface nodes by a lumped (row-sum) L² projection onto the trace space,
-        ``j_i = ∫_Γ j ψ_i dS / ∫_Γ ψ_i dS`` (``ψ_i``: the P1 hat function of node ``i``), so that
-        ``Σ_i j_i ∫_Γ ψ_i dS = ∫_Γ j dS`` exactly; nodes off the interface (particle interiors,
-        particle--particle contacts away from the electrolyte) get 0. Collective.
-
-        Args:
-            out: a Function on the active P1 space to fill (default: a new one, named
-                ``"j_interface"``).
-        """
-        import ufl
-        from dolfinx import fem, la
-
-        Vs = self.u[2].function_space
-        if out is None:
-            out = fem.Function(Vs, name="j_interface")
-        if getattr(self, "_jfield_forms", None) is None:
-            dom = self.domain
-            v = ufl.TestFunction(Vs)
-            one = fem.Constant(dom.mesh, 1.0)
-            em = dom.entity_maps
-            jf = fem.form(self._j * v("-") * dom.dS_i, entity_maps=em)
-            mf = fem.form(one * v("-") * dom.dS_i, entity_maps=em)
-            m = fem.assemble_vector(mf)
-            m.scatter_reverse(la.InsertMode.add)
-            m.scatter_forward()
-            self._jfield_forms = (jf, m.array.copy())
-        jf, mass = self._jfield_forms
-        b = fem.assemble_vector(jf)
-        b.scatter_reverse(la.InsertMode.add)
-        b.scatter_forward()
-        on = mass > 0.0  # exactly 0 off the interface
-        out.x.array[:] = 0.0
-        out.x.array[on] = b.array[on] / mass[on]
-        out.x.scatter_forward()
-        return out
+        """The Butler--Volmer current density ``j`` (A/m², negative on discharge) as a P1 field
+        on the active submesh (see :class:`~.diagnostics.InterfaceCurrentField`); ``out``: a
+        Function to fill. Collective."""
+        if self._jfield is None:
+            self._jfield = InterfaceCurrentField(self)
+        return self._jfield(out)
 
     def li_inventory(self) -> tuple[float, float]:
         """Li in the electrolyte and in the particles (mol, or mol/m in 2D)."""
@@ -306,13 +292,20 @@ class HalfCell:
         return bool(self.comm.allreduce(ok, op=MPI.LAND))
 
     def step(self, dt: float) -> tuple[bool, int, str]:
-        """Try one backward-Euler step of ``dt`` seconds from the current state.
+        """Try one step of ``dt`` seconds from the current state (backward Euler, or BDF2 after
+        the first step of a history: ``options.time_scheme``).
 
-        Returns ``(converged, newton_iterations, reason)``; on failure the state is restored.
-        On success the state, time, charge and :attr:`records` advance.
+        Returns ``(converged, newton_iterations, reason)``; on failure (Newton's, or a BDF2
+        local-error estimate above 1: ``scheme.error``) the state is restored. On success the
+        state, time, charge and :attr:`records` advance.
         """
         saved = self._save()
-        self.dt.value = dt
+        scheme = self.scheme
+        k0, k1 = scheme.weights(dt)
+        self.rate[0].value, self.rate[1].value = k0, k1
+        if k1:
+            self.ce_old2.x.array[:], self.xs_old2.x.array[:] = scheme.history[-2][1:3]
+        scheme.error = None
         self.I_app.value = self.current_density_A_m2 * self.cross_section
         snes = self.problem.solver
         lag = self.jacobian.lag
@@ -333,13 +326,45 @@ class HalfCell:
         if not ok:
             self._invalidate_preconditioner()
             return False, its, why
+        ce, xs, v = self.u[0].x.array, self.u[2].x.array, self.voltage()
+        scheme.error = scheme.estimate(self.time + dt, ce, xs, v)
+        if scheme.error is not None and scheme.error > 1:
+            self._restore(saved)
+            return False, its, f"local time error {scheme.error:.3g} x time_tolerance"
         self.time += dt
         current = self.collector_current() if self.potentiostatic else float(self.I_app.value)
-        self.charge += current * dt
-        self.ce_old.x.array[:] = self.u[0].x.array
-        self.xs_old.x.array[:] = self.u[2].x.array
+        # the charge obeys the storage terms' rule, so Li gained = charge / F step by step
+        if k1:
+            self.charge += (current + k1 * (self.charge - scheme.history[-2][4])) / k0
+        else:
+            self.charge += current * dt
+        self.ce_old.x.array[:] = ce
+        self.xs_old.x.array[:] = xs
+        scheme.accept(self.time, ce, xs, v, self.charge)
         self.records.append(self._record(dt, its, linear))
         return True, its, "converged"
+
+    def _restart_history(self, time_s: float, charge_C: float) -> None:
+        """The time scheme's history starts again at the current state (BDF2: the next step
+        is backward Euler)."""
+        u = self.u
+        self.scheme.reset(time_s, u[0].x.array, u[2].x.array, self.voltage(), charge_C)
+
+    def _snapshot(self):
+        """Everything a step changes (see :meth:`_rollback`)."""
+        hist = (list(self.scheme.history), self.scheme.steps)
+        return self._save(), self.time, self.charge, len(self.records), self.voltage(), hist
+
+    def _rollback(self, snap) -> None:
+        """Undo the steps since :meth:`_snapshot`."""
+        saved, self.time, self.charge, n_rec, _, hist = snap
+        self._restore(saved)
+        self.ce_old.x.array[:] = saved[0]
+        self.xs_old.x.array[:] = saved[2]
+        self.scheme.history.clear()
+        self.scheme.history.extend(hist[0])
+        self.scheme.steps = hist[1]
+        del self.records[n_rec:]
 
     def _solve(self, saved) -> tuple[bool, int, str]:
         """Newton from the current state; on failure the state ``saved`` is restored.
@@ -354,7 +379,7 @@ class HalfCell:
             return False, snes.getIterationNumber(), f"PETSc error: {err}"
         if reason <= 0 or not self._finite():
             self._restore(saved)
-            why = _snes_reason(reason) if reason <= 0 else "non-finite values (NaN/inf)"
+            why = snes_reason(reason) if reason <= 0 else "non-finite values (NaN/inf)"
             return False, its, why
         return True, its, "converged"
 
@@ -440,8 +465,24 @@ class HalfCell:
             f.x.scatter_forward()
         self.ce_old.x.array[:] = self.u[0].x.array
         self.xs_old.x.array[:] = self.u[2].x.array
+        self._restart_history(self.time, self.charge)
 
     # ------------------------------------------------------------------ the time loop
+    def _landing(self, phase: Phase, snap, landings: int) -> float | None:
+        """The fraction of the last step to redo it with, or None to keep it: a CV phase's
+        overshoot of its hold voltage, or (bdf2) a stop event inside the step."""
+        land, rec = phase.land_at_V, self.records[-1]
+        if land is not None and rec.voltage_V > land + CV_LANDING_TOL_V:
+            v_old = snap[4]
+            frac = (land - v_old) / (rec.voltage_V - v_old) if rec.voltage_V > v_old else 0.5
+            return min(max(frac, 0.05), 0.95)
+        if not self.scheme.bdf2 or landings >= MAX_LANDINGS or len(self.records) < 2:
+            return None
+        frac = event_crossing(self.options, phase, self.records[-2], rec)
+        if frac is None or frac >= 1 - LANDING_FRACTION:
+            return None
+        return min(max(frac + LANDING_FRACTION / 2, 0.01), 1.0)  # just past the crossing
+
     def direct_phase(self) -> Phase:
         """The phase of a direct run: ``options.current_density_A_m2`` until ``t_end_s``."""
         o = self.options
@@ -489,30 +530,26 @@ class HalfCell:
         stop = "t_end"
         n_steps = len(self.records) - start["steps"]
         t_end = start["time_s"] + phase.duration_s
+        scheme = self.scheme
+        self._restart_history(self.time, self.charge)  # BDF2 does not difference across phases
+        landings = 0  # bdf2: steps redone to land on a stop event
         while self.time < t_end * (1 - 1e-12) - 1e-12:
             if n_steps >= o.max_steps_per_phase:
                 stop = "max_steps"
                 break
             dt_try = min(dt, phase.dt_max_s, t_end - self.time)
             land = phase.land_at_V
-            if land is not None:
-                snap = (self._save(), self.time, self.charge, len(self.records), self.voltage())
+            snap = self._snapshot() if land is not None or scheme.bdf2 else None
             ok, its, why = self.step(dt_try)
-            if ok and land is not None and self.records[-1].voltage_V > land + CV_LANDING_TOL_V:
-                # overshoot of the hold voltage: undo the step, retry with the interpolated dt
-                v_new, v_old = self.records[-1].voltage_V, snap[4]
-                frac = (land - v_old) / (v_new - v_old) if v_new > v_old else 0.5
-                dt_new = dt_try * min(max(frac, 0.05), 0.95)
-                if dt_new >= o.dt_min_s:
-                    saved, self.time, self.charge, n_rec, _ = snap
-                    self._restore(saved)
-                    self.ce_old.x.array[:] = saved[0]
-                    self.xs_old.x.array[:] = saved[2]
-                    del self.records[n_rec:]
-                    dt = dt_new
-                    continue
+            frac = self._landing(phase, snap, landings) if ok else None
+            if frac is not None and dt_try * frac >= o.dt_min_s:
+                self._rollback(snap)  # undo the step, retry with the interpolated dt
+                landings += land is None
+                dt = dt_try * frac
+                continue
             if not ok:
-                dt = dt_try * o.cut
+                rejected = scheme.error is not None and scheme.error > 1
+                dt = scheme.retry_dt(dt_try) if rejected else dt_try * o.cut
                 if dt < o.dt_min_s:
                     raise ElectrochemError(
                         f"{phase.label}: time step fell below dt_min_s={o.dt_min_s:g} s at "
@@ -523,7 +560,7 @@ class HalfCell:
                 continue
             n_steps += 1
             rec = self.records[-1]
-            dt = dt_try * o.growth if its <= o.easy_iterations else dt_try
+            dt = scheme.next_dt(dt_try, o.growth, its <= o.easy_iterations)
             ends = event(o, phase, rec)
             if ends is None:
                 start["wall_s"] = wall_before + _time.perf_counter() - wall0
@@ -540,42 +577,3 @@ class HalfCell:
         if observer is not None:
             observer.on_phase_end(self, phase, outcome)
         return outcome
-
-
-class LaggedJacobian:
-    """The Jacobian callback of a dolfinx ``NonlinearProblem``'s SNES, reassembled only at
-    the Newton iterations ``0, lag, 2 lag, ...`` of each solve (``lag``, settable; 1: every
-    iteration). In between, the matrix is left as it is, so PETSc also keeps its
-    preconditioner (a factorisation, or the GAMG hierarchy): the iterations in between are a
-    chord (modified) Newton method. The residual is exact at every iteration, so the converged
-    state is the same within the Newton tolerance. The residual callback has already written
-    the iterate into the unknowns when the Jacobian is asked for."""
-
-    def __init__(self, snes, lag: int):
-        J, P, (func, args, kargs) = snes.getJacobian()
-        self.func, self.args, self.kargs = func, args or (), kargs or {}
-        self.lag = int(lag)
-        self.assembled = 0  #: Jacobians assembled so far
-        snes.setJacobian(self, J, P)
-
-    def __call__(self, snes, x, J, P):
-        if self.lag <= 1 or snes.getIterationNumber() % self.lag == 0:
-            self.func(snes, x, J, P, *self.args, **self.kargs)
-            self.assembled += 1
-
-
-def _snes_reason(reason: int) -> str:
-    names = {
-        -1: "function domain error",
-        -2: "function count exceeded",
-        -3: "linear solve failed",
-        -4: "residual is NaN",
-        -5: "maximum Newton iterations reached",
-        -6: "line search failed",
-        -7: "inner solve failed",
-        -8: "local minimum",
-        -9: "dtol (divergence)",
-        -10: "Jacobian domain error",
-        -11: "trust region delta",
-    }
-    return f"SNES diverged: {names.get(reason, 'reason')} ({reason})"

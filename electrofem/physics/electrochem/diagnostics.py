@@ -70,3 +70,48 @@ class PolarizationMetrics:
             "x_spread": out["x_top"] - out["x_bottom"],
         }
         return res
+
+
+class InterfaceCurrentField:
+    """The Butler--Volmer current density ``j`` of a :class:`~.cell.HalfCell` (A/m², anodic
+    positive: negative on discharge) as a P1 field on the active submesh, for output; the call
+    fills it from the cell's current state (collective).
+
+    ``j`` lives on the particle|electrolyte interface only. It is transferred to the particle
+    surface nodes by a lumped (row-sum) L² projection onto the trace space,
+    ``j_i = ∫_Γ j ψ_i dS / ∫_Γ ψ_i dS`` (``ψ_i``: the P1 hat function of node ``i``), so that
+    ``Σ_i j_i mass_i = ∫_Γ j dS`` exactly (``mass``: the lumped row sums, owned and ghost
+    dofs); nodes off the interface (particle interiors, particle--particle contacts away from
+    the electrolyte) get 0.
+    """
+
+    def __init__(self, cell):
+        import ufl
+        from dolfinx import fem, la
+
+        dom = cell.domain
+        self.space = cell.fields["x"].function_space
+        v = ufl.TestFunction(self.space)
+        one = fem.Constant(dom.mesh, 1.0)
+        em = dom.entity_maps
+        self.form = fem.form(cell.j_interface * v("-") * dom.dS_i, entity_maps=em)
+        m = fem.assemble_vector(fem.form(one * v("-") * dom.dS_i, entity_maps=em))
+        m.scatter_reverse(la.InsertMode.add)
+        m.scatter_forward()
+        self.mass = m.array.copy()
+
+    def __call__(self, out=None):
+        """``out``: a Function on the active P1 space to fill (default: a new one, named
+        ``"j_interface"``)."""
+        from dolfinx import fem, la
+
+        if out is None:
+            out = fem.Function(self.space, name="j_interface")
+        b = fem.assemble_vector(self.form)
+        b.scatter_reverse(la.InsertMode.add)
+        b.scatter_forward()
+        on = self.mass > 0.0  # exactly 0 off the interface
+        out.x.array[:] = 0.0
+        out.x.array[on] = b.array[on] / self.mass[on]
+        out.x.scatter_forward()
+        return out

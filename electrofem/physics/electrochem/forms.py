@@ -68,11 +68,13 @@ def equation_scales(params: CellParams, dim: int) -> EquationScales:
     )
 
 
-def coupled_residuals(dom: CoupledDomain, u, tests, params: CellParams, dt=None, old=None):
+def coupled_residuals(dom: CoupledDomain, u, tests, params: CellParams, rate=None, old=None):
     """Bulk + interface residuals ``[F_c, F_φ, F_x, F_φs]`` (scaled, UFL), without the Li metal
     and collector terms. ``u = (ĉ, φ, x, φ_s)`` with ``c = c0 ĉ`` and ``c_s = c_s,max x``;
-    ``dt`` (a Constant, seconds) and ``old = (ĉ_old, x_old)`` add the backward-Euler mass terms
-    (``dt=None``: steady). Returns the residuals and the SI interface current ``j`` (UFL on dS).
+    ``rate = (k0, k1)`` (Constants, 1/s) and ``old = (ĉ_old, x_old, ĉ_old2, x_old2)`` add the
+    storage terms ``k0 (u − u_old) − k1 (u_old − u_old2)`` (backward Euler or BDF2, see
+    :mod:`.timestep`; ``rate=None``: steady). Returns the residuals and the SI interface
+    current ``j`` (UFL on dS).
     """
     el, am = params.electrolyte, params.active
     ce, pe, xs, ps = u
@@ -91,8 +93,9 @@ def coupled_residuals(dom: CoupledDomain, u, tests, params: CellParams, dt=None,
     Fx = am.diffusivity_m2_s * ufl.inner(g(cs), g(wx)) * dom.dx_s
     Fx += j / FARADAY * wx("-") * dom.dS_i
     Fs = am.conductivity_S_m * ufl.inner(g(ps), g(vs)) * dom.dx_s + j * vs("-") * dom.dS_i
-    if dt is not None:
-        ce_old, xs_old = old
-        Fc += el.c0_mol_m3 * (ce - ce_old) / dt * wc * dom.dx_e
-        Fx += am.c_max_mol_m3 * (xs - xs_old) / dt * wx * dom.dx_s
+    if rate is not None:
+        k0, k1 = rate
+        ce_old, xs_old, ce_old2, xs_old2 = old
+        Fc += el.c0_mol_m3 * (k0 * (ce - ce_old) - k1 * (ce_old - ce_old2)) * wc * dom.dx_e
+        Fx += am.c_max_mol_m3 * (k0 * (xs - xs_old) - k1 * (xs_old - xs_old2)) * wx * dom.dx_s
     return [S.c * Fc, S.phi * Fe, S.x * Fx, S.phi_s * Fs], j

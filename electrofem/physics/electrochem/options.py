@@ -162,7 +162,10 @@ class DischargeOptions:
         1.0, unit="mol/m3", doc="stop on electrolyte depletion below this", check=positive
     )
     dt_max_fraction: float = param(
-        0.01, doc="largest step as a fraction of 3600/C s", check=positive
+        0.01,
+        doc="largest step as a fraction of 3600/C s (time_scheme bdf2 pays with 0.1)",
+        check=positive,
+        flag="--dt-max-fraction",
     )
     dt_initial_fraction: float = param(
         2e-4, doc="first step as a fraction of 3600/C s", check=positive
@@ -229,6 +232,22 @@ class DischargeOptions:
     easy_iterations: int = param(
         4, doc="an easy step takes at most this many Newton its", check=at_least(0)
     )
+    time_scheme: str = param(
+        "euler",
+        doc="euler: backward Euler, the step grown by `growth` after easy Newton solves; bdf2: "
+        "variable-step BDF2 whose step follows a local-error estimate (time_tolerance), and "
+        "whose runs land on the stop events (the step that crosses x_max, v_min, ... is redone "
+        "to end within a hundredth of a step of the crossing). Both are capped by the phase's "
+        "largest step (dt_max_fraction); bdf2 pays with a larger one (electrochem/timestep.py)",
+        choices=("euler", "bdf2"),
+        flag="--time-scheme",
+    )
+    time_tolerance: float = param(
+        1e-2,
+        doc="bdf2: local error allowed per step in x and c/c0 (dimensionless) and in the "
+        "voltage (V)",
+        check=positive,
+    )
     quadrature_degree: int = param(4, doc="of every integral", check=at_least(1))
     linear_solver: str = param(
         "auto",
@@ -242,7 +261,7 @@ class DischargeOptions:
         1,
         doc="Newton reassembles the Jacobian (and sets its preconditioner up again) every this "
         "many iterations (the rule of PETSc's snes_lag_jacobian, applied by "
-        "electrochem.cell.LaggedJacobian; 1: every iteration). A step that fails "
+        "electrochem.newton.LaggedJacobian; 1: every iteration). A step that fails "
         "with a lag is retried once with 1. Same answers within the Newton tolerance",
         check=at_least(1),
     )

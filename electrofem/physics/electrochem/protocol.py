@@ -164,6 +164,36 @@ def event(options: DischargeOptions, phase: Phase, rec: StepRecord) -> str | Non
     return None
 
 
+#: bdf2: a step with a stop event inside is redone to end within this fraction of a step past
+#: the (linearly interpolated) crossing, at most MAX_LANDINGS times a phase
+LANDING_FRACTION, MAX_LANDINGS = 0.01, 4
+
+#: the stop events located in time: the record's field and the option with its threshold
+_CROSSINGS = {
+    "v_min": ("voltage_V", "v_min_V"),
+    "x_max": ("x_max", "x_stop_max"),
+    "v_max": ("voltage_V", "v_max_V"),
+    "x_min": ("x_min", "x_stop_min"),
+    "c_min": ("c_min_mol_m3", "c_stop_min_mol_m3"),
+}
+
+
+def event_crossing(
+    options: DischargeOptions, phase: Phase, prev: StepRecord, rec: StepRecord
+) -> float | None:
+    """Where in the step from ``prev`` to ``rec`` the stop event of ``rec`` was crossed, as a
+    fraction of the step (linear interpolation of the event's quantity), or None: no event,
+    one that is not located (``i_min``), or one already past at ``prev``."""
+    name = event(options, phase, rec)
+    if name not in _CROSSINGS:
+        return None
+    field, option = _CROSSINGS[name]
+    a, b, target = getattr(prev, field), getattr(rec, field), getattr(options, option)
+    if (a - target) * (b - target) >= 0 or a == b:  # not a crossing inside this step
+        return None
+    return (target - a) / (b - a)
+
+
 def theoretical_capacity(
     params: CellParams, v_cut: float, density_g_cm3: float, charge=False, x_start=None
 ):

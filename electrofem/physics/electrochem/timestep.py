@@ -1,0 +1,137 @@
+"""The discharge's time discretisation: backward Euler (the default), or variable-step BDF2 with
+a local-error estimate that sets the step.
+
+Both write the storage terms as ``k0 (u − u_old) − k1 (u_old − u_old2)`` (:func:`weights`):
+backward Euler is ``k0 = 1/dt, k1 = 0``; BDF2 on the steps ``dt`` after ``dt_prev``
+(``ω = dt/dt_prev``) is ``k0 = (1 + 2ω)/((1 + ω) dt)``, ``k1 = ω²/((1 + ω) dt)``, second
+order for any step ratio (Hairer, Nørsett & Wanner, *Solving ODEs I*, III.5). The first step
+of a phase is backward Euler: BDF2 needs a past step, and a phase change is a kink in the
+current, which BDF2 must not difference across.
+
+The BDF2 local error is estimated with Milne's device: the new state against the quadratic
+through the last three states, extrapolated to the new time. For a solution with a smooth third
+derivative both differ from it by a multiple of ``u'''``, so their difference, times
+:func:`milne_factor` (2/11 at a constant step), estimates the local error. It is measured on
+``ĉ = c/c0`` and ``x`` (every node, the largest) and on the collector voltage, divided by
+``DischargeOptions.time_tolerance`` (dimensionless for ``ĉ`` and ``x``, volts for the voltage).
+An estimate above 1 rejects the step; the next step is ``dt · 0.9 / err^(1/3)``, at most
+``growth`` times this one (and not more than this one after a hard Newton solve).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from mpi4py import MPI
+
+#: the step control's safety factor and its smallest factor after a rejected step
+SAFETY, MIN_FACTOR = 0.9, 0.2
+
+
+def weights(dt: float, dt_prev: float | None) -> tuple[float, float]:
+    """``(k0, k1)`` of ``u' ≈ k0 (u − u_old) − k1 (u_old − u_old2)`` at the new time:
+    backward Euler without ``dt_prev``, BDF2 with it."""
+    if dt_prev is None:
+        return 1.0 / dt, 0.0
+    w = dt / dt_prev
+    return (1.0 + 2.0 * w) / ((1.0 + w) * dt), w * w / ((1.0 + w) * dt)
+
+
+def _extrapolate(times, t):
+    """Lagrange weights of the quadratic through ``times`` (three) evaluated at ``t``."""
+    t0, t1, t2 = times
+    return (
+        (t - t1) * (t - t2) / ((t0 - t1) * (t0 - t2)),
+        (t - t0) * (t - t2) / ((t1 - t0) * (t1 - t2)),
+        (t - t0) * (t - t1) / ((t2 - t0) * (t2 - t1)),
+    )
+
+
+def milne_factor(dt: float, dt1: float, dt2: float) -> float:
+    """BDF2's local error ≈ this × (BDF2 − quadratic predictor), for the step ``dt`` after the
+    steps ``dt1`` (last) and ``dt2`` (the one before): both errors are exact multiples of
+    ``u'''`` on a cubic, so the factor is their ratio, computed on ``u = t³``."""
+    times = (-(dt1 + dt2), -dt1, 0.0)
+    pred = sum(w * s**3 for w, s in zip(_extrapolate(times, dt), times, strict=True))
+    k0, k1 = weights(dt, dt1)
+    # k0 (u − 0) − k1 (0 − (−dt1)³) = u'(dt) = 3 dt²
+    u = (3.0 * dt * dt + k1 * dt1**3) / k0
+    e_corr, e_pred = u - dt**3, pred - dt**3
+    return e_corr / (e_corr - e_pred)
+
+
+class TimeScheme:
+    """The step weights, the history and (BDF2) the local-error estimate of one half cell.
+
+    ``kind``: ``"euler"`` or ``"bdf2"``; ``tolerance``: see the module. The history holds the
+    last three accepted states ``(t, ĉ, x, V, charge)`` of the current phase (ĉ and x: owned
+    and ghost dofs, local to each rank); :meth:`reset` starts it again (the next step is
+    backward Euler).
+    """
+
+    def __init__(self, kind: str, tolerance: float, comm):
+        self.kind = kind
+        self.tolerance = float(tolerance)
+        self.comm = comm
+        self.history: deque = deque(maxlen=3)
+        self.steps = 0  #: steps accepted since the history started
+        #: the last step's scaled local-error estimate (None: not estimated)
+        self.error: float | None = None
+
+    @property
+    def bdf2(self) -> bool:
+        return self.kind == "bdf2"
+
+    def reset(self, t: float, ce, xs, v: float, charge: float) -> None:
+        """Start a new history at the state ``(t, ĉ, x, V, charge)``."""
+        self.history.clear()
+        self.accept(t, ce, xs, v, charge)
+        self.error = None
+        self.steps = 0
+
+    def weights(self, dt: float) -> tuple[float, float]:
+        """``(k0, k1)`` of the next step of ``dt``."""
+        if not self.bdf2 or len(self.history) < 2:
+            return weights(dt, None)
+        return weights(dt, self.history[-1][0] - self.history[-2][0])
+
+    def estimate(self, t: float, ce, xs, v: float) -> float | None:
+        """The scaled local error of the new state at ``t`` (collective), or None with backward
+        Euler and for the first three steps of a history: the state it starts from is before
+        the phase's change of current, where the voltage jumps and the concentrations kink, so
+        the predictor must not use it."""
+        if not self.bdf2 or self.steps < 3:
+            return None
+        times = tuple(h[0] for h in self.history)
+        w = _extrapolate(times, t)
+        factor = abs(milne_factor(t - times[2], times[2] - times[1], times[1] - times[0]))
+        err = 0.0
+        for k, new in ((1, ce), (2, xs)):
+            pred = sum(wi * h[k] for wi, h in zip(w, self.history, strict=True))
+            if new.size:
+                err = max(err, float(np.max(np.abs(new - pred))))
+        err = self.comm.allreduce(err, op=MPI.MAX)
+        vpred = sum(wi * h[3] for wi, h in zip(w, self.history, strict=True))
+        err = max(err, abs(v - vpred))
+        return factor * err / self.tolerance
+
+    def accept(self, t: float, ce, xs, v: float, charge: float) -> None:
+        """Append an accepted state."""
+        self.history.append((t, ce.copy(), xs.copy(), float(v), float(charge)))
+        self.steps += 1
+
+    def next_dt(self, dt: float, growth: float, easy: bool) -> float:
+        """The step after an accepted step of ``dt``: from the error estimate if there is one
+        (at most ``growth`` times, and not more than ``dt`` after a hard Newton solve), else
+        ``growth × dt`` after an easy solve and ``dt`` after a hard one."""
+        cap = growth if easy else 1.0
+        if self.error is None:
+            return dt * cap
+        factor = SAFETY / max(self.error, 1e-12) ** (1.0 / 3.0)
+        return dt * min(cap, max(factor, MIN_FACTOR))
+
+    def retry_dt(self, dt: float) -> float:
+        """The step after a step of ``dt`` rejected for its local error."""
+        factor = SAFETY / max(self.error or 1.0, 1e-12) ** (1.0 / 3.0)
+        return dt * min(max(factor, MIN_FACTOR), SAFETY)
