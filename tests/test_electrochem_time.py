@@ -133,3 +133,26 @@ def test_bdf2_lands_on_the_stop_event(emesh):
     overshoot, _, drop = stops["bdf2"]
     assert overshoot < 0.02 * drop, stops  # ~1/100 of the last step's voltage change
     assert overshoot < 0.1 * stops["euler"][0], stops
+
+
+def test_the_event_horizon_extrapolates_the_nearest_stop_event():
+    """bdf2 caps a step at 1.05× the linear extrapolation's time to the next stop event."""
+    from types import SimpleNamespace
+
+    from electrofem.physics.electrochem.protocol import Phase, event_horizon
+
+    opts = DischargeOptions()  # x_stop_max 0.995, v_min_V below the OCP range here
+    phase = Phase(kind="discharge", current_density_A_m2=10.0, duration_s=3600.0)
+
+    def rec(t, x, v):
+        return SimpleNamespace(time_s=t, x_max=x, x_min=x, voltage_V=v, c_min_mol_m3=900.0)
+
+    # x_max rises 0.06 in 360 s: 0.955 -> 0.995 in 240 s; the voltage is far from v_min
+    h = event_horizon(opts, phase, rec(3256.8, 0.895, 3.548), rec(3616.8, 0.955, 3.497))
+    assert math.isclose(h, 240.0, rel_tol=1e-9), h
+    # nothing approaching: None
+    assert event_horizon(opts, phase, rec(0.0, 0.5, 4.0), rec(10.0, 0.5, 4.0)) is None
+    # a charge phase looks at x_min and v_max, not x_max
+    charge = Phase(kind="charge", current_density_A_m2=-10.0, duration_s=3600.0)
+    h = event_horizon(opts, charge, rec(0.0, 0.9, 4.0), rec(10.0, 0.95, 4.1))
+    assert h is None or h > 10.0

@@ -46,15 +46,17 @@ Equations (SI; ``f = F/RT``; the unknowns are stored scaled as above):
 
 * potentiostatic mode (:meth:`HalfCell.set_potentiostatic`, the CV step of a CC-CV charge):
   the galvanostatic constraint is replaced by ``V = V_hold``; the current is then whatever the
-  collector carries, and ``charge_passed_C`` integrates it (backward Euler: the end-of-step
-  current times dt, which is what the discrete Li balance conserves).
+  collector carries, and ``charge_passed_C`` integrates it by the storage terms' own rule
+  (backward Euler: the end-of-step current times dt; BDF2: its two-step rule), which is what
+  the discrete Li balance conserves.
 
 ``I_app = i_app A`` with ``i_app`` (A/m², positive on discharge) per box cross-section ``A``
 (per metre of depth in 2D). The cell voltage is ``V − 0``.
 
-Discretisation: backward Euler; Newton (PETSc SNES through dolfinx ``NonlinearProblem``,
-``kind="mpi"``; the linear solver is MUMPS LU, or GMRES with the bordered block
-preconditioner of :mod:`.krylov` in 3D from 1e5 unknowns, ``DischargeOptions.linear_solver``);
+Discretisation: backward Euler, or variable-step BDF2 with a local-error step control
+(``DischargeOptions.time_scheme``, :mod:`.timestep`); Newton (PETSc SNES through dolfinx
+``NonlinearProblem``, ``kind="mpi"``; the linear solver is MUMPS LU, or GMRES with the bordered
+block preconditioner of :mod:`.krylov` in 3D from 1e5 unknowns, ``DischargeOptions.linear_solver``);
 each equation is scaled to O(1) residuals. Mesh
 coordinates are µm (:data:`electrofem.LENGTH_UNIT_M`); the forms convert to SI.
 
@@ -65,7 +67,8 @@ fixed order; without the reordering results are silently wrong).
 
 Conservation (discrete, exact up to the Newton tolerance): testing each equation with 1 gives
 ``I_app`` = collector current = interface current (``−∫ j``) = Li metal current, and the total Li
-(electrolyte + solid) grows by ``I_app Δt/F`` per step.
+(electrolyte + solid) grows by ``I_app Δt/F`` per step (BDF2: by the same two-step rule as
+``charge_passed_C``, so Li gained = charge/F at every step).
 """
 
 from .cell import HalfCell

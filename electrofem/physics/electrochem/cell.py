@@ -21,6 +21,8 @@ from .newton import LaggedJacobian, snes_reason
 from .options import DEFAULT_PETSC_OPTIONS, ITERATIVE_MIN_DOFS, CellParams, DischargeOptions
 from .protocol import (
     CV_LANDING_TOL_V,
+    HORIZON_FACTOR,
+    HORIZON_MIN,
     LANDING_FRACTION,
     MAX_LANDINGS,
     Observer,
@@ -29,6 +31,7 @@ from .protocol import (
     StepInfo,
     event,
     event_crossing,
+    event_horizon,
 )
 from .records import DischargeResult, ElectrochemError, StepRecord
 from .timestep import TimeScheme
@@ -538,6 +541,10 @@ class HalfCell:
                 stop = "max_steps"
                 break
             dt_try = min(dt, phase.dt_max_s, t_end - self.time)
+            if scheme.bdf2 and n_steps >= 2:  # do not step far past a stop event
+                h = event_horizon(o, phase, self.records[-2], self.records[-1])
+                if h is not None:
+                    dt_try = min(dt_try, max(HORIZON_FACTOR * h, HORIZON_MIN * dt_try))
             land = phase.land_at_V
             snap = self._snapshot() if land is not None or scheme.bdf2 else None
             ok, its, why = self.step(dt_try)

@@ -194,6 +194,35 @@ def event_crossing(
     return (target - a) / (b - a)
 
 
+#: the located stop events each phase kind can end on
+_PHASE_EVENTS = {
+    "discharge": ("v_min", "x_max", "c_min"),
+    "charge": ("v_max", "x_min", "c_min"),
+    "cv": ("x_min", "c_min"),
+}
+#: bdf2: a step is at most this factor times the linear extrapolation's time to the next stop
+#: event (and at least HORIZON_MIN of the step the error control asked for)
+HORIZON_FACTOR, HORIZON_MIN = 1.05, 0.25
+
+
+def event_horizon(
+    options: DischargeOptions, phase: Phase, prev: StepRecord, rec: StepRecord
+) -> float | None:
+    """Seconds from ``rec`` to the phase's first stop event, extrapolating each event's
+    quantity linearly from the step ``prev`` → ``rec``; None if none approaches."""
+    span = rec.time_s - prev.time_s
+    best = None
+    for name in _PHASE_EVENTS.get(phase.kind, ()):
+        field, option = _CROSSINGS[name]
+        a, b, target = getattr(prev, field), getattr(rec, field), getattr(options, option)
+        if span <= 0 or a == b:
+            continue
+        t = (target - b) / ((b - a) / span)
+        if t > 0:
+            best = t if best is None else min(best, t)
+    return best
+
+
 def theoretical_capacity(
     params: CellParams, v_cut: float, density_g_cm3: float, charge=False, x_start=None
 ):
