@@ -150,8 +150,12 @@ def test_fitted_curvature_is_the_same_on_any_number_of_ranks():
 
     dist, idx = cKDTree(xs).query(x)
     assert dist.max() < 1e-12
+    # every rank decides together (a rank-local failure would leave the other in a collective);
+    # the flow solve's round-off differs between 1 and 2 ranks, and run to run under MUMPS
     scale = np.abs(ks).max()
-    assert np.abs(k - ks[idx]).max() < 1e-8 * scale
+    err = COMM.allreduce(float(np.abs(k - ks[idx]).max(initial=0.0)), op=MPI.MAX) / scale
+    print(f"κ, {COMM.size} ranks against 1: {err:.2e} of max |κ|")
+    assert err < 1e-6
 
 
 def test_fitted_curvature_keeps_the_contact_angle():
@@ -216,6 +220,6 @@ def test_node_sizes_are_the_same_on_any_number_of_ranks():
     x, k = sizes(COMM)
     xs, ks = sizes(MPI.COMM_SELF)
     dist, idx = cKDTree(xs).query(x)
-    assert dist.max() < 1e-12
-    assert np.abs(k - ks[idx]).max() < 1e-14
-    assert k.min() > 0
+    assert COMM.allreduce(float(dist.max(initial=0.0)), op=MPI.MAX) < 1e-12
+    assert COMM.allreduce(float(np.abs(k - ks[idx]).max(initial=0.0)), op=MPI.MAX) < 1e-14
+    assert COMM.allreduce(float(k.min(initial=np.inf)), op=MPI.MIN) > 0
