@@ -331,7 +331,7 @@ class HalfCell:
             return False, its, why
         ce, xs, v = self.u[0].x.array, self.u[2].x.array, self.voltage()
         scheme.error = scheme.estimate(self.time + dt, ce, xs, v)
-        if scheme.error is not None and scheme.error > 1:
+        if scheme.rejected:
             self._restore(saved)
             return False, its, f"local time error {scheme.error:.3g} x time_tolerance"
         self.time += dt
@@ -344,7 +344,7 @@ class HalfCell:
         self.ce_old.x.array[:] = ce
         self.xs_old.x.array[:] = xs
         scheme.accept(self.time, ce, xs, v, self.charge)
-        self.records.append(self._record(dt, its, linear))
+        self.records.append(self._record(dt, its, linear, v))
         return True, its, "converged"
 
     def _restart_history(self, time_s: float, charge_C: float) -> None:
@@ -386,7 +386,7 @@ class HalfCell:
             return False, its, why
         return True, its, "converged"
 
-    def _record(self, dt: float, its: int, linear_its: int) -> StepRecord:
+    def _record(self, dt: float, its: int, linear_its: int, voltage_V: float) -> StepRecord:
         li_e, li_s = self.li_inventory()
         ii, icc, ili = (self.scalar(f) for f in self._current_forms)
         applied = icc if self.potentiostatic else float(self.I_app.value)
@@ -397,7 +397,7 @@ class HalfCell:
             step=len(self.records) + 1,
             time_s=self.time,
             dt_s=dt,
-            voltage_V=self.voltage(),
+            voltage_V=voltage_V,
             applied_current=applied,
             interface_current=ii,
             collector_current=icc,
@@ -555,8 +555,7 @@ class HalfCell:
                 dt = dt_try * frac
                 continue
             if not ok:
-                rejected = scheme.error is not None and scheme.error > 1
-                dt = scheme.retry_dt(dt_try) if rejected else dt_try * o.cut
+                dt = scheme.retry_dt(dt_try) if scheme.rejected else dt_try * o.cut
                 if dt < o.dt_min_s:
                     raise ElectrochemError(
                         f"{phase.label}: time step fell below dt_min_s={o.dt_min_s:g} s at "

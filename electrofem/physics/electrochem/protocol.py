@@ -141,41 +141,38 @@ def protocol(
     return phases
 
 
+#: the stop events located in time: the record's field, the option with its threshold, and
+#: the side (+1: at or above it, -1: at or below it) that ends the phase
+_CROSSINGS = {
+    "v_min": ("voltage_V", "v_min_V", -1),
+    "x_max": ("x_max", "x_stop_max", +1),
+    "v_max": ("voltage_V", "v_max_V", +1),
+    "x_min": ("x_min", "x_stop_min", -1),
+    "c_min": ("c_min_mol_m3", "c_stop_min_mol_m3", -1),
+}
+#: the located stop events each phase kind ends on, in the order they are checked (a CV phase
+#: checks its current cut-off, ``i_min``, first)
+_PHASE_EVENTS = {
+    "discharge": ("v_min", "x_max", "c_min"),
+    "charge": ("v_max", "x_min", "c_min"),
+    "cv": ("x_min", "c_min"),
+}
+
+
 def event(options: DischargeOptions, phase: Phase, rec: StepRecord) -> str | None:
     """The event that ends ``phase`` after the step ``rec``, or None."""
-    o = options
-    if phase.kind == "discharge":
-        if rec.voltage_V <= o.v_min_V:
-            return "v_min"
-        if rec.x_max >= o.x_stop_max:
-            return "x_max"
-    if phase.kind == "charge":
-        if rec.voltage_V >= o.v_max_V:
-            return "v_max"
-        if rec.x_min <= o.x_stop_min:
-            return "x_min"
-    if phase.kind == "cv":
-        if abs(rec.applied_current) <= phase.i_cutoff_A:
-            return "i_min"
-        if rec.x_min <= o.x_stop_min:
-            return "x_min"
-    if phase.kind != "rest" and rec.c_min_mol_m3 <= o.c_stop_min_mol_m3:
-        return "c_min"
+    if phase.kind == "cv" and abs(rec.applied_current) <= phase.i_cutoff_A:
+        return "i_min"
+    for name in _PHASE_EVENTS.get(phase.kind, ()):
+        field, option, side = _CROSSINGS[name]
+        if side * (getattr(rec, field) - getattr(options, option)) >= 0:
+            return name
     return None
 
 
 #: bdf2: a step with a stop event inside is redone to end within this fraction of a step past
 #: the (linearly interpolated) crossing, at most MAX_LANDINGS times a phase
 LANDING_FRACTION, MAX_LANDINGS = 0.01, 4
-
-#: the stop events located in time: the record's field and the option with its threshold
-_CROSSINGS = {
-    "v_min": ("voltage_V", "v_min_V"),
-    "x_max": ("x_max", "x_stop_max"),
-    "v_max": ("voltage_V", "v_max_V"),
-    "x_min": ("x_min", "x_stop_min"),
-    "c_min": ("c_min_mol_m3", "c_stop_min_mol_m3"),
-}
 
 
 def event_crossing(
@@ -187,19 +184,13 @@ def event_crossing(
     name = event(options, phase, rec)
     if name not in _CROSSINGS:
         return None
-    field, option = _CROSSINGS[name]
+    field, option, _ = _CROSSINGS[name]
     a, b, target = getattr(prev, field), getattr(rec, field), getattr(options, option)
     if (a - target) * (b - target) >= 0 or a == b:  # not a crossing inside this step
         return None
     return (target - a) / (b - a)
 
 
-#: the located stop events each phase kind can end on
-_PHASE_EVENTS = {
-    "discharge": ("v_min", "x_max", "c_min"),
-    "charge": ("v_max", "x_min", "c_min"),
-    "cv": ("x_min", "c_min"),
-}
 #: bdf2: a step is at most this factor times the linear extrapolation's time to the next stop
 #: event (and at least HORIZON_MIN of the step the error control asked for)
 HORIZON_FACTOR, HORIZON_MIN = 1.05, 0.25
@@ -213,7 +204,7 @@ def event_horizon(
     span = rec.time_s - prev.time_s
     best = None
     for name in _PHASE_EVENTS.get(phase.kind, ()):
-        field, option = _CROSSINGS[name]
+        field, option, _ = _CROSSINGS[name]
         a, b, target = getattr(prev, field), getattr(rec, field), getattr(options, option)
         if span <= 0 or a == b:
             continue

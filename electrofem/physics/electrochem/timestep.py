@@ -83,6 +83,11 @@ class TimeScheme:
     def bdf2(self) -> bool:
         return self.kind == "bdf2"
 
+    @property
+    def rejected(self) -> bool:
+        """The last step's local-error estimate rejected it."""
+        return self.error is not None and self.error > 1
+
     def reset(self, t: float, ce, xs, v: float, charge: float) -> None:
         """Start a new history at the state ``(t, ĉ, x, V, charge)``."""
         self.history.clear()
@@ -117,8 +122,9 @@ class TimeScheme:
         return factor * err / self.tolerance
 
     def accept(self, t: float, ce, xs, v: float, charge: float) -> None:
-        """Append an accepted state."""
-        self.history.append((t, ce.copy(), xs.copy(), float(v), float(charge)))
+        """Append an accepted state (backward Euler keeps none: it uses no past state)."""
+        if self.bdf2:
+            self.history.append((t, ce.copy(), xs.copy(), float(v), float(charge)))
         self.steps += 1
 
     def next_dt(self, dt: float, growth: float, easy: bool) -> float:
