@@ -136,10 +136,11 @@ def test_bdf2_lands_on_the_stop_event(emesh):
 
 
 def test_the_event_horizon_extrapolates_the_nearest_stop_event():
-    """bdf2 caps a step at 1.05× the linear extrapolation's time to the next stop event."""
+    """bdf2 caps a step at 1.05× the extrapolated time to the next stop event: linear through
+    two records, quadratic through three; and a crossing is located by the same polynomial."""
     from types import SimpleNamespace
 
-    from electrofem.physics.electrochem.protocol import Phase, event_horizon
+    from electrofem.physics.electrochem.protocol import Phase, event_crossing, event_horizon
 
     opts = DischargeOptions()  # x_stop_max 0.995, v_min_V below the OCP range here
     phase = Phase(kind="discharge", current_density_A_m2=10.0, duration_s=3600.0)
@@ -148,11 +149,25 @@ def test_the_event_horizon_extrapolates_the_nearest_stop_event():
         return SimpleNamespace(time_s=t, x_max=x, x_min=x, voltage_V=v, c_min_mol_m3=900.0)
 
     # x_max rises 0.06 in 360 s: 0.955 -> 0.995 in 240 s; the voltage is far from v_min
-    h = event_horizon(opts, phase, rec(3256.8, 0.895, 3.548), rec(3616.8, 0.955, 3.497))
+    h = event_horizon(opts, phase, [rec(3256.8, 0.895, 3.548), rec(3616.8, 0.955, 3.497)])
     assert math.isclose(h, 240.0, rel_tol=1e-9), h
     # nothing approaching: None
-    assert event_horizon(opts, phase, rec(0.0, 0.5, 4.0), rec(10.0, 0.5, 4.0)) is None
+    assert event_horizon(opts, phase, [rec(0.0, 0.5, 4.0), rec(10.0, 0.5, 4.0)]) is None
     # a charge phase looks at x_min and v_max, not x_max
     charge = Phase(kind="charge", current_density_A_m2=-10.0, duration_s=3600.0)
-    h = event_horizon(opts, charge, rec(0.0, 0.9, 4.0), rec(10.0, 0.95, 4.1))
+    h = event_horizon(opts, charge, [rec(0.0, 0.9, 4.0), rec(10.0, 0.95, 4.1)])
     assert h is None or h > 10.0
+
+    # x_max = 0.9 + 1e-5 t² bends up to its cut-off: it reaches 0.995 at t = sqrt(9500) s
+    def bent(t):
+        return rec(t, 0.9 + 1e-5 * t * t, 3.5)
+
+    t_hit = math.sqrt(9500.0)
+    h = event_horizon(opts, phase, [bent(40.0), bent(60.0), bent(80.0)])
+    assert math.isclose(80.0 + h, t_hit, rel_tol=1e-9), h
+    linear = event_horizon(opts, phase, [bent(60.0), bent(80.0)])
+    assert linear > 1.2 * h  # the chord's slope is too small: it would aim far past
+    frac = event_crossing(opts, phase, [bent(60.0), bent(80.0), bent(120.0)])
+    assert math.isclose(80.0 + 40.0 * frac, t_hit, rel_tol=1e-9), frac
+    chord = event_crossing(opts, phase, [bent(80.0), bent(120.0)])
+    assert 80.0 + 40.0 * chord < t_hit - 1.5  # the chord lands short of the crossing

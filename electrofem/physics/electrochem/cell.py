@@ -307,21 +307,23 @@ class HalfCell:
         k0, k1 = scheme.weights(dt)
         self.rate[0].value, self.rate[1].value = k0, k1
         if k1:
-            self.ce_old2.x.array[:], self.xs_old2.x.array[:] = scheme.history[-2][1:3]
+            old2 = scheme.history[-2][1]
+            self.ce_old2.x.array[:], self.xs_old2.x.array[:] = old2[0], old2[2]
         scheme.error = None
         self.I_app.value = self.current_density_A_m2 * self.cross_section
         snes = self.problem.solver
         lag = self.jacobian.lag
         pc = self.preconditioner
         kept = pc.kept if pc is not None else 0
-        ok, its, why = self._solve(saved)
+        start = scheme.predict(self.time + dt)  # bdf2: Newton starts from the predictor
+        ok, its, why = self._solve(saved, start)
         linear = snes.getLinearSolveIterations()
         # a lagged Jacobian or a kept preconditioner can miss a hard step: once more in full
         if not ok and (lag > 1 or (pc is not None and pc.kept > kept)):
             self._invalidate_preconditioner()
             self.jacobian.lag = 1
             try:
-                ok, its2, why = self._solve(saved)
+                ok, its2, why = self._solve(saved, start)
             finally:
                 self.jacobian.lag = lag
             its += its2  # the record counts both tries
@@ -330,7 +332,7 @@ class HalfCell:
             self._invalidate_preconditioner()
             return False, its, why
         ce, xs, v = self.u[0].x.array, self.u[2].x.array, self.voltage()
-        scheme.error = scheme.estimate(self.time + dt, ce, xs, v)
+        scheme.error = scheme.estimate(self.time + dt, [f.x.array for f in self.u], v)
         if scheme.rejected:
             self._restore(saved)
             return False, its, f"local time error {scheme.error:.3g} x time_tolerance"
@@ -338,12 +340,12 @@ class HalfCell:
         current = self.collector_current() if self.potentiostatic else float(self.I_app.value)
         # the charge obeys the storage terms' rule, so Li gained = charge / F step by step
         if k1:
-            self.charge += (current + k1 * (self.charge - scheme.history[-2][4])) / k0
+            self.charge += (current + k1 * (self.charge - scheme.history[-2][3])) / k0
         else:
             self.charge += current * dt
         self.ce_old.x.array[:] = ce
         self.xs_old.x.array[:] = xs
-        scheme.accept(self.time, ce, xs, v, self.charge)
+        scheme.accept(self.time, [f.x.array for f in self.u], v, self.charge)
         self.records.append(self._record(dt, its, linear, v))
         return True, its, "converged"
 
@@ -351,7 +353,7 @@ class HalfCell:
         """The time scheme's history starts again at the current state (BDF2: the next step
         is backward Euler)."""
         u = self.u
-        self.scheme.reset(time_s, u[0].x.array, u[2].x.array, self.voltage(), charge_C)
+        self.scheme.reset(time_s, [f.x.array for f in u], self.voltage(), charge_C)
 
     def _snapshot(self):
         """Everything a step changes (see :meth:`_rollback`)."""
@@ -369,9 +371,11 @@ class HalfCell:
         self.scheme.steps = hist[1]
         del self.records[n_rec:]
 
-    def _solve(self, saved) -> tuple[bool, int, str]:
-        """Newton from the current state; on failure the state ``saved`` is restored.
-        Returns ``(converged, newton_iterations, reason)``."""
+    def _solve(self, saved, start=None) -> tuple[bool, int, str]:
+        """Newton from ``start`` (every unknown's array; None: the current state); on failure
+        the state ``saved`` is restored. Returns ``(converged, newton_iterations, reason)``."""
+        if start is not None:
+            self._restore(start)
         snes = self.problem.solver
         try:
             self.problem.solve()
@@ -471,18 +475,22 @@ class HalfCell:
         self._restart_history(self.time, self.charge)
 
     # ------------------------------------------------------------------ the time loop
-    def _landing(self, phase: Phase, snap, landings: int) -> float | None:
+    def _landing(self, phase: Phase, snap, landings: int, first: int, span: float | None):
         """The fraction of the last step to redo it with, or None to keep it: a CV phase's
-        overshoot of its hold voltage, or (bdf2) a stop event inside the step."""
+        overshoot of its hold voltage, or (bdf2) a stop event inside the step, crossed more
+        than ``LANDING_FRACTION`` of ``span`` (the first step that crossed it; None: this one)
+        before its end. ``first``: the index of the record of the phase's start state, -1 if
+        it has none."""
         land, rec = phase.land_at_V, self.records[-1]
         if land is not None and rec.voltage_V > land + CV_LANDING_TOL_V:
             v_old = snap[4]
             frac = (land - v_old) / (rec.voltage_V - v_old) if rec.voltage_V > v_old else 0.5
             return min(max(frac, 0.05), 0.95)
-        if not self.scheme.bdf2 or landings >= MAX_LANDINGS or len(self.records) < 2:
+        recs = self.records[max(first, 0) :][-3:]
+        if not self.scheme.bdf2 or landings >= MAX_LANDINGS or len(recs) < 2:
             return None
-        frac = event_crossing(self.options, phase, self.records[-2], rec)
-        if frac is None or frac >= 1 - LANDING_FRACTION:
+        frac = event_crossing(self.options, phase, recs)
+        if frac is None or (1 - frac) * rec.dt_s <= LANDING_FRACTION * (span or rec.dt_s):
             return None
         return min(max(frac + LANDING_FRACTION / 2, 0.01), 1.0)  # just past the crossing
 
@@ -535,23 +543,27 @@ class HalfCell:
         t_end = start["time_s"] + phase.duration_s
         scheme = self.scheme
         self._restart_history(self.time, self.charge)  # BDF2 does not difference across phases
-        landings = 0  # bdf2: steps redone to land on a stop event
+        landings, redo = 0, False  # bdf2: steps redone to land on a stop event
+        first = start["steps"] - 1  # the record of the phase's start state (-1: none)
+        span = None  # bdf2: the first step that crossed a stop event, being landed
         while self.time < t_end * (1 - 1e-12) - 1e-12:
             if n_steps >= o.max_steps_per_phase:
                 stop = "max_steps"
                 break
             dt_try = min(dt, phase.dt_max_s, t_end - self.time)
-            if scheme.bdf2 and n_steps >= 2:  # do not step far past a stop event
-                h = event_horizon(o, phase, self.records[-2], self.records[-1])
+            if scheme.bdf2 and n_steps >= 2 and not redo:  # do not step far past an event
+                h = event_horizon(o, phase, self.records[max(first, 0) :][-3:])
                 if h is not None:
                     dt_try = min(dt_try, max(HORIZON_FACTOR * h, HORIZON_MIN * dt_try))
             land = phase.land_at_V
             snap = self._snapshot() if land is not None or scheme.bdf2 else None
             ok, its, why = self.step(dt_try)
-            frac = self._landing(phase, snap, landings) if ok else None
-            if frac is not None and dt_try * frac >= o.dt_min_s:
+            frac = self._landing(phase, snap, landings, first, span) if ok else None
+            redo = frac is not None and dt_try * frac >= o.dt_min_s
+            if redo:
                 self._rollback(snap)  # undo the step, retry with the interpolated dt
                 landings += land is None
+                span = span or (dt_try if land is None else None)
                 dt = dt_try * frac
                 continue
             if not ok:

@@ -171,16 +171,35 @@ def event(options: DischargeOptions, phase: Phase, rec: StepRecord) -> str | Non
 
 
 #: bdf2: a step with a stop event inside is redone to end within this fraction of a step past
-#: the (linearly interpolated) crossing, at most MAX_LANDINGS times a phase
+#: the (interpolated) crossing, at most MAX_LANDINGS times a phase
 LANDING_FRACTION, MAX_LANDINGS = 0.01, 4
 
 
-def event_crossing(
-    options: DischargeOptions, phase: Phase, prev: StepRecord, rec: StepRecord
-) -> float | None:
-    """Where in the step from ``prev`` to ``rec`` the stop event of ``rec`` was crossed, as a
-    fraction of the step (linear interpolation of the event's quantity), or None: no event,
-    one that is not located (``i_min``), or one already past at ``prev``."""
+def _interpolant(recs, field: str):
+    """The polynomial through ``(time_s, field)`` of the records ``recs`` (two: linear, three:
+    quadratic), as numpy coefficients in ``t − recs[-1].time_s``; None if two times coincide."""
+    t = np.array([r.time_s for r in recs], dtype=float) - recs[-1].time_s
+    if len(np.unique(t)) < len(t):
+        return None
+    return np.polyfit(t, [getattr(r, field) for r in recs], len(recs) - 1)
+
+
+def _roots(coef, target: float, lo: float, hi: float) -> list[float]:
+    """The real times in ``[lo, hi]`` where the polynomial ``coef`` equals ``target``."""
+    c = np.array(coef, dtype=float)
+    c[-1] -= target
+    r = np.roots(np.trim_zeros(c, "f")) if np.any(c[:-1]) else np.array([])
+    return sorted(float(x.real) for x in r if abs(x.imag) < 1e-12 and lo <= x.real <= hi)
+
+
+def event_crossing(options: DischargeOptions, phase: Phase, recs) -> float | None:
+    """Where in the last step (``recs[-2]`` → ``recs[-1]``) the stop event of ``recs[-1]`` was
+    crossed, as a fraction of the step, or None: no event, one that is not located
+    (``i_min``), or one already past at ``recs[-2]``. ``recs``: the phase's last two or three
+    records (the start state's included); with three the event's quantity is interpolated by
+    the quadratic through them (a curve bending towards its cut-off, as ``x_max`` near
+    saturation, is then landed in one redo), else linearly."""
+    prev, rec = recs[-2], recs[-1]
     name = event(options, phase, rec)
     if name not in _CROSSINGS:
         return None
@@ -188,19 +207,25 @@ def event_crossing(
     a, b, target = getattr(prev, field), getattr(rec, field), getattr(options, option)
     if (a - target) * (b - target) >= 0 or a == b:  # not a crossing inside this step
         return None
+    span = rec.time_s - prev.time_s
+    coef = _interpolant(recs[-3:], field)
+    hits = _roots(coef, target, -span, 0.0) if coef is not None else []
+    if hits:
+        return (hits[0] + span) / span
     return (target - a) / (b - a)
 
 
-#: bdf2: a step is at most this factor times the linear extrapolation's time to the next stop
-#: event (and at least HORIZON_MIN of the step the error control asked for)
+#: bdf2: a step is at most this factor times the extrapolation's time to the next stop event
+#: (and at least HORIZON_MIN of the step the error control asked for)
 HORIZON_FACTOR, HORIZON_MIN = 1.05, 0.25
 
 
-def event_horizon(
-    options: DischargeOptions, phase: Phase, prev: StepRecord, rec: StepRecord
-) -> float | None:
-    """Seconds from ``rec`` to the phase's first stop event, extrapolating each event's
-    quantity linearly from the step ``prev`` → ``rec``; None if none approaches."""
+def event_horizon(options: DischargeOptions, phase: Phase, recs) -> float | None:
+    """Seconds from ``recs[-1]`` to the phase's first stop event, extrapolating each event's
+    quantity through the phase's last two or three records (linear or quadratic, as
+    :func:`event_crossing`; linear where the quadratic does not reach the event within
+    twice the linear time); None if none approaches."""
+    prev, rec = recs[-2], recs[-1]
     span = rec.time_s - prev.time_s
     best = None
     for name in _PHASE_EVENTS.get(phase.kind, ()):
@@ -209,8 +234,12 @@ def event_horizon(
         if span <= 0 or a == b:
             continue
         t = (target - b) / ((b - a) / span)
-        if t > 0:
-            best = t if best is None else min(best, t)
+        if t <= 0:
+            continue
+        coef = _interpolant(recs[-3:], field) if len(recs) > 2 else None
+        hits = _roots(coef, target, 0.0, 2.0 * t) if coef is not None else []
+        t = hits[0] if hits else t
+        best = t if best is None else min(best, t)
     return best
 
 

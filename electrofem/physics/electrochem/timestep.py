@@ -16,6 +16,11 @@ derivative both differ from it by a multiple of ``u'''``, so their difference, t
 ``DischargeOptions.time_tolerance`` (dimensionless for ``ĉ`` and ``x``, volts for the voltage).
 An estimate above 1 rejects the step; the next step is ``dt · 0.9 / err^(1/3)``, at most
 ``growth`` times this one (and not more than this one after a hard Newton solve).
+
+Newton starts a BDF2 step from the same predictor (:meth:`TimeScheme.predict`, linear through two
+states, quadratic through three, every unknown), as the BDF codes do (CVODE, IDA; Hindmarsh et
+al., ACM TOMS 31, 2005): the first iterate is then a step's local error away from the answer, not
+a whole step's change. It changes where Newton starts, not what it converges to.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from mpi4py import MPI
 
 #: the step control's safety factor and its smallest factor after a rejected step
 SAFETY, MIN_FACTOR = 0.9, 0.2
+#: the predicted stoichiometry and concentration go at most this fraction of the way from the
+#: last state to the bounds of the logarithms (x in (0, 1), ĉ > 0)
+PREDICT_REACH = 0.5
 
 
 def weights(dt: float, dt_prev: float | None) -> tuple[float, float]:
@@ -62,18 +70,21 @@ def milne_factor(dt: float, dt1: float, dt2: float) -> float:
 
 
 class TimeScheme:
-    """The step weights, the history and (BDF2) the local-error estimate of one half cell.
+    """The step weights, the history and (BDF2) the predictor and local-error estimate of one
+    half cell.
 
-    ``kind``: ``"euler"`` or ``"bdf2"``; ``tolerance``: see the module. The history holds the
-    last three accepted states ``(t, ĉ, x, V, charge)`` of the current phase (ĉ and x: owned
-    and ghost dofs, local to each rank); :meth:`reset` starts it again (the next step is
-    backward Euler).
+    ``kind``: ``"euler"`` or ``"bdf2"``; ``tolerance``: see the module; ``measured``: the
+    indices of ``ĉ`` and ``x`` among the unknowns (the fields the error is measured on). The
+    history holds the last three accepted states ``(t, fields, V, charge)`` of the current phase
+    (``fields``: every unknown's array, owned and ghost dofs, local to each rank);
+    :meth:`reset` starts it again (the next step is backward Euler).
     """
 
-    def __init__(self, kind: str, tolerance: float, comm):
+    def __init__(self, kind: str, tolerance: float, comm, measured: tuple[int, int] = (0, 2)):
         self.kind = kind
         self.tolerance = float(tolerance)
         self.comm = comm
+        self.measured = measured
         self.history: deque = deque(maxlen=3)
         self.steps = 0  #: steps accepted since the history started
         #: the last step's scaled local-error estimate (None: not estimated)
@@ -88,10 +99,10 @@ class TimeScheme:
         """The last step's local-error estimate rejected it."""
         return self.error is not None and self.error > 1
 
-    def reset(self, t: float, ce, xs, v: float, charge: float) -> None:
-        """Start a new history at the state ``(t, ĉ, x, V, charge)``."""
+    def reset(self, t: float, fields, v: float, charge: float) -> None:
+        """Start a new history at the state ``(t, fields, V, charge)``."""
         self.history.clear()
-        self.accept(t, ce, xs, v, charge)
+        self.accept(t, fields, v, charge)
         self.error = None
         self.steps = 0
 
@@ -101,7 +112,34 @@ class TimeScheme:
             return weights(dt, None)
         return weights(dt, self.history[-1][0] - self.history[-2][0])
 
-    def estimate(self, t: float, ce, xs, v: float) -> float | None:
+    def _extrapolation(self, t: float, states) -> tuple:
+        """Lagrange weights at ``t`` of the polynomial through ``states`` (two or three)."""
+        times = tuple(h[0] for h in states)
+        if len(times) == 3:
+            return _extrapolate(times, t)
+        t0, t1 = times
+        return (t - t1) / (t0 - t1), (t - t0) / (t1 - t0)
+
+    def predict(self, t: float) -> list | None:
+        """Every unknown extrapolated to ``t`` through the history (linear through two states,
+        quadratic through three): Newton's first iterate. ``x`` and ``ĉ`` go at most
+        ``PREDICT_REACH`` of the way to the bounds of their logarithms. None with backward Euler
+        and before two steps of a history: its first state is before the phase's change of
+        current, where the potentials jump."""
+        if not self.bdf2 or self.steps < 2:
+            return None
+        states = list(self.history)[-min(self.steps, 3) :]
+        w = self._extrapolation(t, states)
+        last = states[-1][1]
+        pred = [
+            sum(wi * h[1][k] for wi, h in zip(w, states, strict=True)) for k in range(len(last))
+        ]
+        (ic, ix), r = self.measured, PREDICT_REACH
+        np.maximum(pred[ic], (1 - r) * last[ic], out=pred[ic])
+        np.clip(pred[ix], (1 - r) * last[ix], last[ix] + r * (1 - last[ix]), out=pred[ix])
+        return pred
+
+    def estimate(self, t: float, fields, v: float) -> float | None:
         """The scaled local error of the new state at ``t`` (collective), or None with backward
         Euler and for the first three steps of a history: the state it starts from is before
         the phase's change of current, where the voltage jumps and the concentrations kink, so
@@ -109,22 +147,23 @@ class TimeScheme:
         if not self.bdf2 or self.steps < 3:
             return None
         times = tuple(h[0] for h in self.history)
-        w = _extrapolate(times, t)
+        w = self._extrapolation(t, self.history)
         factor = abs(milne_factor(t - times[2], times[2] - times[1], times[1] - times[0]))
         err = 0.0
-        for k, new in ((1, ce), (2, xs)):
-            pred = sum(wi * h[k] for wi, h in zip(w, self.history, strict=True))
+        for k in self.measured:
+            new = fields[k]
+            pred = sum(wi * h[1][k] for wi, h in zip(w, self.history, strict=True))
             if new.size:
                 err = max(err, float(np.max(np.abs(new - pred))))
         err = self.comm.allreduce(err, op=MPI.MAX)
-        vpred = sum(wi * h[3] for wi, h in zip(w, self.history, strict=True))
+        vpred = sum(wi * h[2] for wi, h in zip(w, self.history, strict=True))
         err = max(err, abs(v - vpred))
         return factor * err / self.tolerance
 
-    def accept(self, t: float, ce, xs, v: float, charge: float) -> None:
+    def accept(self, t: float, fields, v: float, charge: float) -> None:
         """Append an accepted state (backward Euler keeps none: it uses no past state)."""
         if self.bdf2:
-            self.history.append((t, ce.copy(), xs.copy(), float(v), float(charge)))
+            self.history.append((t, [a.copy() for a in fields], float(v), float(charge)))
         self.steps += 1
 
     def next_dt(self, dt: float, growth: float, easy: bool) -> float:
