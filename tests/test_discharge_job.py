@@ -96,6 +96,8 @@ def test_slow_discharge_reaches_theoretical_capacity(slow_fast):
     q_th = rep.metrics["theoretical"]["discharge_capacity_mAh_g"]
     x_cut, q = theoretical_capacity(CellParams(), 2.7, 4.75)
     assert x_cut == 1.0 and math.isclose(q, q_th) and math.isclose(q, 259.92, rel_tol=1e-4)
+    # the resolved solver choices are recorded (auto on a small 2D cell: MUMPS, backward Euler)
+    assert rep.metrics["solver"] == {"linear_solver": "lu", "time_scheme": "euler"}
     d = rep.rates["0.05"]["discharge"]
     assert d.stop_reason in ("x_max", "v_min")
     assert abs(d.capacity_mAh_g / q_th - 1) < 0.02, d.capacity_mAh_g

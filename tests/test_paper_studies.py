@@ -14,7 +14,9 @@ values that run as before: ``discharge.jacobian_lag = 1`` (full Newton),
 ``mesh.geometry_route = "auto"`` (these studies are 2D, where it fragments the box) and
 ``discharge.pc_rebuild_growth = 1.5`` (the iterative solver's; these 2D runs use MUMPS) and
 ``mesh.mend_rounds = 2`` and ``mesh.same_phase_contacts = false`` (3D meshing's; these meshes
-are 2D). No solving here."""
+are 2D). Two defaults changed since, to values that run as before: ``discharge.time_scheme``
+is ``"auto"`` (backward Euler where the linear solver is MUMPS, as in these 2D runs) and
+``discharge.dt_max_fraction`` is None (0.01 with backward Euler). No solving here."""
 
 from __future__ import annotations
 

@@ -407,7 +407,7 @@ def run_discharge(
                 run.rates.setdefault(label, {})
                 writer = FieldWriter(cell, outdir, label, append=resume is not None)
                 one_c = options.specific_capacity_1C_mAh_g * 1e-3 * mass_g  # A (A/m in 2D)
-                phases = protocol(options, c_rate, one_c, cell.cross_section)
+                phases = protocol(options, c_rate, one_c, cell.cross_section, cell.scheme.kind)
                 if resume is None:
                     cell.reset()
                     rows.clear()
@@ -514,6 +514,7 @@ def _initial_metrics(cell, emesh, options, params, density, mesh_path, diag) -> 
         },
         "dim": dim,
         "box_um": box,
+        "solver": {"linear_solver": cell.linear_solver, "time_scheme": cell.scheme.kind},
         "electrode_thickness_um": diag.thickness_um,
         "units": f"currents A, masses g, charges C {per}; current densities A/m² of the box "
         "cross-section; capacities mAh per g of active material",

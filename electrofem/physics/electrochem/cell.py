@@ -20,21 +20,19 @@ from .krylov import COLLECTOR, ITERATIVE_PETSC_OPTIONS, use_bordered_preconditio
 from .newton import LaggedJacobian, snes_reason
 from .options import DEFAULT_PETSC_OPTIONS, ITERATIVE_MIN_DOFS, CellParams, DischargeOptions
 from .protocol import (
-    CV_LANDING_TOL_V,
     HORIZON_FACTOR,
     HORIZON_MIN,
-    LANDING_FRACTION,
     MAX_LANDINGS,
     Observer,
     Phase,
     PhaseOutcome,
     StepInfo,
     event,
-    event_crossing,
     event_horizon,
+    landing,
 )
 from .records import DischargeResult, ElectrochemError, StepRecord
-from .timestep import TimeScheme
+from .timestep import TimeScheme, resolve_time_scheme
 
 #: Unique, rank-independent PETSc options prefixes (one per HalfCell).
 _PREFIX_COUNTER = itertools.count()
@@ -107,8 +105,6 @@ class HalfCell:
         self.ce_old2 = fem.Function(Ve, name="c_hat_old2")
         self.xs_old2 = fem.Function(Vs, name="x_old2")
         self.rate = (fem.Constant(dom.mesh, 1.0), fem.Constant(dom.mesh, 0.0))
-        #: the time discretisation (:class:`~.timestep.TimeScheme`): weights, history, error
-        self.scheme = TimeScheme(self.options.time_scheme, self.options.time_tolerance, self.comm)
         tests = ufl.TestFunctions(W)
 
         # geometry: cross-section (collector) area and contact area, SI
@@ -167,6 +163,14 @@ class HalfCell:
             self.options.linear_solver, dom.tdim, self.n_dofs, ITERATIVE_MIN_DOFS
         )
         iterative = self.linear_solver == "iterative"
+        #: the time discretisation (:class:`~.timestep.TimeScheme`): weights, history, error
+        self.scheme = TimeScheme(
+            resolve_time_scheme(
+                self.options.time_scheme, dom.tdim, self.n_dofs, ITERATIVE_MIN_DOFS
+            ),
+            self.options.time_tolerance,
+            self.comm,
+        )
         opts = dict(DEFAULT_PETSC_OPTIONS)
         if iterative:
             opts.pop("pc_factor_mat_solver_type")
@@ -475,25 +479,6 @@ class HalfCell:
         self._restart_history(self.time, self.charge)
 
     # ------------------------------------------------------------------ the time loop
-    def _landing(self, phase: Phase, snap, landings: int, first: int, span: float | None):
-        """The fraction of the last step to redo it with, or None to keep it: a CV phase's
-        overshoot of its hold voltage, or (bdf2) a stop event inside the step, crossed more
-        than ``LANDING_FRACTION`` of ``span`` (the first step that crossed it; None: this one)
-        before its end. ``first``: the index of the record of the phase's start state, -1 if
-        it has none."""
-        land, rec = phase.land_at_V, self.records[-1]
-        if land is not None and rec.voltage_V > land + CV_LANDING_TOL_V:
-            v_old = snap[4]
-            frac = (land - v_old) / (rec.voltage_V - v_old) if rec.voltage_V > v_old else 0.5
-            return min(max(frac, 0.05), 0.95)
-        recs = self.records[max(first, 0) :][-3:]
-        if not self.scheme.bdf2 or landings >= MAX_LANDINGS or len(recs) < 2:
-            return None
-        frac = event_crossing(self.options, phase, recs)
-        if frac is None or (1 - frac) * rec.dt_s <= LANDING_FRACTION * (span or rec.dt_s):
-            return None
-        return min(max(frac + LANDING_FRACTION / 2, 0.01), 1.0)  # just past the crossing
-
     def direct_phase(self) -> Phase:
         """The phase of a direct run: ``options.current_density_A_m2`` until ``t_end_s``."""
         o = self.options
@@ -558,7 +543,9 @@ class HalfCell:
             land = phase.land_at_V
             snap = self._snapshot() if land is not None or scheme.bdf2 else None
             ok, its, why = self.step(dt_try)
-            frac = self._landing(phase, snap, landings, first, span) if ok else None
+            recs = self.records[max(first, 0) :][-3:]  # the phase's, from its start state
+            locate = scheme.bdf2 and landings < MAX_LANDINGS
+            frac = landing(o, phase, recs, snap, span, locate) if ok else None
             redo = frac is not None and dt_try * frac >= o.dt_min_s
             if redo:
                 self._rollback(snap)  # undo the step, retry with the interpolated dt

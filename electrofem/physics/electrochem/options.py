@@ -161,9 +161,10 @@ class DischargeOptions:
     c_stop_min_mol_m3: float = param(
         1.0, unit="mol/m3", doc="stop on electrolyte depletion below this", check=positive
     )
-    dt_max_fraction: float = param(
-        0.01,
-        doc="largest step as a fraction of 3600/C s (time_scheme bdf2 pays with 0.1)",
+    dt_max_fraction: float | None = param(
+        None,
+        doc="largest step as a fraction of 3600/C s (None: 0.01 with backward Euler, 0.1 with "
+        "bdf2, whose error control sets its steps: timestep.DT_MAX_FRACTION)",
         check=positive,
         flag="--dt-max-fraction",
     )
@@ -233,13 +234,14 @@ class DischargeOptions:
         4, doc="an easy step takes at most this many Newton its", check=at_least(0)
     )
     time_scheme: str = param(
-        "euler",
+        "auto",
         doc="euler: backward Euler, the step grown by `growth` after easy Newton solves; bdf2: "
         "variable-step BDF2 whose step follows a local-error estimate (time_tolerance), and "
         "whose runs land on the stop events (the step that crosses x_max, v_min, ... is redone "
-        "to end within a hundredth of a step of the crossing). Both are capped by the phase's "
-        "largest step (dt_max_fraction); bdf2 pays with a larger one (electrochem/timestep.py)",
-        choices=("euler", "bdf2"),
+        "to end within a hundredth of a step of the crossing); auto: bdf2 in 3D from "
+        "ITERATIVE_MIN_DOFS = 1e5 unknowns (where linear_solver auto turns iterative), else "
+        "euler (electrochem/timestep.py)",
+        choices=("auto", "euler", "bdf2"),
         flag="--time-scheme",
     )
     time_tolerance: float = param(

@@ -19,6 +19,7 @@ import numpy as np
 from ..materials import FARADAY
 from .options import CellParams, DischargeOptions
 from .records import StepRecord
+from .timestep import DT_MAX_FRACTION
 
 #: With a CV hold, the CC charge's last step is shortened until it ends within this of v_max.
 CV_LANDING_TOL_V = 1e-3
@@ -99,11 +100,20 @@ class Observer:
 
 
 def protocol(
-    options: DischargeOptions, c_rate: float, one_c_A: float, cross_section_m2: float
+    options: DischargeOptions,
+    c_rate: float,
+    one_c_A: float,
+    cross_section_m2: float,
+    time_scheme: str = "euler",
 ) -> list[Phase]:
     """The phases of one C-rate (see the module docstring). ``one_c_A``: the 1C current (A, or
-    A/m in 2D); ``cross_section_m2``: the box cross-section (m², or m in 2D)."""
+    A/m in 2D); ``cross_section_m2``: the box cross-section (m², or m in 2D); ``time_scheme``:
+    the resolved scheme (``HalfCell.scheme.kind``), whose largest step applies when
+    ``dt_max_fraction`` is not given."""
     o = options
+    fraction = o.dt_max_fraction
+    if fraction is None:
+        fraction = DT_MAX_FRACTION[time_scheme]
     kinds = [("discharge", c_rate)]
     if o.rest_s > 0:
         kinds.append(("rest", 0.0))
@@ -115,7 +125,7 @@ def protocol(
     for k, (kind, rate) in enumerate(kinds):
         sign = {"discharge": 1.0, "rest": 0.0, "charge": -1.0, "cv": 0.0}[kind]
         ref = 3600.0 / (rate if rate > 0 else c_rate)
-        dt_max = max(o.dt_min_s, ref * o.dt_max_fraction)
+        dt_max = max(o.dt_min_s, ref * fraction)
         if kind == "rest":
             t_len = o.rest_s
             dt_max = max(o.dt_min_s, min(dt_max, o.rest_s / 10))
@@ -213,6 +223,28 @@ def event_crossing(options: DischargeOptions, phase: Phase, recs) -> float | Non
     if hits:
         return (hits[0] + span) / span
     return (target - a) / (b - a)
+
+
+def landing(options: DischargeOptions, phase: Phase, recs, snap, span, locate: bool):
+    """The fraction of the last step (``recs[-1]``) to redo it with, or None to keep it:
+    - a charge phase that lands on its CV hold voltage and overshot it (``snap``: the
+      :meth:`HalfCell._snapshot` before the step, whose item 4 is the voltage there);
+    - with ``locate`` (bdf2), a stop event crossed inside the step more than
+      ``LANDING_FRACTION`` of ``span`` (the first step that crossed it; None: this one) before
+      its end: the step is redone to end just past the crossing.
+
+    ``recs``: the phase's last two or three records, its start state's included."""
+    land, rec = phase.land_at_V, recs[-1]
+    if land is not None and rec.voltage_V > land + CV_LANDING_TOL_V:
+        v_old = snap[4]
+        frac = (land - v_old) / (rec.voltage_V - v_old) if rec.voltage_V > v_old else 0.5
+        return min(max(frac, 0.05), 0.95)
+    if not locate or len(recs) < 2:
+        return None
+    frac = event_crossing(options, phase, recs)
+    if frac is None or (1 - frac) * rec.dt_s <= LANDING_FRACTION * (span or rec.dt_s):
+        return None
+    return min(max(frac + LANDING_FRACTION / 2, 0.01), 1.0)  # just past the crossing
 
 
 #: bdf2: a step is at most this factor times the extrapolation's time to the next stop event

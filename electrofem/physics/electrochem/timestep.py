@@ -32,9 +32,24 @@ from mpi4py import MPI
 
 #: the step control's safety factor and its smallest factor after a rejected step
 SAFETY, MIN_FACTOR = 0.9, 0.2
+#: a phase's largest step as a fraction of 3600/C s, when ``dt_max_fraction`` is not given: a
+#: cap for backward Euler, whose error it bounds; a safeguard for BDF2, whose error control
+#: sets its steps (BENCHMARKS.md, issue 16, eighth part: 0.1 took 28 steps for a 1C discharge)
+DT_MAX_FRACTION = {"euler": 0.01, "bdf2": 0.1}
 #: the predicted stoichiometry and concentration go at most this fraction of the way from the
 #: last state to the bounds of the logarithms (x in (0, 1), ĉ > 0)
 PREDICT_REACH = 0.5
+
+
+def resolve_time_scheme(choice: str, tdim: int, n_dofs: int, min_dofs: int) -> str:
+    """``DischargeOptions.time_scheme`` resolved: ``"euler"`` or ``"bdf2"`` as given;
+    ``"auto"`` is BDF2 in 3D from ``min_dofs`` global unknowns on (where ``linear_solver =
+    "auto"`` turns iterative, and a step costs most, so its fewer steps pay: BENCHMARKS.md,
+    issue 16, eighth part, 3.3× fewer Newton iterations at a smaller error), else backward
+    Euler, whose pinned figures the paper studies reproduce."""
+    if choice != "auto":
+        return choice
+    return "bdf2" if tdim == 3 and n_dofs >= min_dofs else "euler"
 
 
 def weights(dt: float, dt_prev: float | None) -> tuple[float, float]:
