@@ -300,7 +300,8 @@ class HalfCell:
 
     def step(self, dt: float) -> tuple[bool, int, str]:
         """Try one step of ``dt`` seconds from the current state (backward Euler, or BDF2 after
-        the first step of a history: ``options.time_scheme``).
+        the first step of a history: ``options.time_scheme``; BDF2's Newton starts from its
+        predictor, :meth:`~.timestep.TimeScheme.predict`).
 
         Returns ``(converged, newton_iterations, reason)``; on failure (Newton's, or a BDF2
         local-error estimate above 1: ``scheme.error``) the state is restored. On success the
