@@ -336,8 +336,8 @@ class HalfCell:
         if not ok:
             self._invalidate_preconditioner()
             return False, its, why
-        ce, xs, v = self.u[0].x.array, self.u[2].x.array, self.voltage()
-        scheme.error = scheme.estimate(self.time + dt, [f.x.array for f in self.u], v)
+        fields, v = [f.x.array for f in self.u], self.voltage()
+        scheme.error = scheme.estimate(self.time + dt, fields, v)
         if scheme.rejected:
             self._restore(saved)
             return False, its, f"local time error {scheme.error:.3g} x time_tolerance"
@@ -348,9 +348,9 @@ class HalfCell:
             self.charge += (current + k1 * (self.charge - scheme.history[-2][3])) / k0
         else:
             self.charge += current * dt
-        self.ce_old.x.array[:] = ce
-        self.xs_old.x.array[:] = xs
-        scheme.accept(self.time, [f.x.array for f in self.u], v, self.charge)
+        self.ce_old.x.array[:] = fields[0]
+        self.xs_old.x.array[:] = fields[2]
+        scheme.accept(self.time, fields, v, self.charge)
         self.records.append(self._record(dt, its, linear, v))
         return True, its, "converged"
 
@@ -480,6 +480,11 @@ class HalfCell:
         self._restart_history(self.time, self.charge)
 
     # ------------------------------------------------------------------ the time loop
+    def _phase_records(self, first: int) -> list[StepRecord]:
+        """The last (at most three) records of the phase whose start state is record ``first``
+        (-1: no record), that one included."""
+        return self.records[max(first, 0, len(self.records) - 3) :]
+
     def direct_phase(self) -> Phase:
         """The phase of a direct run: ``options.current_density_A_m2`` until ``t_end_s``."""
         o = self.options
@@ -538,15 +543,14 @@ class HalfCell:
                 break
             dt_try = min(dt, phase.dt_max_s, t_end - self.time)
             if scheme.bdf2 and n_steps >= 2 and not redo:  # do not step far past an event
-                h = event_horizon(o, phase, self.records[max(first, 0) :][-3:])
+                h = event_horizon(o, phase, self._phase_records(first))
                 if h is not None:
                     dt_try = min(dt_try, max(HORIZON_FACTOR * h, HORIZON_MIN * dt_try))
             land = phase.land_at_V
             snap = self._snapshot() if land is not None or scheme.bdf2 else None
             ok, its, why = self.step(dt_try)
-            recs = self.records[max(first, 0) :][-3:]  # the phase's, from its start state
             locate = scheme.bdf2 and landings < MAX_LANDINGS
-            frac = landing(o, phase, recs, snap, span, locate) if ok else None
+            frac = landing(o, phase, self._phase_records(first), snap, span, locate) if ok else None
             redo = frac is not None and dt_try * frac >= o.dt_min_s
             if redo:
                 self._rollback(snap)  # undo the step, retry with the interpolated dt

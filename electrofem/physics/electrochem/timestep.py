@@ -25,6 +25,7 @@ a whole step's change. It changes where Newton starts, not what it converges to.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
@@ -62,12 +63,12 @@ def weights(dt: float, dt_prev: float | None) -> tuple[float, float]:
 
 
 def _extrapolate(times, t):
-    """Lagrange weights of the quadratic through ``times`` (three) evaluated at ``t``."""
-    t0, t1, t2 = times
-    return (
-        (t - t1) * (t - t2) / ((t0 - t1) * (t0 - t2)),
-        (t - t0) * (t - t2) / ((t1 - t0) * (t1 - t2)),
-        (t - t0) * (t - t1) / ((t2 - t0) * (t2 - t1)),
+    """Lagrange weights of the polynomial through ``times`` (two: linear, three: quadratic)
+    evaluated at ``t``."""
+    return tuple(
+        math.prod(t - tj for j, tj in enumerate(times) if j != i)
+        / math.prod(ti - tj for j, tj in enumerate(times) if j != i)
+        for i, ti in enumerate(times)
     )
 
 
@@ -127,14 +128,6 @@ class TimeScheme:
             return weights(dt, None)
         return weights(dt, self.history[-1][0] - self.history[-2][0])
 
-    def _extrapolation(self, t: float, states) -> tuple:
-        """Lagrange weights at ``t`` of the polynomial through ``states`` (two or three)."""
-        times = tuple(h[0] for h in states)
-        if len(times) == 3:
-            return _extrapolate(times, t)
-        t0, t1 = times
-        return (t - t1) / (t0 - t1), (t - t0) / (t1 - t0)
-
     def predict(self, t: float) -> list | None:
         """Every unknown extrapolated to ``t`` through the history (linear through two states,
         quadratic through three): Newton's first iterate. ``x`` and ``ĉ`` go at most
@@ -144,7 +137,7 @@ class TimeScheme:
         if not self.bdf2 or self.steps < 2:
             return None
         states = list(self.history)[-min(self.steps, 3) :]
-        w = self._extrapolation(t, states)
+        w = _extrapolate(tuple(h[0] for h in states), t)
         last = states[-1][1]
         pred = [
             sum(wi * h[1][k] for wi, h in zip(w, states, strict=True)) for k in range(len(last))
@@ -162,7 +155,7 @@ class TimeScheme:
         if not self.bdf2 or self.steps < 3:
             return None
         times = tuple(h[0] for h in self.history)
-        w = self._extrapolation(t, self.history)
+        w = _extrapolate(times, t)
         factor = abs(milne_factor(t - times[2], times[2] - times[1], times[1] - times[0]))
         err = 0.0
         for k in self.measured:
