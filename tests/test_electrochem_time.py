@@ -202,3 +202,25 @@ def test_auto_is_bdf2_on_large_3d_problems_and_sets_the_largest_step():
 def test_a_small_2d_cell_resolves_auto_to_backward_euler(emesh):
     with HalfCell(emesh, CellParams(), DischargeOptions()) as cell:
         assert cell.scheme.kind == "euler" and cell.linear_solver == "lu"
+
+
+def test_bdf2_newton_tolerance_follows_the_time_tolerance(emesh):
+    """BDF2's Newton stops at ``snes_rtol = 1e-4 × time_tolerance`` in [1e-10, 1e-6]; backward
+    Euler keeps 1e-10; ``petsc_options`` overrides both. (That a run at the loosest value still
+    balances the currents to 1e-6 and the Li to 1e-9 is the adaptive test above.)"""
+    from electrofem.physics.electrochem.timestep import newton_rtol
+
+    assert newton_rtol("euler", 1e-2) is None
+    assert math.isclose(newton_rtol("bdf2", 1e-2), 1e-6)
+    assert math.isclose(newton_rtol("bdf2", 1e-4), 1e-8)
+    assert newton_rtol("bdf2", 1e9) == 1e-6 and newton_rtol("bdf2", 1e-9) == 1e-10
+    cases = [
+        (dict(time_scheme="bdf2"), 1e-6),
+        (dict(time_scheme="bdf2", time_tolerance=1e-5), 1e-9),
+        (dict(time_scheme="euler"), 1e-10),
+        (dict(time_scheme="bdf2", petsc_options={"snes_rtol": 1e-8}), 1e-8),
+    ]
+    for kw, rtol in cases:
+        with HalfCell(emesh, CellParams(), DischargeOptions(**kw)) as cell:
+            got = cell.problem.solver.getTolerances()[0]
+            assert math.isclose(got, rtol, rel_tol=1e-12), (kw, got)

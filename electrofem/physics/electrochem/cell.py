@@ -32,7 +32,7 @@ from .protocol import (
     landing,
 )
 from .records import DischargeResult, ElectrochemError, StepRecord
-from .timestep import TimeScheme, resolve_time_scheme
+from .timestep import TimeScheme, newton_rtol, resolve_time_scheme
 
 #: Unique, rank-independent PETSc options prefixes (one per HalfCell).
 _PREFIX_COUNTER = itertools.count()
@@ -172,6 +172,9 @@ class HalfCell:
             self.comm,
         )
         opts = dict(DEFAULT_PETSC_OPTIONS)
+        rtol = newton_rtol(self.scheme.kind, self.options.time_tolerance)
+        if rtol is not None:
+            opts["snes_rtol"] = rtol
         if iterative:
             opts.pop("pc_factor_mat_solver_type")
             opts.update(ITERATIVE_PETSC_OPTIONS)

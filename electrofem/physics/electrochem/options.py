@@ -247,7 +247,8 @@ class DischargeOptions:
     time_tolerance: float = param(
         1e-2,
         doc="bdf2: local error allowed per step in x and c/c0 (dimensionless) and in the "
-        "voltage (V)",
+        "voltage (V); Newton's snes_rtol is 1e-4 times it, in [1e-10, 1e-6] "
+        "(timestep.newton_rtol; petsc_options overrides it)",
         check=positive,
     )
     quadrature_degree: int = param(4, doc="of every integral", check=at_least(1))
