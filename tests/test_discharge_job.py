@@ -34,6 +34,7 @@ from electrofem.physics.electrochem import (
     ElectrochemError,
     theoretical_capacity,
 )
+from electrofem.physics.materials import FARADAY
 
 pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD
@@ -102,9 +103,13 @@ def test_slow_discharge_reaches_theoretical_capacity(slow_fast):
     assert d.stop_reason in ("x_max", "v_min")
     assert abs(d.capacity_mAh_g / q_th - 1) < 0.02, d.capacity_mAh_g
     rows = [r for r in rep.rows["0.05"] if r["phase"] == "discharge"]
+    mass = rep.metrics["active_mass_g"]
     for r in rows:
         # galvanostatic: the interface carries the applied current
         assert abs(r["li_balance_error"]) < 1e-8 * abs(r["current_density_A_m2"]) * 10e-6
+        # the Li gained is the charge passed over F (the column the CSV carries)
+        li_gained = r["capacity_mAh_g"] * 3.6 * mass / FARADAY
+        assert abs(r["li_inventory_error_mol"]) < 1e-9 * li_gained, (r["step"], r)
         # near equilibrium: the voltage follows the OCP of the mean stoichiometry (x < 0.97;
         # above it the vanishing exchange current makes the final drop)
         if r["x_mean"] < 0.97:

@@ -7,6 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from ..physics.electrochem import CellParams, DischargeOptions, HalfCell, StepRecord
+from ..physics.materials import FARADAY
 from .output import XDMFSeries
 
 
@@ -83,6 +84,11 @@ def step_row(cell, rec: StepRecord, phase, c_rate, i_row, cap, start, diag) -> d
         "x_max": rec.x_max,
         **m,
         "li_balance_error": rec.interface_current - rec.applied_current,
+        # Li gained since the phase began against the charge passed over F (mol; NaN after a
+        # restart from a checkpoint that predates the column)
+        "li_inventory_error_mol": rec.li_total_mol
+        - start.get("li_mol", float("nan"))
+        - (rec.charge_passed_C - start["charge_C"]) / FARADAY,
     }
 
 

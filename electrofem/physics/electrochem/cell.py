@@ -528,7 +528,12 @@ class HalfCell:
         if resume is not None and resume.get("phase_start") is not None:
             start, dt = resume["phase_start"], resume["dt_next_s"]
         else:
-            start = {"time_s": self.time, "charge_C": self.charge, "steps": len(self.records)}
+            start = {
+                "time_s": self.time,
+                "charge_C": self.charge,
+                "li_mol": sum(self.li_inventory()),
+                "steps": len(self.records),
+            }
             dt = phase.dt_initial_s
         wall0 = _time.perf_counter()
         wall_before = float(start.get("wall_s", 0.0))  # this phase's wall time before a restart
