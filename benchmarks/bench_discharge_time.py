@@ -68,6 +68,24 @@ def curve(out: Path):
     )
 
 
+def balances(out: Path) -> dict:
+    """The largest conservation errors of the run's steps: the interface current against the
+    applied one (relative), and the Li gained against the charge passed over F (relative to
+    the Li gained by the end)."""
+    from electrofem.physics.materials import FARADAY
+
+    rows = list(csv.DictReader((out / "discharge_1C.csv").open()))
+    meta = json.loads((out / "discharge.json").read_text())
+    area = meta["cross_section_m2"]
+    li_end = float(rows[-1]["capacity_mAh_g"]) * 3.6 * meta["active_mass_g"] / FARADAY
+    cur = max(
+        abs(float(r["li_balance_error"])) / abs(float(r["current_density_A_m2"]) * area)
+        for r in rows
+    )
+    li = max(abs(float(r["li_inventory_error_mol"])) for r in rows) / li_end
+    return {"max_current_balance": cur, "max_li_balance": li}
+
+
 def summary(case, out: Path, ref: Path | None) -> dict:
     rc = json.loads((out / "discharge.json").read_text())["rate_capability"][0]
     row = {
@@ -80,6 +98,7 @@ def summary(case, out: Path, ref: Path | None) -> dict:
         "final_voltage_V": rc["final_voltage_V"],
         "stop_reason": rc["stop_reason"],
         "wall_s": float((out / "wall_s.txt").read_text()),
+        **balances(out),
     }
     if ref is not None:
         t, v = curve(out)

@@ -7,6 +7,7 @@ imposed at the walls) and the curvature κ. See :mod:`electrofem.physics.vof` fo
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -18,6 +19,8 @@ from .geometry import gmax, gmin
 from .krylov import SchurFieldsplit
 from .options import ITERATIVE_MIN_DOFS
 from .records import VOFDivergenceError
+
+_PREFIX_COUNTER = itertools.count()
 
 
 def fitted_curvature(s) -> CurvatureFit:
@@ -153,6 +156,9 @@ class TwoPhaseFlow:
         )
         iterative = self.linear_solver == "iterative"
         self.linear_iterations = 0  # of the last solve
+        # the problems' PETSc options prefixes: a counter, the same on every rank (collective
+        # construction), where id() would differ between ranks
+        tag = next(_PREFIX_COUNTER)
         ns_options = o.ns_petsc_options(iterative)
         self.ns = LinearProblem(
             a,
@@ -160,7 +166,7 @@ class TwoPhaseFlow:
             bcs=self.bcs,
             u=self.w,
             petsc_options=ns_options,
-            petsc_options_prefix=f"electrofem_vof_ns_{id(s)}_",
+            petsc_options_prefix=f"electrofem_vof_ns_{tag}_",
         )
         self._schur = None
         if iterative:
@@ -182,7 +188,7 @@ class TwoPhaseFlow:
                 s.alpha * w1 * dx2,
                 u=out,
                 petsc_options=dict(cg),
-                petsc_options_prefix=f"electrofem_vof_{name}_{id(s)}_",
+                petsc_options_prefix=f"electrofem_vof_{name}_{tag}_",
             )
 
         self._smooth = alpha_filter(o.smoothing, s.alpha_s, "smooth")
@@ -196,7 +202,7 @@ class TwoPhaseFlow:
             ufl.inner(ga, gw) * dx2,
             u=self.grad_s,
             petsc_options=dict(cg),
-            petsc_options_prefix=f"electrofem_vof_grad_{id(s)}_",
+            petsc_options_prefix=f"electrofem_vof_grad_{tag}_",
         )
         nh = self.normal
         nvec = ufl.FacetNormal(msh)
@@ -205,7 +211,7 @@ class TwoPhaseFlow:
             ufl.inner(nh, ufl.grad(w1)) * dx2 - ufl.inner(nh, nvec) * w1 * ufl.ds,
             u=s.kappa,
             petsc_options=dict(cg),
-            petsc_options_prefix=f"electrofem_vof_curv_{id(s)}_",
+            petsc_options_prefix=f"electrofem_vof_curv_{tag}_",
         )
         # |∇α̃|-weighted Helmholtz smoothing of κ (removes the O(1/h) projection noise)
         self._kw = fem.Function(V1)
@@ -220,7 +226,7 @@ class TwoPhaseFlow:
                 f * w1 * dx2,
                 u=out,
                 petsc_options=dict(cg),
-                petsc_options_prefix=f"electrofem_vof_ks{i}_{id(s)}_",
+                petsc_options_prefix=f"electrofem_vof_ks{i}_{tag}_",
             )
             for i, (f, out) in enumerate(((self._kw * gmag, self._kn), (gmag, self._kd)))
         ]
