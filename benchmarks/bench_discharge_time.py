@@ -34,18 +34,22 @@ CASES = [
     ("euler", 0.0025, None),
     ("euler", 0.04, None),
     ("bdf2", 0.1, 1e-2),  # bdf2 with its default tolerance
+    ("bdf2", 0.1, 1e-2, 1e-10),  # ... with Newton's tolerance before timestep.newton_rtol
     ("bdf2", 0.1, 3e-3),
     ("bdf2", 0.1, 1e-3),
     ("bdf2", 0.04, 1e-3),
 ]
 
 
-def run_one(f: float, scheme: str, frac: float, tol: str, out: Path) -> None:
-    """One 1C discharge in this process (the job, one rank)."""
+def run_one(f: float, scheme: str, frac: float, tol: str, snes_rtol: str, out: Path) -> None:
+    """One 1C discharge in this process (the job, one rank); ``snes_rtol`` "none" keeps the
+    scheme's own Newton tolerance."""
     from electrofem.jobs.discharge import run_discharge
     from electrofem.physics.electrochem import DischargeOptions
 
     extra = {} if tol == "none" else {"time_tolerance": float(tol)}
+    if snes_rtol != "none":
+        extra["petsc_options"] = {"snes_rtol": float(snes_rtol)}
     opts = DischargeOptions(c_rates=(1.0,), time_scheme=scheme, dt_max_fraction=frac, **extra)
     t = time.perf_counter()
     run_discharge(mesh_dir(f) / "mesh.xdmf", out, opts, progress=False, plots=False)
@@ -53,9 +57,11 @@ def run_one(f: float, scheme: str, frac: float, tol: str, out: Path) -> None:
 
 
 def launch(f: float, case, work: Path) -> Path:
-    scheme, frac, tol = case
-    out = work / f"{scheme}_{frac:g}_{tol}"
-    cmd = [sys.executable, __file__, "--one", str(f), scheme, str(frac), str(tol).lower(), str(out)]
+    scheme, frac, tol, *rtol = case
+    snes_rtol = str(rtol[0] if rtol else None).lower()
+    out = work / f"{scheme}_{frac:g}_{tol}_{snes_rtol}"
+    cmd = [sys.executable, __file__, "--one", str(f), scheme, str(frac), str(tol).lower()]
+    cmd += [snes_rtol, str(out)]
     subprocess.run(cmd, check=True)
     return out
 
@@ -92,6 +98,7 @@ def summary(case, out: Path, ref: Path | None) -> dict:
         "time_scheme": case[0],
         "dt_max_fraction": case[1],
         "time_tolerance": case[2],
+        "snes_rtol": case[3] if len(case) > 3 else None,
         "steps": rc["steps"],
         "newton_iterations": rc["newton_iterations"],
         "capacity_mAh_g": rc["capacity_mAh_g"],
@@ -114,11 +121,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--refine", type=float, default=1.0)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        f, scheme, frac, tol, out = args.one
-        run_one(float(f), scheme, float(frac), tol, Path(out))
+        f, scheme, frac, tol, snes_rtol, out = args.one
+        run_one(float(f), scheme, float(frac), tol, snes_rtol, Path(out))
         return
     from electrofem import __version__
 
