@@ -302,6 +302,14 @@ def test_scheduled_step_follows_schedule_and_flow_courant_cap(electrode):
         rec = s.step(2e-4)
         assert s.n_rejected >= 1 and rec.dt < 2e-4
         assert rec.alpha_min > -1e-12 and rec.alpha_max < 1 + 1e-12
+        # past courant_blowup, where that is below twice the cap, the step is redone at half
+        # the blow-up limit and not called a divergence
+        s.options.flow_courant_max = 1e9
+        n, big = s.n_rejected, s.step(2e-4).courant
+        assert s.n_rejected == n
+        s.options.courant_blowup = 0.5 * big
+        rec = s.step(2e-4)
+        assert s.n_rejected > n and rec.dt < 2e-4 and rec.courant <= 0.5 * big
     with pytest.raises(ValueError, match="step_control"):
         InfiltrationOptions(step_control="implicit").validate()
 

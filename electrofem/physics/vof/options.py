@@ -234,7 +234,8 @@ class InfiltrationOptions:
         10.0,
         check=positive,
         doc="with 'scheduled', the step is cut so that the cell Courant number of the current "
-        "flow stays below this; a step whose new flow exceeds twice this is rejected and redone",
+        "flow stays below this; a step whose new flow exceeds twice this (or courant_blowup, "
+        "if lower) is rejected and redone",
     )
     compression: float = param(
         1.0, check=nonneg, doc="interface-compression coefficient c_alpha (0: none)"

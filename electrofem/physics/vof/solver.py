@@ -292,11 +292,17 @@ class VOFSolver:
             self.flow.solve(dt, self.t)
         Fc, div_fe, div_res = tr.face_fluxes()
         co = dt * gmax(self.comm, tr.courant_rate(Fc), 0.0)
+        # a scheduled step is redone past twice the cap, or past the blow-up limit where that
+        # is lower (a cap of 40 accepted Co up to 80 but called 50 a divergence: BENCHMARKS.md,
+        # issue 16, tenth part)
+        redo_above = 2 * o.flow_courant_max
+        if o.advect_alpha:
+            redo_above = min(redo_above, o.courant_blowup)
         if (
             o.step_control == "scheduled"
             and not self.prescribed
             and math.isfinite(co)
-            and co > 2 * o.flow_courant_max
+            and co > redo_above
             and dt > 1e3 * o.dt_min_s
             and self._retries < 8
         ):
@@ -306,7 +312,7 @@ class VOFSolver:
             self.n_rejected += 1
             self._retries += 1
             try:
-                return self.step(dt * o.flow_courant_max / co)
+                return self.step(dt * 0.5 * redo_above / co)
             finally:
                 self._retries -= 1
         if not math.isfinite(co) or (o.advect_alpha and co > o.courant_blowup):
